@@ -1,0 +1,91 @@
+//! Control messages (heartbeat, caught-up, overflow, cursor expired) and the
+//! error body every HTTP error answer carries.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Event;
+
+/// What the stub tells a streaming client besides events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Control {
+    /// The connection is alive; `head` is the newest id in the log, so a
+    /// client on a quiet stream can still see that it missed something.
+    Heartbeat { head: u64 },
+    /// The replay after (re)connecting reached the head: live from here.
+    CaughtUp { head: u64 },
+    /// The client read too slowly and is being disconnected; `last_id` is the
+    /// last event sent to it. Resume after it.
+    Overflow { last_id: u64 },
+    /// The cursor is older than the log retains; the oldest id still held is
+    /// `oldest`. Nothing is sent: skipping silently would lose events.
+    CursorExpired { cursor: u64, oldest: u64, head: u64 },
+}
+
+impl Control {
+    /// The SSE event type and the WebSocket `type` of this message.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Control::Heartbeat { .. } => "heartbeat",
+            Control::CaughtUp { .. } => "caught_up",
+            Control::Overflow { .. } => "overflow",
+            Control::CursorExpired { .. } => "cursor_expired",
+        }
+    }
+
+    pub(crate) const NAMES: [&'static str; 4] = ["heartbeat", "caught_up", "overflow", "cursor_expired"];
+}
+
+/// One message on a stream: an event or a control message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Event(Event),
+    Control(Control),
+}
+
+/// The JSON error answer of every endpoint: `{"error": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// Stable, machine-readable: `cursor_expired`, `bad_request`,
+    /// `unauthorized`, `not_found`, `payload_too_large`, ...
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// With `cursor_expired`: the oldest id still retained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest: Option<u64>,
+    /// The newest id, where it helps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<u64>,
+}
+
+impl Problem {
+    pub fn new(code: &str, message: impl Into<String>) -> Problem {
+        Problem {
+            code: code.to_owned(),
+            message: message.into(),
+            oldest: None,
+            head: None,
+        }
+    }
+
+    /// The body as sent: `{"error": {...}}`.
+    pub fn to_body(&self) -> String {
+        serde_json::json!({ "error": self }).to_string()
+    }
+
+    /// Reads an error body; `None` when it is not one.
+    pub fn from_body(body: &str) -> Option<Problem> {
+        #[derive(Deserialize)]
+        struct Body {
+            error: Problem,
+        }
+        serde_json::from_str::<Body>(body).ok().map(|b| b.error)
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}

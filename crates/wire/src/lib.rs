@@ -1,0 +1,16 @@
+//! tickwire's wire protocol, defined once: the event model, the control
+//! messages, and their SSE, polling and WebSocket forms; plus the JSONL
+//! fixture loader.
+//!
+//! Every transport carries the same JSON object for an event (see
+//! [`Event::to_json`]) and resumes from the same cursor, the event id.
+
+mod control;
+mod event;
+pub mod fixture;
+pub mod poll;
+pub mod sse;
+pub mod ws;
+
+pub use control::{Control, Message, Problem};
+pub use event::{Event, FieldError, News, Payload, Tick};
