@@ -6,10 +6,16 @@ use crate::{Control, Event, FieldError, Message};
 
 /// Appends an event block.
 pub fn encode_event(out: &mut Vec<u8>, event: &Event) {
-    let id = event.id.to_string();
-    // The kind was validated (visible ASCII) and the id is digits: neither can
-    // hold a line end, so this cannot fail.
-    let written = sse::encode::event(out, Some(event.payload.kind()), Some(&id), &event.to_json());
+    encode_parts(out, event.payload.kind(), event.id, &event.to_json());
+}
+
+/// Appends an event block from an event's parts: its kind, its id and its
+/// JSON object ([`Event::to_json`]), for a server that keeps events encoded.
+pub fn encode_parts(out: &mut Vec<u8>, kind: &str, id: u64, json: &str) {
+    let mut digits = itoa::Buffer::new();
+    // A validated kind is visible ASCII and an id is digits: neither can hold
+    // a line end, so this cannot fail; JSON text holds no raw line end either.
+    let written = sse::encode::event(out, Some(kind), Some(digits.format(id)), json);
     debug_assert!(written.is_ok());
 }
 

@@ -1,0 +1,70 @@
+//! Server settings. Every one has a default that works; a YAML file or flags
+//! override them, and an unknown key is an error that names it.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Events kept in memory; older cursors get `cursor_expired`.
+    pub retention: usize,
+    /// Silence after which a stream sends a heartbeat carrying the head id.
+    pub heartbeat_ms: u64,
+    /// The `retry:` hint sent to SSE clients, in ms.
+    pub retry_ms: u64,
+    /// Events a stream sends per write at most: the bound on each
+    /// connection's buffer (with the socket's own buffers).
+    pub batch_events: usize,
+    /// A live client further behind the head than this ...
+    pub max_lag: u64,
+    /// ... for longer than this is told `overflow` and disconnected.
+    pub lag_grace_ms: u64,
+    /// When set, every endpoint but `/healthz` needs `Authorization: Bearer
+    /// <token>` (or `?access_token=<token>`, for browsers' `EventSource`).
+    pub token: Option<String>,
+    /// Origins allowed to call the stub from a browser page (CORS).
+    pub cors_origins: Vec<String>,
+    /// Largest request body (`POST /events`), in bytes.
+    pub max_body_bytes: usize,
+    /// Largest `limit` on `GET /events`.
+    pub max_page: usize,
+    /// Longest `wait_ms` on `GET /events`.
+    pub max_wait_ms: u64,
+    /// How long shutdown waits for connections to finish.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            retention: 100_000,
+            heartbeat_ms: 15_000,
+            retry_ms: 1_000,
+            batch_events: 256,
+            max_lag: 50_000,
+            lag_grace_ms: 5_000,
+            token: None,
+            cors_origins: Vec::new(),
+            max_body_bytes: 4 << 20,
+            max_page: 10_000,
+            max_wait_ms: 30_000,
+            shutdown_grace_ms: 2_000,
+        }
+    }
+}
+
+impl Config {
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms.max(1))
+    }
+
+    pub fn lag_grace(&self) -> Duration {
+        Duration::from_millis(self.lag_grace_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}

@@ -1,0 +1,143 @@
+//! One client's view of the log, shared by SSE and WebSocket: replay from the
+//! cursor to the head, say `caught_up`, then go live; heartbeats on silence;
+//! `cursor_expired` or `overflow` when the client cannot be served without
+//! loss, and then the end.
+
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep_until};
+use wire::Control;
+
+use crate::Stub;
+use crate::conns::{Registration, Transport};
+use crate::log::Entry;
+use crate::trigger::Trigger;
+
+pub(crate) struct Feed {
+    stub: Stub,
+    transport: Transport,
+    reg: Registration,
+    cursor: u64,
+    head_rx: watch::Receiver<u64>,
+    caught_up: bool,
+    done: bool,
+    last_write: Instant,
+    behind_since: Option<Instant>,
+}
+
+/// What the feed produced; events went to the caller's closure.
+pub(crate) enum Out {
+    Events,
+    Control(Control),
+    End,
+}
+
+impl Feed {
+    pub(crate) fn new(stub: Stub, transport: Transport, peer: String, kill: Trigger, cursor: u64) -> Feed {
+        let now_us = (stub.0.clock)();
+        let reg = stub.0.conns.register(transport, peer, now_us, cursor, kill);
+        stub.0.metrics.opened(transport);
+        let head_rx = stub.0.log.watch();
+        Feed {
+            stub,
+            transport,
+            reg,
+            cursor,
+            head_rx,
+            caught_up: false,
+            done: false,
+            last_write: Instant::now(),
+            behind_since: None,
+        }
+    }
+
+    pub(crate) fn kill(&self) -> &Trigger {
+        &self.reg.conn.kill
+    }
+
+    /// The next thing to send. Cancel-safe: nothing is consumed across an
+    /// await point, so a caller may drop it inside `select!`.
+    pub(crate) async fn next(&mut self, mut on_event: impl FnMut(&Entry)) -> Out {
+        let out = self.step(&mut on_event).await;
+        if !matches!(out, Out::End) {
+            self.last_write = Instant::now();
+        }
+        out
+    }
+
+    async fn step(&mut self, on_event: &mut impl FnMut(&Entry)) -> Out {
+        let stub = self.stub.clone();
+        let shared = &stub.0;
+        loop {
+            if self.done || self.reg.conn.kill.is_fired() || shared.shutdown.is_fired() {
+                self.done = true;
+                return Out::End;
+            }
+            let head = shared.log.head();
+            if self.caught_up && self.lagging_too_long(head) {
+                self.done = true;
+                shared.metrics.overflow_drops.inc();
+                tracing::info!(
+                    conn = self.reg.conn.id,
+                    last_id = self.cursor,
+                    head,
+                    "slow consumer dropped"
+                );
+                return Out::Control(Control::Overflow { last_id: self.cursor });
+            }
+            let mut count = 0;
+            match shared
+                .log
+                .read_with(self.cursor, shared.config.batch_events, |e| {
+                    count += 1;
+                    on_event(e);
+                }) {
+                Err(expired) => {
+                    self.done = true;
+                    shared.metrics.cursor_expired.inc();
+                    return Out::Control(Control::CursorExpired {
+                        cursor: self.cursor,
+                        oldest: expired.oldest,
+                        head: expired.head,
+                    });
+                }
+                Ok(last) if count > 0 => {
+                    self.cursor = last;
+                    self.reg.sent(last, count);
+                    shared.metrics.sent(self.transport, count);
+                    return Out::Events;
+                }
+                Ok(_) => {}
+            }
+            if !self.caught_up {
+                self.caught_up = true;
+                return Out::Control(Control::CaughtUp { head });
+            }
+            let heartbeat_at = self.last_write + shared.config.heartbeat();
+            tokio::select! {
+                biased;
+                () = self.reg.conn.kill.fired() => {}
+                () = shared.shutdown.fired() => {}
+                changed = self.head_rx.changed() => {
+                    if changed.is_err() {
+                        self.done = true;
+                    }
+                }
+                () = sleep_until(heartbeat_at) => {
+                    return Out::Control(Control::Heartbeat { head: shared.log.head() });
+                }
+            }
+        }
+    }
+
+    /// True once the client has stayed more than `max_lag` behind for longer
+    /// than the grace period: a burst it drains in time is not slowness.
+    fn lagging_too_long(&mut self, head: u64) -> bool {
+        let config = &self.stub.0.config;
+        if head.saturating_sub(self.cursor) <= config.max_lag {
+            self.behind_since = None;
+            return false;
+        }
+        let since = *self.behind_since.get_or_insert_with(Instant::now);
+        since.elapsed() >= config.lag_grace()
+    }
+}

@@ -1,0 +1,93 @@
+//! The wire stub: an append-only event log served to HTTP polling
+//! (`/events`), Server-Sent Events (`/stream`) and WebSocket (`/ws`).
+//!
+//! Generic over the network: [`serve`] takes an already-bound
+//! [`axum::serve::Listener`], so the same code runs on tokio sockets and
+//! under turmoil. It reads no real clock: publish times come from the
+//! [`Clock`] it is given, and waiting uses tokio's clock.
+
+mod config;
+mod conns;
+mod feed;
+mod http;
+mod log;
+mod metrics;
+mod replay;
+mod serve;
+mod trigger;
+
+use std::sync::Arc;
+
+pub use config::Config;
+pub use conns::{ConnView, Transport};
+pub use http::app;
+pub use log::{Entry, Expired, Log, LogError, Source};
+pub use replay::{Pace, replay};
+pub use serve::serve;
+pub use trigger::Trigger;
+
+/// Microseconds since the Unix epoch. The binary passes the system clock;
+/// the simulation passes its own.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The stub's shared state; cheap to clone.
+#[derive(Clone)]
+pub struct Stub(Arc<Shared>);
+
+struct Shared {
+    config: Config,
+    log: Log,
+    conns: Arc<conns::Conns>,
+    metrics: metrics::Metrics,
+    clock: Clock,
+    shutdown: Trigger,
+}
+
+impl std::fmt::Debug for Stub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stub").field("head", &self.0.log.head()).finish()
+    }
+}
+
+impl Stub {
+    pub fn new(config: Config, log: Log, clock: Clock) -> Stub {
+        Stub(Arc::new(Shared {
+            config,
+            log,
+            conns: Arc::default(),
+            metrics: metrics::Metrics::default(),
+            clock,
+            shutdown: Trigger::default(),
+        }))
+    }
+
+    pub fn log(&self) -> &Log {
+        &self.0.log
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    /// Publishes payloads under the next ids.
+    pub fn publish(
+        &self,
+        source: Source,
+        payloads: &[wire::Payload],
+    ) -> Result<std::ops::RangeInclusive<u64>, LogError> {
+        let ids = self.0.log.append(source, payloads, (self.0.clock)())?;
+        self.0.metrics.published.inc_by(payloads.len() as u64);
+        Ok(ids)
+    }
+
+    /// Every live client, by id.
+    pub fn connections(&self) -> Vec<ConnView> {
+        let head = self.0.log.head();
+        self.0.conns.all().iter().map(|c| c.view(head)).collect()
+    }
+
+    /// Fired when the server shuts down: every stream ends.
+    pub fn shutdown_trigger(&self) -> &Trigger {
+        &self.0.shutdown
+    }
+}

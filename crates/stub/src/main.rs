@@ -1,0 +1,202 @@
+//! `wire-stub`: the wire server binary. Parses options (flags over an
+//! optional YAML file over defaults), sets up logs, binds, replays the
+//! fixture and serves until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde::Deserialize;
+use stub::{Config, Log, Pace, Stub};
+
+/// tickwire's wire server: one event log, streamed over SSE (`/stream`) and
+/// WebSocket (`/ws`), served to HTTP polling (`/events`).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on. Port 0 picks a free port.
+    #[arg(long)]
+    addr: Option<SocketAddr>,
+    /// Fixture to replay (JSONL); default: the built-in trading day.
+    #[arg(long)]
+    fixtures: Option<PathBuf>,
+    /// Publish nothing from a fixture: events come only from POST /events.
+    #[arg(long, conflicts_with = "fixtures")]
+    no_fixture: bool,
+    /// Pace: fixture time divided by this factor [default: 60, a trading day in 6.5 minutes].
+    #[arg(long, conflicts_with_all = ["rate", "no_pace"])]
+    speed: Option<f64>,
+    /// Pace: a fixed number of events per second.
+    #[arg(long, conflicts_with = "no_pace")]
+    rate: Option<f64>,
+    /// Pace: publish the whole fixture at once.
+    #[arg(long)]
+    no_pace: bool,
+    /// Keep every published event in DIR/events.jsonl so it survives a
+    /// restart. Without it, ingested events are lost on restart.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// YAML file with any of these options (flags win).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Require this bearer token on every endpoint but /healthz.
+    #[arg(long, env = "WIRE_STUB_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Allow this browser origin (CORS); repeatable.
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
+    /// Events kept in memory for resuming clients.
+    #[arg(long)]
+    retention: Option<usize>,
+    /// Heartbeat interval on idle streams, in ms.
+    #[arg(long)]
+    heartbeat_ms: Option<u64>,
+    /// Logs as JSON lines (default: human-readable).
+    #[arg(long)]
+    log_json: bool,
+}
+
+/// The YAML file: the same options, with server tuning under `server`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    addr: Option<SocketAddr>,
+    fixtures: Option<PathBuf>,
+    no_fixture: bool,
+    speed: Option<f64>,
+    rate: Option<f64>,
+    no_pace: bool,
+    data_dir: Option<PathBuf>,
+    server: Config,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logs(args.log_json);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(args))
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let file: FileConfig = match &args.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let mut config = file.server;
+    if let Some(t) = args.token {
+        config.token = Some(t);
+    }
+    if !args.cors_origins.is_empty() {
+        config.cors_origins = args.cors_origins;
+    }
+    if let Some(r) = args.retention {
+        config.retention = r;
+    }
+    if let Some(h) = args.heartbeat_ms {
+        config.heartbeat_ms = h;
+    }
+    if config.token.as_deref() == Some("") {
+        bail!("token: must not be empty");
+    }
+
+    let pace = if args.no_pace {
+        Pace::NoPace
+    } else if let Some(r) = args.rate {
+        Pace::Rate(r)
+    } else if let Some(s) = args.speed {
+        Pace::Speed(s)
+    } else if file.no_pace {
+        Pace::NoPace
+    } else if let Some(r) = file.rate {
+        Pace::Rate(r)
+    } else {
+        Pace::Speed(file.speed.unwrap_or(60.0))
+    };
+    match pace {
+        Pace::Speed(x) | Pace::Rate(x) if !(x.is_finite() && x > 0.0) => {
+            bail!("speed/rate: must be a positive number, got {x}")
+        }
+        _ => {}
+    }
+
+    let payloads = if args.no_fixture || file.no_fixture {
+        Vec::new()
+    } else {
+        match args.fixtures.or(file.fixtures) {
+            Some(path) => wire::fixture::load(&path)?,
+            None => wire::fixture::parse(wire::fixture::DEFAULT_NAME, wire::fixture::DEFAULT)?,
+        }
+    };
+
+    let log = match args.data_dir.or(file.data_dir) {
+        Some(dir) => Log::open(&dir, config.retention)?,
+        None => Log::new(config.retention),
+    };
+    let addr = args
+        .addr
+        .or(file.addr)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8091)));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+
+    let stub = Stub::new(config, log, Arc::new(system_clock_us));
+    println!("wire-stub listening on http://{local}");
+    tracing::info!(%local, head = stub.log().head(), fixture_events = payloads.len(), ?pace, "serving");
+    tokio::spawn(stub::replay(stub.clone(), payloads, pace));
+    stub::serve(listener, stub, shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The production clock: the one place the stub reads the system time.
+#[allow(clippy::disallowed_methods)]
+fn system_clock_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,131 @@
+//! The stub's metrics: Prometheus text at `/metrics`, the same figures as
+//! JSON at `/metrics.json`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
+
+use crate::conns::{Conns, Transport};
+use crate::log::Log;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabel {
+    pub transport: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    pub code: &'static str,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub published: Counter,
+    pub sent: Family<TransportLabel, Counter>,
+    pub opened: Family<TransportLabel, Counter>,
+    pub overflow_drops: Counter,
+    pub cursor_expired: Counter,
+    pub rejected: Family<CodeLabel, Counter>,
+}
+
+impl Metrics {
+    pub fn sent(&self, t: Transport, n: u64) {
+        self.sent
+            .get_or_create(&TransportLabel {
+                transport: t.as_str(),
+            })
+            .inc_by(n);
+    }
+
+    pub fn opened(&self, t: Transport) {
+        self.opened
+            .get_or_create(&TransportLabel {
+                transport: t.as_str(),
+            })
+            .inc();
+    }
+
+    pub fn rejected(&self, code: &'static str) {
+        self.rejected.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    /// Prometheus / OpenMetrics text exposition.
+    pub fn prometheus(&self, log: &Log, conns: &Conns) -> String {
+        use prometheus_client::metrics::gauge::Gauge;
+        let mut reg = Registry::with_prefix("stub");
+        let head: Gauge = Gauge::default();
+        head.set(log.head() as i64);
+        let oldest: Gauge = Gauge::default();
+        oldest.set(log.oldest() as i64);
+        let connections: Family<TransportLabel, Gauge> = Family::default();
+        for t in Transport::ALL {
+            connections
+                .get_or_create(&TransportLabel {
+                    transport: t.as_str(),
+                })
+                .set(conns.count(t) as i64);
+        }
+        reg.register("head_id", "Newest event id in the log", head);
+        reg.register("oldest_id", "Oldest event id still retained", oldest);
+        reg.register("connections", "Live clients by transport", connections);
+        reg.register(
+            "events_published",
+            "Events appended to the log",
+            self.published.clone(),
+        );
+        reg.register(
+            "events_sent",
+            "Events handed to clients, by transport",
+            self.sent.clone(),
+        );
+        reg.register(
+            "connections_opened",
+            "Clients accepted, by transport",
+            self.opened.clone(),
+        );
+        reg.register(
+            "slow_consumer_drops",
+            "Clients disconnected for falling too far behind",
+            self.overflow_drops.clone(),
+        );
+        reg.register(
+            "cursor_expired",
+            "Requests whose cursor was older than retention",
+            self.cursor_expired.clone(),
+        );
+        reg.register(
+            "requests_rejected",
+            "Requests answered with an error, by code",
+            self.rejected.clone(),
+        );
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
+        out
+    }
+
+    pub fn json(&self, log: &Log, conns: &Conns) -> Value {
+        let by_transport = |f: &dyn Fn(Transport) -> u64| -> Value {
+            Transport::ALL
+                .iter()
+                .map(|&t| (t.as_str().to_owned(), json!(f(t))))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        };
+        let label = |t: Transport| TransportLabel {
+            transport: t.as_str(),
+        };
+        json!({
+            "head_id": log.head(),
+            "oldest_id": log.oldest(),
+            "events_published": self.published.get(),
+            "connections": by_transport(&|t| conns.count(t) as u64),
+            "events_sent": by_transport(&|t| self.sent.get_or_create(&label(t)).get()),
+            "connections_opened": by_transport(&|t| self.opened.get_or_create(&label(t)).get()),
+            "slow_consumer_drops": self.overflow_drops.get(),
+            "cursor_expired": self.cursor_expired.get(),
+        })
+    }
+}

@@ -1,0 +1,125 @@
+//! The accept loop. We own each connection's task (rather than calling
+//! `axum::serve`) so that one client can be dropped on demand
+//! (`DELETE /connections/{id}`, a stalled slow consumer) and so shutdown can
+//! end every stream, then wait a bounded time for connections to close.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::pin;
+
+use axum::serve::Listener;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+use crate::Stub;
+use crate::trigger::Trigger;
+
+/// The TCP connection a request arrived on.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnCtx {
+    pub peer: String,
+    pub kill: Trigger,
+}
+
+/// Serves `stub` on `listener` until `shutdown` resolves; then every stream
+/// ends and connections get `shutdown_grace_ms` to close before they are cut.
+pub async fn serve<L>(mut listener: L, stub: Stub, shutdown: impl Future<Output = ()>)
+where
+    L: Listener,
+    L::Addr: Debug,
+{
+    let app = crate::app(stub.clone());
+    let mut shutdown = pin!(shutdown);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(sweep(stub.clone()));
+    loop {
+        let (io, addr) = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        // Reap finished connection tasks so the set stays small.
+        while tasks.try_join_next().is_some() {}
+        let ctx = ConnCtx {
+            peer: format!("{addr:?}"),
+            kill: Trigger::default(),
+        };
+        let kill = ctx.kill.clone();
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ctx.clone());
+            app.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let stop = stub.shutdown_trigger().clone();
+        let grace = stub.config().shutdown_grace();
+        tasks.spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(30))
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades();
+            let mut conn = pin!(conn);
+            tokio::select! {
+                biased;
+                () = kill.fired() => {}
+                () = stop.fired() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(grace, conn.as_mut()).await;
+                }
+                _ = conn.as_mut() => {}
+            }
+        });
+    }
+    tracing::info!("shutting down: ending streams");
+    stub.shutdown_trigger().fire();
+    let grace = stub.config().shutdown_grace();
+    let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(
+            left = tasks.len(),
+            "connections still open after the grace period: cutting them"
+        );
+        tasks.shutdown().await;
+    }
+}
+
+/// Drops streaming clients that are far behind and have not taken a single
+/// event for the grace period: their sockets are full, so their stream is
+/// never polled and cannot notice by itself. (A client that reads, however
+/// slowly, is told `overflow` by its own stream instead.)
+async fn sweep(stub: Stub) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let period = stub
+        .config()
+        .heartbeat()
+        .min(stub.config().lag_grace())
+        .max(std::time::Duration::from_millis(100));
+    let needed = (stub.config().lag_grace().as_millis() / period.as_millis()).max(1) as u64 + 1;
+    loop {
+        tokio::select! {
+            biased;
+            () = stub.shutdown_trigger().fired() => return,
+            () = tokio::time::sleep(period) => {}
+        }
+        let head = stub.log().head();
+        for conn in stub.0.conns.all() {
+            let last = conn.last_sent.load(Relaxed);
+            let stalled =
+                head.saturating_sub(last) > stub.config().max_lag && conn.swept.swap(last, Relaxed) == last;
+            if !stalled {
+                conn.stalled_sweeps.store(0, Relaxed);
+            } else if conn.stalled_sweeps.fetch_add(1, Relaxed) + 1 >= needed {
+                tracing::info!(
+                    conn = conn.id,
+                    last_id = last,
+                    head,
+                    "stalled slow consumer dropped"
+                );
+                stub.0.metrics.overflow_drops.inc();
+                conn.kill.fire();
+            }
+        }
+    }
+}
