@@ -258,6 +258,18 @@ async fn poll(
     }
 }
 
+fn streaming_on(stub: &Stub) -> Result<(), ApiError> {
+    if stub.streaming() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "streaming is off here: poll GET /events",
+        ))
+    }
+}
+
 #[derive(Deserialize)]
 struct StreamQuery {
     cursor: Option<u64>,
@@ -288,6 +300,7 @@ async fn stream(
     q: Result<Query<StreamQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
+    streaming_on(&stub)?;
     let cursor = stream_cursor(&stub, &headers, q.cursor)?;
     let mut first = Vec::new();
     sse::encode::retry(&mut first, stub.config().retry_ms);
@@ -325,6 +338,7 @@ async fn ws(
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
+    streaming_on(&stub)?;
     let upgrade = upgrade
         .map_err(|e| ApiError::new(StatusCode::UPGRADE_REQUIRED, "upgrade_required", e.body_text()))?;
     let cursor = start_after(&stub, q.cursor);

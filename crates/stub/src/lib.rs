@@ -41,6 +41,8 @@ struct Shared {
     metrics: metrics::Metrics,
     clock: Clock,
     shutdown: Trigger,
+    /// `/stream` and `/ws` answer 404 while false (maintenance, tests).
+    streaming: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Stub {
@@ -58,6 +60,7 @@ impl Stub {
             metrics: metrics::Metrics::default(),
             clock,
             shutdown: Trigger::default(),
+            streaming: std::sync::atomic::AtomicBool::new(true),
         }))
     }
 
@@ -84,6 +87,16 @@ impl Stub {
     pub fn connections(&self) -> Vec<ConnView> {
         let head = self.0.log.head();
         self.0.conns.all().iter().map(|c| c.view(head)).collect()
+    }
+
+    /// Turns the streaming endpoints off (404, so clients fall back to
+    /// polling) or back on. Open streams are not affected.
+    pub fn set_streaming(&self, on: bool) {
+        self.0.streaming.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn streaming(&self) -> bool {
+        self.0.streaming.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Fired when the server shuts down: every stream ends.

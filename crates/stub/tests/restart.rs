@@ -38,9 +38,10 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("start wire-stub");
+        let server = Server(child);
         for _ in 0..200 {
             if TcpStream::connect(addr).await.is_ok() {
-                return Server(child);
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -91,11 +92,11 @@ async fn sse_session(
         let Ok(data) = frame?.into_data() else { continue };
         decoder.push(&data);
         while let Some(f) = decoder.next_frame() {
-            if let sse::Frame::Event(e) = f? {
-                if let Message::Event(ev) = wire::sse::decode(&e)? {
-                    *last = ev.id;
-                    out.send(ev.id)?;
-                }
+            if let sse::Frame::Event(e) = f?
+                && let Message::Event(ev) = wire::sse::decode(&e)?
+            {
+                *last = ev.id;
+                out.send(ev.id)?;
             }
         }
     }

@@ -563,3 +563,14 @@ async fn unknown_routes_and_methods_get_json_errors() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn streaming_can_be_turned_off_and_polling_still_works() {
+    let s = stub(2);
+    s.set_streaming(false);
+    check_error(call(&s, get("/stream")).await, StatusCode::NOT_FOUND, "not_found").await;
+    check_error(call(&s, get("/ws")).await, StatusCode::NOT_FOUND, "not_found").await;
+    assert_eq!(call(&s, get("/events")).await.status(), StatusCode::OK);
+    s.set_streaming(true);
+    assert_eq!(call(&s, get("/stream")).await.status(), StatusCode::OK);
+}

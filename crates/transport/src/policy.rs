@@ -1,0 +1,366 @@
+//! The reconnection policy as a sans-IO state machine: time is passed in,
+//! randomness comes from a seeded generator, and the answer is what to do
+//! next. No runtime, no socket: it is unit-tested by plain calls.
+//!
+//! Rules (see ARCHITECTURE.md): capped exponential backoff (1, 2, 4, 8, 16 s
+//! by default) plus jitter that only ever adds; a server's `retry:` is a
+//! floor; backoff resets only after a connection stayed healthy for
+//! `healthy_after`; `max_attempts` consecutive failures stop the client
+//! (-1: never); one attempt at a time; fallback from streaming to polling
+//! when the stream endpoint is missing or streaming fails `fallback_after`
+//! times in a row, and a streaming probe every `probe_interval` to upgrade.
+
+use std::time::{Duration, Instant};
+
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
+use serde::Deserialize;
+
+/// A streaming transport, or polling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Sse,
+    Ws,
+    #[serde(alias = "poll")]
+    Http,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Sse => "sse",
+            Kind::Ws => "ws",
+            Kind::Http => "http",
+        }
+    }
+
+    pub fn is_streaming(self) -> bool {
+        self != Kind::Http
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyConfig {
+    /// The preferred transport; `Http` means polling only.
+    pub transport: Kind,
+    pub initial_delay: Duration,
+    pub max_delay: Duration,
+    /// Jitter adds up to this fraction of the delay (0.2: up to +20%).
+    pub jitter: f64,
+    /// Consecutive failed attempts before giving up; negative: never.
+    pub max_attempts: i64,
+    /// A connection that stayed up this long resets the backoff.
+    pub healthy_after: Duration,
+    /// Consecutive streaming failures before falling back to polling.
+    pub fallback_after: u32,
+    /// While polling, how often to try streaming again.
+    pub probe_interval: Duration,
+    /// The smallest reconnection delay whatever a server says (`retry: 0`).
+    pub retry_floor: Duration,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            transport: Kind::Sse,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(16),
+            jitter: 0.2,
+            max_attempts: -1,
+            healthy_after: Duration::from_secs(10),
+            fallback_after: 3,
+            probe_interval: Duration::from_secs(30),
+            retry_floor: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Why a connection attempt or a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Worth retrying with backoff: network error, timeout, 5xx, 408, 429,
+    /// end of stream. `retry_after` is a server's `Retry-After`.
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// The streaming endpoint does not exist here (404): fall back at once.
+    StreamMissing,
+    /// Stop: 204, or a 4xx other than 408 and 429, or a cursor the server no
+    /// longer retains. Retrying would not help.
+    Fatal(String),
+}
+
+/// What to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Start one attempt now, on this transport.
+    Attempt(Kind),
+    /// Nothing until then.
+    WaitUntil(Instant),
+    /// An attempt is in flight or a session is up: report its end first.
+    Busy,
+    /// Give up, for this reason.
+    Stop(String),
+}
+
+/// A lifecycle change worth a log line, a counter and a timeline entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    Backoff {
+        attempt: u32,
+        delay: Duration,
+        reason: String,
+    },
+    Fallback {
+        reason: String,
+    },
+    Upgrade {
+        to: Kind,
+    },
+    Reset,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Ready to start an attempt at `at`.
+    Idle {
+        at: Instant,
+    },
+    /// An attempt is in flight.
+    Attempting {
+        kind: Kind,
+        probe: bool,
+    },
+    /// Connected since.
+    Connected {
+        kind: Kind,
+        since: Instant,
+    },
+    Stopped,
+}
+
+#[derive(Debug)]
+pub struct Policy {
+    config: PolicyConfig,
+    rng: ChaCha8Rng,
+    phase: Phase,
+    /// Consecutive failures since the last reset.
+    failures: u32,
+    /// Consecutive streaming failures, for the fallback rule.
+    stream_failures: u32,
+    /// On polling because streaming is unavailable.
+    fallen_back: bool,
+    next_probe: Option<Instant>,
+    server_retry: Option<Duration>,
+    stop_reason: Option<String>,
+    notes: Vec<Note>,
+}
+
+impl Policy {
+    pub fn new(config: PolicyConfig, seed: u64, now: Instant) -> Policy {
+        Policy {
+            config,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            phase: Phase::Idle { at: now },
+            failures: 0,
+            stream_failures: 0,
+            fallen_back: false,
+            next_probe: None,
+            server_retry: None,
+            stop_reason: None,
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// The transport to use when not probing.
+    pub fn current(&self) -> Kind {
+        if self.fallen_back {
+            Kind::Http
+        } else {
+            self.config.transport
+        }
+    }
+
+    pub fn is_fallen_back(&self) -> bool {
+        self.fallen_back
+    }
+
+    /// Consecutive failures since the last reset.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Lifecycle changes since the last call.
+    pub fn take_notes(&mut self) -> Vec<Note> {
+        std::mem::take(&mut self.notes)
+    }
+
+    /// What to do now. Returns `Attempt` once per attempt: the caller must
+    /// report `connected` or `failed` before it gets another.
+    pub fn next(&mut self, now: Instant) -> Next {
+        match self.phase {
+            Phase::Stopped => Next::Stop(self.stop_reason.clone().unwrap_or_default()),
+            Phase::Idle { at } if now < at => Next::WaitUntil(at),
+            Phase::Idle { .. } => {
+                let kind = self.current();
+                self.phase = Phase::Attempting { kind, probe: false };
+                Next::Attempt(kind)
+            }
+            // One attempt at a time: nothing new while one is in flight or a
+            // session is up.
+            Phase::Attempting { .. } | Phase::Connected { .. } => Next::Busy,
+        }
+    }
+
+    /// Attempt again now (a user asked to reconnect), without counting a
+    /// failure.
+    pub fn restart(&mut self, now: Instant) {
+        if matches!(self.phase, Phase::Idle { .. }) {
+            self.phase = Phase::Idle { at: now };
+        }
+    }
+
+    /// While polling after a fallback: is it time to try streaming again?
+    /// Returns the streaming kind to probe with and marks the probe started.
+    pub fn probe(&mut self, now: Instant) -> Option<Kind> {
+        let due = self.fallen_back && self.next_probe.is_some_and(|at| now >= at);
+        if !due || !matches!(self.phase, Phase::Connected { kind: Kind::Http, .. }) {
+            return None;
+        }
+        self.next_probe = Some(now + self.config.probe_interval);
+        Some(self.config.transport)
+    }
+
+    /// A probe connected: streaming is back.
+    pub fn probe_succeeded(&mut self, now: Instant) {
+        self.fallen_back = false;
+        self.stream_failures = 0;
+        self.next_probe = None;
+        self.notes.push(Note::Upgrade {
+            to: self.config.transport,
+        });
+        self.phase = Phase::Connected {
+            kind: self.config.transport,
+            since: now,
+        };
+    }
+
+    /// The attempt succeeded (status and content type are right).
+    pub fn connected(&mut self, now: Instant) {
+        let kind = match self.phase {
+            Phase::Attempting { kind, .. } => kind,
+            _ => self.current(),
+        };
+        if kind.is_streaming() {
+            self.stream_failures = 0;
+        } else if self.fallen_back {
+            // Probe once polling works, every `probe_interval` from then.
+            self.next_probe = Some(now + self.config.probe_interval);
+        }
+        self.phase = Phase::Connected { kind, since: now };
+    }
+
+    /// A server's `retry:` hint (ms): a floor for later delays.
+    pub fn retry_hint(&mut self, ms: u64) {
+        self.server_retry = Some(Duration::from_millis(ms).max(self.config.retry_floor));
+    }
+
+    /// The attempt failed, or the session ended. Decides the next attempt.
+    pub fn failed(&mut self, now: Instant, failure: Failure) {
+        let (kind, healthy) = match self.phase {
+            Phase::Connected { kind, since } => {
+                (kind, now.duration_since(since) >= self.config.healthy_after)
+            }
+            Phase::Attempting { kind, .. } => (kind, false),
+            Phase::Idle { .. } => (self.current(), false),
+            Phase::Stopped => return,
+        };
+        if healthy {
+            if self.failures > 0 {
+                self.notes.push(Note::Reset);
+            }
+            self.failures = 0;
+        }
+        let (reason, retry_after) = match failure {
+            Failure::Fatal(reason) => return self.stop(reason),
+            Failure::StreamMissing if kind.is_streaming() => {
+                self.fall_back("stream endpoint missing (404)".into());
+                ("stream endpoint missing".to_owned(), None)
+            }
+            Failure::StreamMissing => return self.stop("polling endpoint missing (404)".into()),
+            Failure::Retry { reason, retry_after } => (reason, retry_after),
+        };
+        if kind.is_streaming() && !healthy {
+            self.stream_failures += 1;
+            if !self.fallen_back
+                && self.config.transport.is_streaming()
+                && self.stream_failures >= self.config.fallback_after
+            {
+                self.fall_back(format!(
+                    "{} streaming attempts failed in a row",
+                    self.stream_failures
+                ));
+            }
+        }
+        self.failures += 1;
+        if self.config.max_attempts >= 0 && i64::from(self.failures) > self.config.max_attempts {
+            return self.stop(format!(
+                "gave up after {} failed attempts: {reason}",
+                self.failures - 1
+            ));
+        }
+        let delay = self.delay(retry_after);
+        self.notes.push(Note::Backoff {
+            attempt: self.failures,
+            delay,
+            reason,
+        });
+        self.phase = Phase::Idle { at: now + delay };
+    }
+
+    /// A probe attempt failed: stay on polling; the session goes on.
+    pub fn probe_failed(&mut self, reason: &str) {
+        tracing::debug!(reason, "streaming probe failed; staying on polling");
+    }
+
+    fn fall_back(&mut self, reason: String) {
+        if self.fallen_back || !self.config.transport.is_streaming() {
+            return;
+        }
+        self.fallen_back = true;
+        self.next_probe = None;
+        self.notes.push(Note::Fallback { reason });
+    }
+
+    fn stop(&mut self, reason: String) {
+        self.stop_reason = Some(reason);
+        self.phase = Phase::Stopped;
+    }
+
+    /// The delay before the next attempt: capped exponential backoff, at
+    /// least the server's hints, plus jitter that only adds.
+    fn delay(&mut self, retry_after: Option<Duration>) -> Duration {
+        let exp = self.failures.saturating_sub(1).min(31);
+        let backoff = self
+            .config
+            .initial_delay
+            .saturating_mul(1u32 << exp.min(20))
+            .min(self.config.max_delay);
+        let base = backoff
+            .max(self.server_retry.unwrap_or(Duration::ZERO))
+            .max(retry_after.unwrap_or(Duration::ZERO))
+            .max(self.config.retry_floor);
+        let jitter = if self.config.jitter > 0.0 {
+            base.mul_f64(self.rng.random_range(0.0..self.config.jitter))
+        } else {
+            Duration::ZERO
+        };
+        base + jitter
+    }
+}

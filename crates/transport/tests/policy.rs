@@ -1,0 +1,248 @@
+//! The reconnection policy, without a runtime: time is passed in, so each
+//! rule is checked by plain calls and exact durations.
+
+use std::time::{Duration, Instant};
+
+use transport::{Failure, Kind, Next, Note, Policy, PolicyConfig};
+
+#[allow(clippy::disallowed_methods)]
+fn t0() -> Instant {
+    // Only an origin: the policy never reads the clock itself.
+    Instant::now()
+}
+
+fn no_jitter() -> PolicyConfig {
+    PolicyConfig {
+        jitter: 0.0,
+        ..PolicyConfig::default()
+    }
+}
+
+fn fail(reason: &str) -> Failure {
+    Failure::Retry {
+        reason: reason.into(),
+        retry_after: None,
+    }
+}
+
+fn s(secs: f64) -> Duration {
+    Duration::from_secs_f64(secs)
+}
+
+/// Fails every attempt at once and returns the waits the policy chose.
+fn failing_delays(p: &mut Policy, start: Instant, n: usize) -> Vec<Duration> {
+    let mut now = start;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        assert!(
+            matches!(p.next(now), Next::Attempt(_)),
+            "an attempt is due at {now:?}"
+        );
+        p.failed(now, fail("refused"));
+        match p.next(now) {
+            Next::WaitUntil(at) => {
+                out.push(at - now);
+                now = at;
+            }
+            other => panic!("expected a wait, got {other:?}"),
+        }
+    }
+    out
+}
+
+#[test]
+fn backoff_doubles_from_one_second_and_caps_at_sixteen() {
+    let t = t0();
+    // The schedule carries on across the fallback to polling after three.
+    let mut p = Policy::new(no_jitter(), 1, t);
+    assert_eq!(
+        failing_delays(&mut p, t, 7),
+        [1.0, 2.0, 4.0, 8.0, 16.0, 16.0, 16.0].map(s)
+    );
+}
+
+#[test]
+fn jitter_only_adds_within_its_bound_and_follows_the_seed() {
+    let t = t0();
+    let delays = |seed| failing_delays(&mut Policy::new(PolicyConfig::default(), seed, t), t, 8);
+    let a = delays(7);
+    for (d, base) in a.iter().zip([1.0, 2.0, 4.0, 8.0, 16.0, 16.0, 16.0, 16.0].map(s)) {
+        assert!(*d >= base && *d < base.mul_f64(1.2), "{d:?} vs {base:?}");
+    }
+    assert_eq!(a, delays(7), "same seed, same schedule");
+    assert_ne!(a, delays(8), "another seed, another schedule");
+}
+
+#[test]
+fn the_servers_retry_is_a_floor_that_jitter_never_shortens() {
+    let t = t0();
+    let mut p = Policy::new(PolicyConfig::default(), 3, t);
+    p.retry_hint(5_000);
+    for d in failing_delays(&mut p, t, 4) {
+        assert!(d >= s(5.0), "{d:?}");
+    }
+    // retry: 0 cannot make a tight loop.
+    let mut p = Policy::new(
+        PolicyConfig {
+            initial_delay: Duration::ZERO,
+            ..no_jitter()
+        },
+        3,
+        t,
+    );
+    p.retry_hint(0);
+    assert_eq!(failing_delays(&mut p, t, 1), [Duration::from_millis(100)]);
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let t = t0();
+    let mut p = Policy::new(no_jitter(), 1, t);
+    assert!(matches!(p.next(t), Next::Attempt(Kind::Sse)));
+    p.failed(
+        t,
+        Failure::Retry {
+            reason: "429".into(),
+            retry_after: Some(s(7.0)),
+        },
+    );
+    assert_eq!(p.next(t), Next::WaitUntil(t + s(7.0)));
+}
+
+#[test]
+fn backoff_resets_only_after_a_healthy_connection() {
+    let t = t0();
+    let mut p = Policy::new(no_jitter(), 1, t);
+    let mut now = t;
+    // Three quick failures: 1, 2, 4.
+    let d = failing_delays(&mut p, now, 3);
+    now += d.iter().sum::<Duration>();
+    // Connects, but drops after 2 s: not healthy, the schedule goes on (8).
+    assert!(matches!(p.next(now), Next::Attempt(_)));
+    p.connected(now);
+    now += s(2.0);
+    p.failed(now, fail("dropped"));
+    assert_eq!(p.next(now), Next::WaitUntil(now + s(8.0)));
+    now += s(8.0);
+    // Connects and stays up 10 s: the next failure starts over at 1 s.
+    assert!(matches!(p.next(now), Next::Attempt(_)));
+    p.connected(now);
+    now += s(10.0);
+    p.failed(now, fail("dropped"));
+    assert_eq!(p.next(now), Next::WaitUntil(now + s(1.0)));
+    assert!(p.take_notes().contains(&Note::Reset));
+}
+
+#[test]
+fn one_attempt_at_a_time() {
+    let t = t0();
+    let mut p = Policy::new(no_jitter(), 1, t);
+    assert!(matches!(p.next(t), Next::Attempt(_)));
+    assert_eq!(p.next(t), Next::Busy);
+    assert_eq!(p.next(t + s(100.0)), Next::Busy);
+    p.connected(t);
+    assert_eq!(p.next(t + s(100.0)), Next::Busy);
+}
+
+#[test]
+fn max_attempts_gives_up_and_minus_one_never_does() {
+    let t = t0();
+    let mut p = Policy::new(
+        PolicyConfig {
+            max_attempts: 3,
+            ..no_jitter()
+        },
+        1,
+        t,
+    );
+    let mut now = t;
+    for _ in 0..3 {
+        assert!(matches!(p.next(now), Next::Attempt(_)));
+        p.failed(now, fail("refused"));
+        now += s(100.0);
+    }
+    assert!(matches!(p.next(now), Next::Attempt(_)));
+    p.failed(now, fail("refused"));
+    match p.next(now) {
+        Next::Stop(reason) => assert!(reason.contains("gave up after 3"), "{reason}"),
+        other => panic!("expected stop, got {other:?}"),
+    }
+    let mut p = Policy::new(no_jitter(), 1, t);
+    assert_eq!(failing_delays(&mut p, t, 50).len(), 50);
+}
+
+#[test]
+fn fatal_answers_stop_at_once() {
+    let t = t0();
+    let mut p = Policy::new(no_jitter(), 1, t);
+    assert!(matches!(p.next(t), Next::Attempt(_)));
+    p.failed(t, Failure::Fatal("401 Unauthorized".into()));
+    assert_eq!(p.next(t + s(1000.0)), Next::Stop("401 Unauthorized".into()));
+}
+
+#[test]
+fn a_missing_stream_endpoint_falls_back_to_polling_at_once() {
+    let t = t0();
+    let mut p = Policy::new(no_jitter(), 1, t);
+    assert_eq!(p.next(t), Next::Attempt(Kind::Sse));
+    p.failed(t, Failure::StreamMissing);
+    assert!(p.is_fallen_back());
+    assert!(matches!(&p.take_notes()[0], Note::Fallback { .. }));
+    let Next::WaitUntil(at) = p.next(t) else { panic!() };
+    assert_eq!(p.next(at), Next::Attempt(Kind::Http));
+}
+
+#[test]
+fn repeated_streaming_failures_fall_back_then_a_probe_upgrades() {
+    let t = t0();
+    let config = PolicyConfig {
+        transport: Kind::Ws,
+        ..no_jitter()
+    };
+    let mut p = Policy::new(config, 1, t);
+    let mut now = t;
+    for _ in 0..3 {
+        assert_eq!(p.next(now), Next::Attempt(Kind::Ws));
+        p.failed(now, fail("refused"));
+        let Next::WaitUntil(at) = p.next(now) else {
+            panic!()
+        };
+        now = at;
+    }
+    assert_eq!(p.next(now), Next::Attempt(Kind::Http), "three failures: polling");
+    p.connected(now);
+    // No probe before the interval; one after it, then not again at once.
+    assert_eq!(p.probe(now + s(29.0)), None);
+    assert_eq!(p.probe(now + s(30.0)), Some(Kind::Ws));
+    assert_eq!(p.probe(now + s(30.5)), None);
+    p.probe_failed("still down");
+    assert!(p.is_fallen_back());
+    assert_eq!(p.probe(now + s(60.0)), Some(Kind::Ws));
+    p.probe_succeeded(now + s(60.0));
+    assert!(!p.is_fallen_back());
+    assert_eq!(p.current(), Kind::Ws);
+    let notes = p.take_notes();
+    assert!(notes.iter().any(|n| matches!(n, Note::Fallback { .. })));
+    assert!(notes.contains(&Note::Upgrade { to: Kind::Ws }));
+}
+
+#[test]
+fn polling_only_never_falls_back_nor_probes() {
+    let t = t0();
+    let mut p = Policy::new(
+        PolicyConfig {
+            transport: Kind::Http,
+            ..no_jitter()
+        },
+        1,
+        t,
+    );
+    assert_eq!(p.next(t), Next::Attempt(Kind::Http));
+    p.connected(t);
+    assert_eq!(p.probe(t + s(1000.0)), None);
+    p.failed(t + s(1.0), Failure::StreamMissing);
+    assert!(
+        matches!(p.next(t + s(2.0)), Next::Stop(_)),
+        "polling itself missing stops"
+    );
+}

@@ -1,0 +1,406 @@
+//! The client against the real stub over real TCP on 127.0.0.1: normal
+//! streaming on each transport, a server restart mid-stream, fallback to
+//! polling and the upgrade back, gaps, duplicates, silence, and the status
+//! answers. Each asserts exactly-once, in-order delivery where events flow.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use stub::{Config, Log, Pace, Source, Stub};
+use tokio::task::JoinHandle;
+use transport::{Client, ClientConfig, Kind, PolicyConfig, Subscription, TokioConnect};
+use wire::{Event, Payload};
+
+fn fixture() -> Vec<Payload> {
+    wire::fixture::parse("default", wire::fixture::DEFAULT).unwrap()
+}
+
+struct Server {
+    stub: Stub,
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    async fn start(config: Config, addr: Option<SocketAddr>) -> Server {
+        let listener = tokio::net::TcpListener::bind(addr.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap()))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stub = Stub::new(config.clone(), Log::new(config.retention), Arc::new(|| 1));
+        let task = tokio::spawn(stub::serve(listener, stub.clone(), std::future::pending()));
+        Server { stub, addr, task }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A crash: the server task and every connection it owns are gone.
+    async fn crash(self) {
+        self.stub.shutdown_trigger().fire();
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+fn config(url: &str, kind: Kind) -> ClientConfig {
+    let mut c = ClientConfig::new(url, Arc::new(|| 2));
+    c.policy = PolicyConfig {
+        transport: kind,
+        initial_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(400),
+        probe_interval: Duration::from_millis(300),
+        ..PolicyConfig::default()
+    };
+    c.poll_wait = Duration::from_millis(500);
+    c.poll_interval = Duration::from_millis(20);
+    c.seed = 42;
+    c
+}
+
+/// Collects `n` events, failing the test on an error or a stall.
+async fn collect(sub: &mut Subscription, n: usize) -> Vec<Event> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        match tokio::time::timeout(Duration::from_secs(20), sub.next()).await {
+            Ok(Some(Ok(e))) => out.push(e),
+            Ok(Some(Err(e))) => panic!("client stopped after {} events: {e}", out.len()),
+            Ok(None) => panic!("subscription ended after {} events", out.len()),
+            Err(_) => panic!("no event for 20 s after {} events", out.len()),
+        }
+    }
+    out
+}
+
+fn assert_exactly_once_in_order(events: &[Event], fixture: &[Payload]) {
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.id, i as u64 + 1, "ids 1, 2, 3, ... each once");
+        assert_eq!(e.payload, fixture[i % fixture.len()], "event {} unchanged", e.id);
+    }
+}
+
+async fn normal_streaming(kind: Kind) {
+    let server = Server::start(Config::default(), None).await;
+    let f = fixture();
+    server.stub.publish(Source::Fixture, &f[..2000]).unwrap();
+    let publisher = server.stub.clone();
+    let live = f[2000..2500].to_vec();
+    tokio::spawn(async move {
+        for chunk in live.chunks(50) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            publisher.publish(Source::Ingest, chunk).unwrap();
+        }
+    });
+    let mut client = Client::connect(TokioConnect, config(&server.url(), kind)).unwrap();
+    let mut sub = client.subscribe().unwrap();
+    let events = collect(&mut sub, 2500).await;
+    assert_exactly_once_in_order(&events, &f);
+    let m = client.metrics().snapshot();
+    assert_eq!(m.wire_transport, kind.as_str());
+    assert_eq!(m.messages_received, 2500);
+    assert_eq!((m.duplicates_dropped, m.gaps_repaired, m.fallbacks), (0, 0, 0));
+    client.close().await;
+}
+
+#[tokio::test]
+async fn sse_streams_every_event_once_in_order() {
+    normal_streaming(Kind::Sse).await;
+}
+
+#[tokio::test]
+async fn websocket_streams_every_event_once_in_order() {
+    normal_streaming(Kind::Ws).await;
+}
+
+#[tokio::test]
+async fn polling_delivers_every_event_once_in_order() {
+    normal_streaming(Kind::Http).await;
+}
+
+async fn restart_mid_stream(kind: Kind) {
+    let f = fixture();
+    let server = Server::start(Config::default(), None).await;
+    let addr = server.addr;
+    tokio::spawn(stub::replay(server.stub.clone(), f.clone(), Pace::Rate(3000.0)));
+    let mut client = Client::connect(TokioConnect, config(&server.url(), kind)).unwrap();
+    let mut sub = client.subscribe().unwrap();
+    let mut events = collect(&mut sub, 600).await;
+    server.crash().await;
+    // The same fixture on the same port: the same ids, re-published from 1.
+    let server = Server::start(Config::default(), Some(addr)).await;
+    tokio::spawn(stub::replay(server.stub.clone(), f.clone(), Pace::Rate(3000.0)));
+    events.extend(collect(&mut sub, 900).await);
+    assert_exactly_once_in_order(&events, &f);
+    let m = client.metrics().snapshot();
+    assert!(m.reconnect_attempts >= 1, "{m:?}");
+    assert!(m.last_reconnect.is_some());
+    client.close().await;
+    server.crash().await;
+}
+
+#[tokio::test]
+async fn sse_resumes_after_a_server_restart() {
+    restart_mid_stream(Kind::Sse).await;
+}
+
+#[tokio::test]
+async fn websocket_resumes_after_a_server_restart() {
+    restart_mid_stream(Kind::Ws).await;
+}
+
+#[tokio::test]
+async fn polling_resumes_after_a_server_restart() {
+    restart_mid_stream(Kind::Http).await;
+}
+
+#[tokio::test]
+async fn without_streaming_it_falls_back_to_polling_and_upgrades_when_it_returns() {
+    for kind in [Kind::Sse, Kind::Ws] {
+        let f = fixture();
+        let server = Server::start(Config::default(), None).await;
+        server.stub.set_streaming(false);
+        server.stub.publish(Source::Fixture, &f[..300]).unwrap();
+        let mut client = Client::connect(TokioConnect, config(&server.url(), kind)).unwrap();
+        let mut sub = client.subscribe().unwrap();
+        let mut events = collect(&mut sub, 300).await;
+        let m = client.metrics().snapshot();
+        assert_eq!(
+            (m.wire_transport, m.fallbacks, m.upgrades),
+            ("http", 1, 0),
+            "{kind:?}: {m:?}"
+        );
+
+        server.stub.set_streaming(true);
+        server.stub.publish(Source::Fixture, &f[300..600]).unwrap();
+        events.extend(collect(&mut sub, 300).await);
+        // The probe runs every 300 ms; once upgraded, more events stream.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while client.metrics().snapshot().upgrades == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "no upgrade");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.stub.publish(Source::Fixture, &f[600..700]).unwrap();
+        events.extend(collect(&mut sub, 100).await);
+        assert_exactly_once_in_order(&events, &f);
+        let m = client.metrics().snapshot();
+        assert_eq!(
+            (m.wire_transport, m.fallbacks, m.upgrades),
+            (kind.as_str(), 1, 1),
+            "{m:?}"
+        );
+        let timeline = client.timeline();
+        assert!(timeline.iter().any(|t| t.what == "fallback"), "{timeline:?}");
+        assert!(timeline.iter().any(|t| t.what == "probe"), "{timeline:?}");
+        client.close().await;
+        server.crash().await;
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_older_than_retention_is_a_clear_error() {
+    for kind in [Kind::Sse, Kind::Ws, Kind::Http] {
+        let server = Server::start(
+            Config {
+                retention: 10,
+                ..Config::default()
+            },
+            None,
+        )
+        .await;
+        server.stub.publish(Source::Fixture, &fixture()[..100]).unwrap();
+        let mut client = Client::connect(TokioConnect, config(&server.url(), kind)).unwrap();
+        let mut sub = client.subscribe().unwrap();
+        let item = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .unwrap();
+        let err = item.unwrap().unwrap_err();
+        assert!(
+            err.0.contains("older than") && err.0.contains("91"),
+            "{kind:?}: {err}"
+        );
+        assert!(sub.next().await.is_none());
+        assert_eq!(
+            client.metrics().snapshot().connection_state,
+            transport::State::Stopped
+        );
+        client.close().await;
+        server.crash().await;
+    }
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_found_and_replaced() {
+    // No heartbeats for an hour: the stream is open but says nothing.
+    let server = Server::start(
+        Config {
+            heartbeat_ms: 3_600_000,
+            retry_ms: 100,
+            ..Config::default()
+        },
+        None,
+    )
+    .await;
+    let mut c = config(&server.url(), Kind::Sse);
+    c.idle_timeout = Duration::from_millis(300);
+    let mut client = Client::connect(TokioConnect, c).unwrap();
+    let mut sub = client.subscribe().unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let timeline = client.timeline();
+    assert!(
+        timeline
+            .iter()
+            .any(|t| t.what == "disconnected" && t.why.contains("silent")),
+        "{timeline:?}"
+    );
+    assert!(client.metrics().snapshot().reconnect_attempts >= 1);
+    // And it still delivers once there is something to say.
+    server.stub.publish(Source::Fixture, &fixture()[..5]).unwrap();
+    assert_eq!(collect(&mut sub, 5).await.len(), 5);
+    client.close().await;
+    server.crash().await;
+}
+
+/// A hand-made wire: SSE sends 1, 2, 2 (a duplicate), 5 (a gap), then ends;
+/// polling can fill 3 and 4.
+async fn gappy_server() -> SocketAddr {
+    let f = fixture();
+    let event = move |id: u64| Event {
+        id,
+        pub_us: Some(1),
+        payload: f[id as usize - 1].clone(),
+    };
+    let mut sse_body = Vec::new();
+    for id in [1, 2, 2, 5] {
+        wire::sse::encode_event(&mut sse_body, &event(id));
+    }
+    let page = wire::poll::Page {
+        events: vec![event(3), event(4)],
+        next_cursor: 4,
+        head: 5,
+    };
+    let page = serde_json::to_string(&page).unwrap();
+    let app = Router::new()
+        .route(
+            "/stream",
+            get(move || async move { ([("content-type", "text/event-stream")], sse_body).into_response() }),
+        )
+        .route(
+            "/events",
+            get(move || async move { ([("content-type", "application/json")], page).into_response() }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test]
+async fn duplicates_are_dropped_and_a_gap_is_repaired_before_later_events() {
+    let addr = gappy_server().await;
+    let mut client = Client::connect(TokioConnect, config(&format!("http://{addr}"), Kind::Sse)).unwrap();
+    let mut sub = client.subscribe().unwrap();
+    let events = collect(&mut sub, 5).await;
+    assert_exactly_once_in_order(&events, &fixture());
+    let m = client.metrics().snapshot();
+    assert_eq!((m.duplicates_dropped, m.gaps_repaired), (1, 1), "{m:?}");
+    client.close().await;
+}
+
+async fn status_server(status: u16, retry_after: Option<&'static str>) -> SocketAddr {
+    let app = Router::new().route(
+        "/stream",
+        get(move || async move {
+            let mut res = (
+                axum::http::StatusCode::from_u16(status).unwrap(),
+                "{\"error\":{\"code\":\"x\",\"message\":\"nope\"}}",
+            )
+                .into_response();
+            if let Some(r) = retry_after {
+                res.headers_mut().insert("retry-after", r.parse().unwrap());
+            }
+            res
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test]
+async fn no_content_and_client_errors_stop_with_a_clear_error() {
+    for (status, expect) in [(204, "204"), (401, "401"), (403, "403"), (400, "nope")] {
+        let addr = status_server(status, None).await;
+        let mut client = Client::connect(TokioConnect, config(&format!("http://{addr}"), Kind::Sse)).unwrap();
+        let mut sub = client.subscribe().unwrap();
+        let err = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        assert!(err.0.contains(expect), "{status}: {err}");
+        assert_eq!(
+            client.metrics().snapshot().reconnect_attempts,
+            0,
+            "{status} is not hammered"
+        );
+        client.close().await;
+    }
+}
+
+#[tokio::test]
+async fn server_errors_and_429_retry_honouring_retry_after() {
+    for status in [500, 503, 408, 429] {
+        let addr = status_server(status, Some("1")).await;
+        let client = Client::connect(TokioConnect, config(&format!("http://{addr}"), Kind::Sse)).unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let timeline = client.timeline();
+        let waits: Vec<&str> = timeline
+            .iter()
+            .filter(|t| t.what == "backoff")
+            .map(|t| t.why.as_str())
+            .collect();
+        assert!(!waits.is_empty(), "{status}: {timeline:?}");
+        // Retry-After: 1 is a floor: no attempt came sooner than a second apart.
+        let attempts = timeline.iter().filter(|t| t.what == "connecting").count();
+        assert!(
+            (2..=3).contains(&attempts),
+            "{status}: {attempts} attempts in 1.5 s: {timeline:?}"
+        );
+        assert_eq!(
+            client.metrics().snapshot().connection_state,
+            transport::State::Backoff
+        );
+        client.close().await;
+    }
+}
+
+#[tokio::test]
+async fn close_leaves_no_task_and_no_socket() {
+    let server = Server::start(Config::default(), None).await;
+    server.stub.publish(Source::Fixture, &fixture()[..10]).unwrap();
+    let mut client = Client::connect(TokioConnect, config(&server.url(), Kind::Sse)).unwrap();
+    let mut sub = client.subscribe().unwrap();
+    collect(&mut sub, 10).await;
+    assert_eq!(server.stub.connections().len(), 1);
+    client.close().await;
+    // The server sees the stream go away.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !server.stub.connections().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the socket outlived close()"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        sub.next().await.is_none(),
+        "the subscription ends with the client"
+    );
+    server.crash().await;
+}
