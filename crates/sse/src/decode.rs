@@ -121,6 +121,8 @@ pub struct Decoder {
     retry: Option<u64>,
     /// Bytes examined while looking for line ends, for the linearity test.
     scanned_total: u64,
+    /// Blocks dispatched (blank lines outside a dropped block), events or not.
+    dispatches: u64,
 }
 
 impl Default for Decoder {
@@ -169,6 +171,7 @@ impl Decoder {
             committed_id: String::new(),
             retry: None,
             scanned_total: 0,
+            dispatches: 0,
         }
     }
 
@@ -187,6 +190,13 @@ impl Decoder {
     /// bytes pushed, however they are chunked: nothing is rescanned.
     pub fn scanned_bytes(&self) -> u64 {
         self.scanned_total
+    }
+
+    /// Blocks dispatched so far, whether or not they fired an event. Until
+    /// the first, this stream has not set the last event ID at all (a
+    /// client keeps the one it had).
+    pub fn dispatches(&self) -> u64 {
+        self.dispatches
     }
 
     /// Bytes held for an unfinished line.
@@ -426,6 +436,7 @@ impl Decoder {
             self.data_at = None;
             return Step::Nothing;
         }
+        self.dispatches += 1;
         if self.id != self.committed_id {
             self.committed_id.clone_from(&self.id);
         }
