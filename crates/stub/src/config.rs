@@ -17,6 +17,9 @@ pub struct Config {
     /// Events a stream sends per write at most: the bound on each
     /// connection's buffer (with the socket's own buffers).
     pub batch_events: usize,
+    /// hyper's per-connection buffer (read and write), in bytes: with
+    /// `batch_events` and the socket's buffers, what one connection can hold.
+    pub conn_buffer_bytes: usize,
     /// A live client further behind the head than this ...
     pub max_lag: u64,
     /// ... for longer than this is told `overflow` and disconnected.
@@ -43,6 +46,7 @@ impl Default for Config {
             heartbeat_ms: 15_000,
             retry_ms: 1_000,
             batch_events: 256,
+            conn_buffer_bytes: 64 << 10,
             max_lag: 50_000,
             lag_grace_ms: 5_000,
             token: None,

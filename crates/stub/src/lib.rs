@@ -89,6 +89,11 @@ impl Stub {
         self.0.conns.all().iter().map(|c| c.view(head)).collect()
     }
 
+    /// The figures of `/metrics.json`.
+    pub fn metrics_json(&self) -> serde_json::Value {
+        self.0.metrics.json(&self.0.log, &self.0.conns)
+    }
+
     /// Turns the streaming endpoints off (404, so clients fall back to
     /// polling) or back on. Open streams are not affected.
     pub fn set_streaming(&self, on: bool) {

@@ -54,9 +54,11 @@ where
         });
         let stop = stub.shutdown_trigger().clone();
         let grace = stub.config().shutdown_grace();
+        let buffer = stub.config().conn_buffer_bytes.max(8192);
         tasks.spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
+                .max_buf_size(buffer)
                 .header_read_timeout(std::time::Duration::from_secs(30))
                 .serve_connection(TokioIo::new(io), service)
                 .with_upgrades();

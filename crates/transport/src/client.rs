@@ -574,9 +574,11 @@ impl<C: Connect> Driver<C> {
         let body = reply.text(64 << 20, self.config.idle_timeout).await?;
         match status.as_u16() {
             200 => serde_json::from_str(&body).map_err(|e| retry(&format!("malformed polling page: {e}"))),
-            410 => Err(Failure::Fatal(wire::Problem::from_body(&body).map_or_else(
-                || "cursor older than the server's retention (410)".to_owned(),
-                |p| p.to_string(),
+            410 => Err(Failure::Fatal(format!(
+                "cursor {after} is older than the server's retention (oldest id {})",
+                wire::Problem::from_body(&body)
+                    .and_then(|p| p.oldest)
+                    .map_or_else(|| "unknown".to_owned(), |o| o.to_string())
             ))),
             _ => Err(match http::classify(status, &headers, &body) {
                 // The polling endpoint itself missing is not a stream problem.

@@ -1,0 +1,184 @@
+//! The invariants every run of every scenario must keep, and the class of a
+//! failure: a crash (panic or simulation error), a safety violation (an
+//! event lost, doubled or out of order; a backoff rule broken) or a liveness
+//! violation (a client not at the head in time after the faults stopped).
+
+use std::time::Duration;
+
+use crate::{ClientRun, Report, Scenario};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Crash,
+    Safety,
+    Liveness,
+}
+
+impl Class {
+    /// The runner's exit code for this class.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Class::Crash => 3,
+            Class::Safety => 4,
+            Class::Liveness => 5,
+        }
+    }
+}
+
+/// The first invariant a run broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub class: Class,
+    /// Simulated time it shows at, when known.
+    pub at: Option<Duration>,
+    pub what: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.at {
+            Some(t) => write!(f, "{:?} at {} ms: {}", self.class, t.as_millis(), self.what),
+            None => write!(f, "{:?}: {}", self.class, self.what),
+        }
+    }
+}
+
+fn violation(class: Class, at: Option<Duration>, what: String) -> Violation {
+    Violation { class, at, what }
+}
+
+/// Checks every invariant; the first broken one is returned.
+pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
+    if let Some(c) = &report.crashed {
+        return Err(violation(Class::Crash, Some(report.elapsed), c.clone()));
+    }
+    for (i, c) in report.clients.iter().enumerate() {
+        exactly_once_in_order(i, c)?;
+        backoff_rules(i, c)?;
+        match (scenario.expect_error, &c.error) {
+            (Some(want), Some(got)) if got.contains(want) => continue,
+            (Some(want), got) => {
+                return Err(violation(
+                    Class::Safety,
+                    c.done_at,
+                    format!("client {i}: expected an error containing {want:?}, got {got:?}"),
+                ));
+            }
+            (None, Some(e)) => {
+                return Err(violation(
+                    Class::Safety,
+                    c.done_at,
+                    format!("client {i} stopped: {e}"),
+                ));
+            }
+            (None, None) => {}
+        }
+        if c.ids.len() != scenario.events {
+            return Err(violation(
+                Class::Liveness,
+                Some(report.elapsed),
+                format!("client {i} got {} of {} events", c.ids.len(), scenario.events),
+            ));
+        }
+        let deadline = scenario.healed_at().max(publish_end(scenario)) + scenario.liveness;
+        if let Some(done) = c.done_at
+            && done > deadline
+        {
+            return Err(violation(
+                Class::Liveness,
+                Some(done),
+                format!(
+                    "client {i} reached the head at {} ms, later than {} ms",
+                    done.as_millis(),
+                    deadline.as_millis()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// When the stub has published everything (if it never restarted).
+fn publish_end(s: &Scenario) -> Duration {
+    Duration::from_secs_f64(s.events as f64 / s.rate)
+}
+
+/// Every event reaches the client exactly once, in order: ids 1, 2, 3, ...
+pub fn exactly_once_in_order(i: usize, c: &ClientRun) -> Result<(), Violation> {
+    for (k, id) in c.ids.iter().enumerate() {
+        if *id != k as u64 + 1 {
+            return Err(violation(
+                Class::Safety,
+                c.done_at,
+                format!(
+                    "client {i}: event #{} has id {id} (lost, doubled or out of order)",
+                    k + 1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// From the client's timeline: one attempt at a time; every wait is the
+/// capped doubling of 1 s (16 s cap), at least the server's `retry:` hint,
+/// with jitter under 20% that only adds; attempt numbers restart at 1 only
+/// after a reset.
+pub fn backoff_rules(i: usize, c: &ClientRun) -> Result<(), Violation> {
+    let mut in_flight = false;
+    let mut last_attempt = 0u32;
+    for t in &c.timeline {
+        let at = Some(Duration::from_millis(t.at_ms));
+        match t.what.as_str() {
+            "connecting" => {
+                if in_flight {
+                    return Err(violation(
+                        Class::Safety,
+                        at,
+                        format!("client {i}: a second attempt while one is in flight"),
+                    ));
+                }
+                in_flight = true;
+            }
+            "disconnected" | "stopped" => in_flight = false,
+            "backoff reset" => last_attempt = 0,
+            "backoff" => {
+                // "attempt N, wait W ms"
+                let nums: Vec<u64> = t
+                    .why
+                    .split(|ch: char| !ch.is_ascii_digit())
+                    .filter_map(|s| s.parse().ok())
+                    .collect();
+                let [attempt, wait] = nums[..] else {
+                    return Err(violation(
+                        Class::Safety,
+                        at,
+                        format!("client {i}: unreadable backoff {:?}", t.why),
+                    ));
+                };
+                let attempt = attempt as u32;
+                let base = (1000u64 << (attempt.saturating_sub(1)).min(4)).min(16_000);
+                // The stub's retry: 1000 is a floor too; it never exceeds the base.
+                if wait < base || wait as f64 >= base as f64 * 1.2 + 1.0 {
+                    return Err(violation(
+                        Class::Safety,
+                        at,
+                        format!(
+                            "client {i}: attempt {attempt} waited {wait} ms, outside [{base}, {base}*1.2)"
+                        ),
+                    ));
+                }
+                if attempt != last_attempt + 1 {
+                    return Err(violation(
+                        Class::Safety,
+                        at,
+                        format!("client {i}: attempt {attempt} after attempt {last_attempt}"),
+                    ));
+                }
+                last_attempt = attempt;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

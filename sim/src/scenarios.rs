@@ -1,0 +1,149 @@
+//! The named scenarios. Each is a plain value; a run is `run(&scenario, seed)`.
+//! Fault times are fixed so the snapshots read as timelines; the seed varies
+//! jitter, latency and (where enabled) message order.
+
+use std::time::Duration;
+
+use transport::Kind;
+
+use crate::{Fault, Scenario};
+
+fn s(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
+fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+const MIXED: [Kind; 3] = [Kind::Sse, Kind::Ws, Kind::Http];
+
+pub fn all() -> Vec<Scenario> {
+    vec![
+        normal(Kind::Sse),
+        normal(Kind::Ws),
+        normal(Kind::Http),
+        partition("short_partition", s(3)),
+        partition("long_partition", s(20)),
+        server_bounce(),
+        crash_restart(),
+        flapping_link(),
+        latency_spikes(),
+        slow_consumer(),
+        stream_missing_then_back(),
+        many_clients(),
+        cursor_expired(),
+    ]
+}
+
+pub fn by_name(name: &str) -> Option<Scenario> {
+    all().into_iter().find(|s| s.name == name)
+}
+
+pub fn normal(kind: Kind) -> Scenario {
+    let name = match kind {
+        Kind::Sse => "normal_sse",
+        Kind::Ws => "normal_ws",
+        Kind::Http => "normal_http",
+    };
+    Scenario::new(name, vec![kind])
+}
+
+/// Every client is cut off for `length`, then the link heals. The old
+/// connections stay dead: only heartbeats and the idle deadline find out.
+pub fn partition(name: &'static str, length: Duration) -> Scenario {
+    Scenario {
+        faults: vec![
+            (s(5), Fault::Partition(None)),
+            (s(5) + length, Fault::Repair(None)),
+        ],
+        ..Scenario::new(name, MIXED.to_vec())
+    }
+}
+
+pub fn server_bounce() -> Scenario {
+    Scenario {
+        faults: vec![(s(6), Fault::Bounce)],
+        ..Scenario::new("server_bounce", MIXED.to_vec())
+    }
+}
+
+pub fn crash_restart() -> Scenario {
+    Scenario {
+        faults: vec![(s(6), Fault::Crash), (s(18), Fault::Restart)],
+        ..Scenario::new("crash_restart", MIXED.to_vec())
+    }
+}
+
+pub fn flapping_link() -> Scenario {
+    let mut faults = Vec::new();
+    for k in 0..6 {
+        let t = s(4) + ms(3_000 * k);
+        faults.push((t, Fault::Partition(None)));
+        faults.push((t + ms(1_200), Fault::Repair(None)));
+    }
+    Scenario {
+        faults,
+        ..Scenario::new("flapping_link", MIXED.to_vec())
+    }
+}
+
+pub fn latency_spikes() -> Scenario {
+    Scenario {
+        faults: vec![
+            (s(4), Fault::Latency(ms(800))),
+            (s(8), Fault::Latency(Duration::ZERO)),
+            (s(12), Fault::Latency(ms(2_500))),
+            (s(14), Fault::Latency(Duration::ZERO)),
+        ],
+        random_order: true,
+        ..Scenario::new("latency_spikes", MIXED.to_vec())
+    }
+}
+
+/// Client 0 reads one event every 50 ms while 600 a second are published:
+/// it falls far behind, is dropped by the server, and resumes by cursor.
+pub fn slow_consumer() -> Scenario {
+    let mut sc = Scenario::new("slow_consumer", vec![Kind::Sse, Kind::Sse]);
+    sc.events = 6000;
+    sc.rate = 600.0;
+    sc.slow_reader = Some(ms(50));
+    sc.stub.max_lag = 200;
+    sc.stub.lag_grace_ms = 500;
+    sc.stub.batch_events = 16;
+    sc.liveness = s(400);
+    sc
+}
+
+/// Streaming is off at first (404): clients fall back to polling; it comes
+/// back at 15 s and they upgrade on their next probe.
+pub fn stream_missing_then_back() -> Scenario {
+    Scenario {
+        faults: vec![(Duration::ZERO, Fault::StreamingOff), (s(15), Fault::StreamingOn)],
+        ..Scenario::new("stream_missing_then_back", vec![Kind::Sse, Kind::Ws])
+    }
+}
+
+pub fn many_clients() -> Scenario {
+    let clients = (0..102).map(|i| MIXED[i % 3]).collect();
+    Scenario {
+        events: 120,
+        faults: vec![
+            (s(3), Fault::Partition(Some(0))),
+            (s(6), Fault::Repair(Some(0))),
+            (s(4), Fault::Bounce),
+        ],
+        ..Scenario::new("many_clients", clients)
+    }
+}
+
+/// The stub keeps 50 events; the clients join late and ask from the start.
+pub fn cursor_expired() -> Scenario {
+    let mut sc = Scenario::new("cursor_expired", MIXED.to_vec());
+    sc.stub.retention = 50;
+    sc.events = 200;
+    sc.rate = 1000.0;
+    sc.client_delay = s(2);
+    sc.expect_error = Some("older than the server's retention");
+    sc
+}
