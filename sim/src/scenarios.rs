@@ -116,9 +116,11 @@ pub fn slow_consumer() -> Scenario {
 }
 
 /// Streaming is off at first (404): clients fall back to polling; it comes
-/// back at 15 s and they upgrade on their next probe.
+/// back at 15 s and they upgrade on their next probe (every 10 s), while
+/// events still flow (30 s of them).
 pub fn stream_missing_then_back() -> Scenario {
     Scenario {
+        events: 600,
         faults: vec![(Duration::ZERO, Fault::StreamingOff), (s(15), Fault::StreamingOn)],
         ..Scenario::new("stream_missing_then_back", vec![Kind::Sse, Kind::Ws])
     }

@@ -290,7 +290,13 @@ impl Policy {
         let (reason, retry_after) = match failure {
             Failure::Fatal(reason) => return self.stop(reason),
             Failure::StreamMissing if kind.is_streaming() => {
-                self.fall_back("stream endpoint missing (404)".into());
+                // Polling is another endpoint: switch to it at once, as no
+                // failure of its own.
+                if !self.fallen_back {
+                    self.fall_back("stream endpoint missing (404)".into());
+                    self.phase = Phase::Idle { at: now };
+                    return;
+                }
                 ("stream endpoint missing".to_owned(), None)
             }
             Failure::StreamMissing => return self.stop("polling endpoint missing (404)".into()),

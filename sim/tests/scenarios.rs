@@ -1,0 +1,150 @@
+//! Every scenario, a few fixed seeds each, every invariant; timelines as
+//! insta snapshots in the top-level `snapshots/`; determinism; "sometimes"
+//! coverage of each scenario's interesting path; the failing-seed corpus.
+
+use sim::check::check;
+use sim::{Report, Scenario, run, scenarios};
+
+const SEEDS: [u64; 3] = [1, 2, 3];
+
+fn run_checked(sc: &Scenario, seed: u64) -> Report {
+    let report = run(sc, seed);
+    if let Err(v) = check(sc, &report) {
+        panic!(
+            "{} seed {seed}: {v}\nreplay: cargo xtask sim replay --scenario {} --seed {seed}\n{}",
+            sc.name,
+            sc.name,
+            report.trace()
+        );
+    }
+    report
+}
+
+fn snapshot(sc: &Scenario, report: &Report) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| insta::assert_snapshot!(sc.name, report.trace()));
+}
+
+/// Runs a scenario on every seed, snapshots seed 1, and returns the reports.
+fn scenario(name: &str) -> Vec<Report> {
+    let sc = scenarios::by_name(name).unwrap();
+    let reports: Vec<Report> = SEEDS.iter().map(|&seed| run_checked(&sc, seed)).collect();
+    snapshot(&sc, &reports[0]);
+    reports
+}
+
+fn sum(reports: &[Report], f: impl Fn(&sim::ClientRun) -> u64) -> u64 {
+    reports.iter().flat_map(|r| &r.clients).map(f).sum()
+}
+
+#[test]
+fn normal_sse() {
+    scenario("normal_sse");
+}
+
+#[test]
+fn normal_ws() {
+    scenario("normal_ws");
+}
+
+#[test]
+fn normal_http() {
+    scenario("normal_http");
+}
+
+#[test]
+fn short_partition() {
+    let r = scenario("short_partition");
+    assert!(sum(&r, |c| c.reconnects) > 0, "sometimes: a reconnect");
+}
+
+#[test]
+fn long_partition() {
+    let r = scenario("long_partition");
+    assert!(sum(&r, |c| c.reconnects) > 0, "sometimes: a reconnect");
+}
+
+#[test]
+fn server_bounce() {
+    let r = scenario("server_bounce");
+    assert!(sum(&r, |c| c.reconnects) > 0, "sometimes: a reconnect");
+}
+
+#[test]
+fn crash_restart() {
+    let r = scenario("crash_restart");
+    assert!(sum(&r, |c| c.reconnects) > 0, "sometimes: a reconnect");
+}
+
+#[test]
+fn flapping_link() {
+    let r = scenario("flapping_link");
+    assert!(sum(&r, |c| c.reconnects) > 0, "sometimes: a reconnect");
+}
+
+#[test]
+fn latency_spikes() {
+    scenario("latency_spikes");
+}
+
+#[test]
+fn slow_consumer() {
+    let r = scenario("slow_consumer");
+    assert!(
+        r.iter().map(|r| r.overflow_drops).sum::<u64>() > 0,
+        "sometimes: a slow consumer dropped"
+    );
+}
+
+#[test]
+fn stream_missing_then_back() {
+    let r = scenario("stream_missing_then_back");
+    assert!(sum(&r, |c| c.fallbacks) > 0, "sometimes: a fallback");
+    assert!(sum(&r, |c| c.upgrades) > 0, "sometimes: an upgrade");
+}
+
+#[test]
+fn many_clients() {
+    let sc = scenarios::by_name("many_clients").unwrap();
+    assert!(sc.clients.len() >= 100);
+    let r = run_checked(&sc, 1);
+    assert!(r.clients.iter().map(|c| c.reconnects).sum::<u64>() > 0);
+}
+
+#[test]
+fn cursor_expired() {
+    scenario("cursor_expired");
+}
+
+#[test]
+fn one_seed_twice_gives_the_same_trace() {
+    for name in ["flapping_link", "latency_spikes", "crash_restart"] {
+        let sc = scenarios::by_name(name).unwrap();
+        let a = run(&sc, 7);
+        let b = run(&sc, 7);
+        assert_eq!(a.hash(), b.hash(), "{name}");
+        assert_eq!(a.trace(), b.trace(), "{name}");
+        assert_ne!(
+            a.hash(),
+            run(&sc, 8).hash(),
+            "{name}: another seed, another trace"
+        );
+    }
+}
+
+/// Seeds that once failed (`sim run` appends them): they must pass forever.
+#[test]
+fn the_failing_seed_corpus_passes() {
+    let corpus = include_str!("../corpus.txt");
+    for line in corpus
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (name, seed) = line.split_once(' ').expect("`scenario seed` per line");
+        let sc = scenarios::by_name(name).unwrap_or_else(|| panic!("corpus names unknown scenario {name}"));
+        run_checked(&sc, seed.trim().parse().expect("a numeric seed"));
+    }
+}
