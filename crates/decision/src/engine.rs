@@ -1,0 +1,527 @@
+//! The engine: one wire event in, the decisions it led to out, as audit
+//! records. Market view, strategy, risk and paper broker, wired in one
+//! place; no IO, no clock, no randomness.
+//!
+//! Time is event time only: "now" is the latest timestamp seen, so a
+//! timestamp that goes backwards neither rewinds the engine nor breaks a
+//! window. Events are applied in id order; an id at or below the last one
+//! processed is skipped (a restart from a checkpoint never repeats a
+//! decision). Unknown payload kinds, and payloads that fail
+//! `wire::Payload::validate`, are counted and ignored.
+//!
+//! The kill switch: whenever the day's P&L is below `-daily_loss_limit` the
+//! state becomes `Halted`, and only [`Engine::resume`] lifts it. After a
+//! resume with the loss still beyond the limit, the switch does not trip
+//! again at once, but `risk::check` still denies every order that adds
+//! exposure (`daily_loss_limit`) until the loss recovers or a new UTC day
+//! starts; a fresh breach trips it again.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use wire::{Event, Payload, Tick};
+
+use crate::broker::{self, Portfolio, Position};
+use crate::config::{Config, ConfigError};
+use crate::market::Market;
+use crate::risk::{self, FeedHealth, OrderLog, TradingState, Verdict};
+use crate::strategy::{Order, Reason, Side, Strategy};
+
+/// One decision: an order the strategy proposed and what risk said. One
+/// JSON line each, keys always present and in this order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// The event that led to it.
+    pub event_id: u64,
+    /// That event's own timestamp (RFC 3339).
+    pub ts: Timestamp,
+    pub symbol: String,
+    /// `buy` or `sell`.
+    pub action: Side,
+    pub qty: u64,
+    /// The order's price (before slippage).
+    pub price: f64,
+    pub reason: Reason,
+    /// `accept` or `deny`.
+    pub verdict: String,
+    /// The denial code (`price_band`, ...); `null` when accepted.
+    pub code: Option<String>,
+}
+
+impl AuditRecord {
+    pub fn new(event_id: u64, ts: Timestamp, order: &Order, verdict: Verdict) -> AuditRecord {
+        let (verdict, code) = match verdict {
+            Verdict::Accept => ("accept", None),
+            Verdict::Deny(code) => ("deny", Some(code.as_str().to_owned())),
+        };
+        AuditRecord {
+            event_id,
+            ts,
+            symbol: order.symbol.clone(),
+            action: order.side,
+            qty: order.qty,
+            price: order.price,
+            reason: order.reason,
+            verdict: verdict.to_owned(),
+            code,
+        }
+    }
+
+    /// The record as one line of JSON, without the newline.
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).expect("an audit record always serializes")
+    }
+}
+
+/// Running counts, kept in the checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Events applied (repeated ids are not).
+    pub events: u64,
+    pub ticks: u64,
+    pub news: u64,
+    /// Unknown kinds and invalid payloads.
+    pub ignored: u64,
+    /// Events skipped because their id was not above the last one applied.
+    pub repeated: u64,
+    pub decisions: u64,
+    pub accepts: u64,
+    pub denials: u64,
+    pub denials_by_code: BTreeMap<String, u64>,
+    pub accepts_by_reason: BTreeMap<String, u64>,
+    pub kill_switch_trips: u64,
+}
+
+/// Where the engine stands: counts, state, P&L and positions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub last_event_id: Option<u64>,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub state: TradingState,
+    pub realised_pnl: f64,
+    pub unrealised_pnl: f64,
+    pub day_pnl: f64,
+    pub cash: f64,
+    pub gross_exposure: f64,
+    pub positions: BTreeMap<String, Position>,
+}
+
+/// The decision engine. Its whole state serializes (see `checkpoint`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Engine {
+    config: Config,
+    last_event_id: Option<u64>,
+    market: Market,
+    strategy: Strategy,
+    portfolio: Portfolio,
+    orders: OrderLog,
+    state: TradingState,
+    /// Set by `resume` while the day's loss is beyond the limit, so the kill
+    /// switch does not trip again until the loss has recovered once.
+    loss_acknowledged: bool,
+    counts: Counts,
+}
+
+impl Engine {
+    /// A fresh engine, flat, `Active`, with the starting cash.
+    pub fn new(config: Config) -> Result<Engine, ConfigError> {
+        config.validate()?;
+        Ok(Engine {
+            portfolio: Portfolio::new(config.broker.starting_cash),
+            config,
+            last_event_id: None,
+            market: Market::default(),
+            strategy: Strategy::default(),
+            orders: OrderLog::default(),
+            state: TradingState::Active,
+            loss_acknowledged: false,
+            counts: Counts::default(),
+        })
+    }
+
+    /// Applies one event with the feed's health at that moment; returns a
+    /// record of every decision it led to (at most one per tick today).
+    pub fn on_event(&mut self, event: &Event, feed: FeedHealth) -> Vec<AuditRecord> {
+        if self.last_event_id.is_some_and(|last| event.id <= last) {
+            self.counts.repeated += 1;
+            return Vec::new();
+        }
+        self.last_event_id = Some(event.id);
+        self.counts.events += 1;
+        if event.payload.validate().is_err() {
+            self.counts.ignored += 1;
+            return Vec::new();
+        }
+        match &event.payload {
+            Payload::Tick(tick) => {
+                self.counts.ticks += 1;
+                self.on_tick(event.id, tick, feed)
+            }
+            Payload::News(news) => {
+                self.counts.news += 1;
+                self.advance(news.ts_utc);
+                self.strategy.on_news(&news.symbol, news.score, news.ts_utc);
+                self.check_kill_switch();
+                Vec::new()
+            }
+            Payload::Other { .. } => {
+                self.counts.ignored += 1;
+                Vec::new()
+            }
+        }
+    }
+
+    fn advance(&mut self, ts: Timestamp) -> Timestamp {
+        let now = self.market.advance(ts);
+        self.portfolio.roll_day(now);
+        now
+    }
+
+    fn on_tick(&mut self, event_id: u64, tick: &Tick, feed: FeedHealth) -> Vec<AuditRecord> {
+        let now = self.advance(tick.ts_utc);
+        let limits = &self.config.risk;
+        let symbol = tick.symbol.as_str();
+        let trusted = self.market.on_tick(
+            symbol,
+            tick.last,
+            limits.price_band_pct,
+            limits.band_confirm_ticks,
+        );
+        if trusted {
+            self.portfolio.mark(symbol, tick.last);
+        }
+        self.check_kill_switch();
+
+        let position = self.portfolio.positions.get(symbol);
+        let Some(order) =
+            self.strategy
+                .on_tick(&self.config.strategy, symbol, tick.last, trusted, now, position)
+        else {
+            return Vec::new();
+        };
+        let verdict = risk::check(
+            &order,
+            &self.portfolio,
+            &self.market,
+            feed,
+            self.state,
+            &self.config.risk,
+            &self.orders,
+        );
+        self.counts.decisions += 1;
+        match verdict {
+            Verdict::Accept => {
+                self.counts.accepts += 1;
+                *self
+                    .counts
+                    .accepts_by_reason
+                    .entry(order.reason.as_str().to_owned())
+                    .or_default() += 1;
+                broker::fill(&mut self.portfolio, &order, self.config.broker.slippage_bps, now);
+                if let Some(price) = self.market.trusted(symbol) {
+                    self.portfolio.mark(symbol, price);
+                }
+                self.orders.record(now, &order, &self.config.risk);
+                self.check_kill_switch();
+            }
+            Verdict::Deny(code) => {
+                self.counts.denials += 1;
+                *self
+                    .counts
+                    .denials_by_code
+                    .entry(code.as_str().to_owned())
+                    .or_default() += 1;
+            }
+        }
+        vec![AuditRecord::new(event_id, tick.ts_utc, &order, verdict)]
+    }
+
+    fn check_kill_switch(&mut self) {
+        let breached = self.portfolio.day_pnl() < -self.config.risk.daily_loss_limit;
+        if !breached {
+            self.loss_acknowledged = false;
+        } else if !self.loss_acknowledged && self.state != TradingState::Halted {
+            self.state = TradingState::Halted;
+            self.counts.kill_switch_trips += 1;
+        }
+    }
+
+    /// The operator's resume: back to `Active`. Nothing else leaves `Halted`.
+    pub fn resume(&mut self) {
+        self.loss_acknowledged = self.portfolio.day_pnl() < -self.config.risk.daily_loss_limit;
+        self.state = TradingState::Active;
+    }
+
+    /// The operator's halt: no orders at all until [`Engine::resume`].
+    pub fn halt(&mut self) {
+        self.state = TradingState::Halted;
+    }
+
+    /// The operator's reduce-only switch: only orders that reduce exposure.
+    /// A halt takes precedence; leave either with [`Engine::resume`].
+    pub fn reduce_only(&mut self) {
+        if self.state != TradingState::Halted {
+            self.state = TradingState::ReduceOnly;
+        }
+    }
+
+    pub fn state(&self) -> TradingState {
+        self.state
+    }
+
+    /// The last event applied: resume the wire after it.
+    pub fn last_event_id(&self) -> Option<u64> {
+        self.last_event_id
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn portfolio(&self) -> &Portfolio {
+        &self.portfolio
+    }
+
+    pub fn market(&self) -> &Market {
+        &self.market
+    }
+
+    pub fn summary(&self) -> Summary {
+        Summary {
+            last_event_id: self.last_event_id,
+            counts: self.counts.clone(),
+            state: self.state,
+            realised_pnl: self.portfolio.realised_pnl,
+            unrealised_pnl: self.portfolio.unrealised_pnl(),
+            day_pnl: self.portfolio.day_pnl(),
+            cash: self.portfolio.cash,
+            gross_exposure: self.portfolio.gross_exposure(),
+            positions: self.portfolio.positions.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::News;
+
+    fn t(s: u64) -> Timestamp {
+        Timestamp::from_second(1_772_460_000 + s as i64).unwrap()
+    }
+
+    fn tick(id: u64, symbol: &str, last: f64, at: u64) -> Event {
+        Event {
+            id,
+            pub_us: None,
+            payload: Payload::Tick(Tick {
+                symbol: symbol.into(),
+                last,
+                bid: None,
+                ask: None,
+                size: None,
+                ts_utc: t(at),
+            }),
+        }
+    }
+
+    fn news(id: u64, symbol: &str, score: f64, at: u64) -> Event {
+        Event {
+            id,
+            pub_us: None,
+            payload: Payload::News(News {
+                symbol: symbol.into(),
+                score,
+                provider: "test".into(),
+                headline: None,
+                ts_utc: t(at),
+            }),
+        }
+    }
+
+    /// Drives an engine: each event gets the next id.
+    struct Run {
+        engine: Engine,
+        next_id: u64,
+    }
+
+    impl Run {
+        fn new(config: Config) -> Run {
+            Run {
+                engine: Engine::new(config).unwrap(),
+                next_id: 1,
+            }
+        }
+
+        fn id(&mut self) -> u64 {
+            self.next_id += 1;
+            self.next_id - 1
+        }
+
+        fn tick(&mut self, symbol: &str, last: f64, at: u64, feed: FeedHealth) -> Vec<AuditRecord> {
+            let e = tick(self.id(), symbol, last, at);
+            self.engine.on_event(&e, feed)
+        }
+
+        fn news(&mut self, symbol: &str, score: f64, at: u64) {
+            let e = news(self.id(), symbol, score, at);
+            assert!(self.engine.on_event(&e, FeedHealth::Live).is_empty());
+        }
+
+        /// X trusted at 100 at t=0, positive news at t=60, then a tick at
+        /// 101 at t=61: a long of 99 shares is proposed.
+        fn open_long(&mut self, feed: FeedHealth) -> Vec<AuditRecord> {
+            assert!(self.tick("X", 100.0, 0, FeedHealth::Live).is_empty());
+            self.news("X", 0.9, 60);
+            self.tick("X", 101.0, 61, feed)
+        }
+    }
+
+    fn verdicts(records: &[AuditRecord]) -> Vec<(&str, Option<&str>)> {
+        records
+            .iter()
+            .map(|r| (r.verdict.as_str(), r.code.as_deref()))
+            .collect()
+    }
+
+    #[test]
+    fn a_signal_is_traded_and_recorded_as_one_json_line() {
+        let mut run = Run::new(Config::default());
+        let records = run.open_long(FeedHealth::Live);
+        assert_eq!(
+            records.iter().map(AuditRecord::to_json_line).collect::<Vec<_>>(),
+            vec![
+                r#"{"event_id":3,"ts":"2026-03-02T14:01:01Z","symbol":"X","action":"buy","qty":99,"price":101.0,"reason":"news_momentum_long","verdict":"accept","code":null}"#
+            ]
+        );
+        assert_eq!(run.engine.portfolio().qty("X"), 99);
+        let s = run.engine.summary();
+        assert_eq!((s.counts.events, s.counts.decisions, s.counts.accepts), (3, 1, 1));
+        assert_eq!(s.state, TradingState::Active);
+    }
+
+    #[test]
+    fn a_stale_feed_blocks_opening_but_not_closing() {
+        let mut run = Run::new(Config::default());
+        let r = run.open_long(FeedHealth::Stale);
+        assert_eq!(verdicts(&r), vec![("deny", Some("feed_stale"))]);
+        run.tick("X", 101.0, 62, FeedHealth::Live);
+        assert_eq!(run.engine.portfolio().qty("X"), 99);
+        // Stop loss on a disconnected feed: reducing, allowed.
+        let r = run.tick("X", 98.5, 63, FeedHealth::Disconnected);
+        assert_eq!(r[0].reason, Reason::StopLoss);
+        assert_eq!(verdicts(&r), vec![("accept", None)]);
+        assert_eq!(run.engine.portfolio().qty("X"), 0);
+    }
+
+    #[test]
+    fn halt_needs_an_explicit_resume() {
+        let mut run = Run::new(Config::default());
+        run.engine.halt();
+        let r = run.open_long(FeedHealth::Live);
+        assert_eq!(verdicts(&r), vec![("deny", Some("halted"))]);
+        // Time passes, the feed is fine, nothing resumes it by itself.
+        for i in 0..100 {
+            run.tick("Y", 50.0, 100 + i * 60, FeedHealth::Live);
+        }
+        assert_eq!(run.engine.state(), TradingState::Halted);
+        run.engine.resume();
+        assert_eq!(run.engine.state(), TradingState::Active);
+        // A halt is not downgraded to reduce-only.
+        run.engine.halt();
+        run.engine.reduce_only();
+        assert_eq!(run.engine.state(), TradingState::Halted);
+    }
+
+    #[test]
+    fn reduce_only_lets_a_position_be_closed_only() {
+        let mut run = Run::new(Config::default());
+        run.open_long(FeedHealth::Live);
+        run.engine.reduce_only();
+        let r = run.tick("X", 105.1, 70, FeedHealth::Live);
+        assert_eq!(
+            (r[0].reason, r[0].verdict.as_str()),
+            (Reason::TakeProfit, "accept")
+        );
+        // Flat again, and the long signal is still on: denied.
+        let r = run.tick("X", 105.2, 71, FeedHealth::Live);
+        assert_eq!(r[0].reason, Reason::NewsMomentumLong);
+        assert_eq!(verdicts(&r), vec![("deny", Some("reduce_only"))]);
+    }
+
+    #[test]
+    fn the_kill_switch_trips_on_the_daily_loss_and_stays_until_resumed() {
+        let mut config = Config::default();
+        config.risk.daily_loss_limit = 100.0;
+        config.strategy.stop_loss_pct = 50.0;
+        let mut run = Run::new(config);
+        run.open_long(FeedHealth::Live);
+        // 99 shares, down 1.5 each: below -100.
+        assert!(run.tick("X", 99.5, 62, FeedHealth::Live).is_empty());
+        assert_eq!(run.engine.state(), TradingState::Halted);
+        assert_eq!(run.engine.summary().counts.kill_switch_trips, 1);
+        // A new long signal on another symbol: denied while halted.
+        run.tick("Z", 10.0, 63, FeedHealth::Live);
+        run.news("Z", 0.9, 130);
+        let r = run.tick("Z", 10.5, 131, FeedHealth::Live);
+        assert_eq!(verdicts(&r), vec![("deny", Some("halted"))]);
+        // The loss recovers: still halted.
+        run.tick("X", 101.0, 140, FeedHealth::Live);
+        assert_eq!(run.engine.state(), TradingState::Halted);
+        // Back below, resumed while below: adding is denied, closing is not,
+        // and the switch does not trip again at once.
+        run.tick("X", 99.5, 141, FeedHealth::Live);
+        run.engine.resume();
+        let r = run.tick("Z", 10.5, 142, FeedHealth::Live);
+        assert_eq!(verdicts(&r), vec![("deny", Some("daily_loss_limit"))]);
+        assert_eq!(run.engine.state(), TradingState::Active);
+        // Then a fresh breach after recovering trips it again.
+        run.tick("X", 101.0, 143, FeedHealth::Live);
+        run.tick("X", 99.5, 144, FeedHealth::Live);
+        assert_eq!(run.engine.state(), TradingState::Halted);
+        assert_eq!(run.engine.summary().counts.kill_switch_trips, 2);
+    }
+
+    #[test]
+    fn repeated_ids_and_unknown_kinds_are_ignored() {
+        let mut engine = Engine::new(Config::default()).unwrap();
+        engine.on_event(&tick(5, "X", 100.0, 0), FeedHealth::Live);
+        engine.on_event(&tick(5, "X", 200.0, 1), FeedHealth::Live);
+        engine.on_event(&tick(4, "X", 200.0, 1), FeedHealth::Live);
+        let other = Event {
+            id: 6,
+            pub_us: None,
+            payload: Payload::Other {
+                kind: "halt".into(),
+                fields: BTreeMap::new(),
+            },
+        };
+        engine.on_event(&other, FeedHealth::Live);
+        let bad = tick(7, "X", f64::NAN, 2);
+        engine.on_event(&bad, FeedHealth::Live);
+        let s = engine.summary();
+        assert_eq!((s.counts.events, s.counts.repeated, s.counts.ignored), (3, 2, 2));
+        assert_eq!(engine.market().quotes["X"].last, 100.0);
+        assert_eq!(s.last_event_id, Some(7));
+    }
+
+    #[test]
+    fn out_of_order_timestamps_do_not_rewind_now() {
+        let mut run = Run::new(Config::default());
+        run.tick("X", 100.0, 100, FeedHealth::Live);
+        run.tick("X", 100.0, 50, FeedHealth::Live);
+        assert_eq!(run.engine.market().now, Some(t(100)));
+    }
+
+    #[test]
+    fn an_invalid_config_is_refused_naming_the_key() {
+        let mut config = Config::default();
+        config.risk.max_position = 0;
+        assert_eq!(
+            Engine::new(config).unwrap_err().to_string(),
+            "risk.max_position: must be > 0"
+        );
+    }
+}

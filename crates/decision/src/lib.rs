@@ -1,0 +1,26 @@
+//! The paper-trading decision engine's pure core: wire events in, audited
+//! decisions out. No IO (but checkpoint files), no async, no clock, no
+//! randomness: the same events give the same decisions, byte for byte.
+//!
+//! - `config`: the settings and their validation.
+//! - `market`: event-time "now" and the trusted price per symbol.
+//! - `strategy`: news sentiment confirmed by momentum; proposes orders.
+//! - `risk`: one pure check per order; accept or deny with a reason code.
+//! - `broker`: the paper broker and portfolio (it cannot send real orders).
+//! - `engine`: wires them together; one event in, audit records out.
+//! - `checkpoint`: the engine's whole state, saved atomically and loaded.
+
+pub mod broker;
+pub mod checkpoint;
+pub mod config;
+pub mod engine;
+pub mod market;
+pub mod risk;
+pub mod strategy;
+
+pub use broker::{Portfolio, Position};
+pub use config::{BrokerConfig, Config, ConfigError, RiskConfig, StrategyConfig};
+pub use engine::{AuditRecord, Counts, Engine, Summary};
+pub use market::Market;
+pub use risk::{Code, FeedHealth, OrderLog, TradingState, Verdict};
+pub use strategy::{Order, Reason, Side, Strategy};
