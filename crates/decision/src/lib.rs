@@ -16,6 +16,7 @@ pub mod config;
 pub mod engine;
 pub mod market;
 pub mod risk;
+pub mod run;
 pub mod strategy;
 
 pub use broker::{Portfolio, Position};

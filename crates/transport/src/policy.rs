@@ -40,6 +40,19 @@ impl Kind {
     }
 }
 
+impl std::str::FromStr for Kind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Kind, String> {
+        match s {
+            "sse" => Ok(Kind::Sse),
+            "ws" => Ok(Kind::Ws),
+            "http" | "poll" => Ok(Kind::Http),
+            other => Err(format!("transport must be sse, ws or http, not {other:?}")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyConfig {
     /// The preferred transport; `Http` means polling only.

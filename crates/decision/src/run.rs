@@ -1,0 +1,202 @@
+//! Wire mode: the engine fed by a `transport::Client`, writing the audit log
+//! and checkpoints. Generic over the network, so the simulation runs it too.
+//!
+//! Restart safety: the audit log is flushed and synced before each
+//! checkpoint, and on start it is cut back to the checkpoint's last event id
+//! (dropping lines a crash left past it, and a torn last line). So a run
+//! killed anywhere and restarted writes the same log as one that never
+//! stopped.
+//!
+//! Feed health: the client hands over events only in order and with no gap
+//! open, so every event the engine sees is `FeedHealth::Live`; the stale-feed
+//! guard's other states are for decisions not driven by an event. This keeps
+//! the audit log independent of the transport and of the faults on the way.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use transport::{Client, ClientConfig, Connect, Metrics};
+
+use crate::{Engine, FeedHealth, checkpoint};
+
+/// What a run writes and when it stops.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub audit_log: Option<PathBuf>,
+    /// Holds `checkpoint.json`.
+    pub state_dir: Option<PathBuf>,
+    /// Stop after this many events in this run.
+    pub max_events: Option<u64>,
+    /// Stop once this id has been processed (the end of a fixture).
+    pub until_id: Option<u64>,
+    /// Events between checkpoints.
+    pub checkpoint_every: u64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// `max_events` or `until_id` reached.
+    Done,
+    /// Asked to stop (Ctrl-C).
+    Interrupted,
+    /// The wire client stopped for good.
+    WireStopped(String),
+}
+
+/// The engine and the client's metrics, shared with the metrics endpoint.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub engine: Arc<Mutex<Engine>>,
+    pub wire: Arc<Mutex<Option<Arc<Metrics>>>>,
+}
+
+impl Live {
+    pub fn new(engine: Engine) -> Live {
+        Live {
+            engine: Arc::new(Mutex::new(engine)),
+            wire: Arc::default(),
+        }
+    }
+
+    pub fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn wire_metrics(&self) -> Option<Arc<Metrics>> {
+        self.wire.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+pub fn checkpoint_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("checkpoint.json")
+}
+
+/// The engine to start with: the checkpoint in `state_dir` if there is one,
+/// else `fresh`. The audit log is cut back to match it.
+pub fn restore(fresh: Engine, options: &RunOptions) -> Result<Engine, String> {
+    let engine = match &options.state_dir {
+        Some(dir) if checkpoint_path(dir).exists() => {
+            checkpoint::load(&checkpoint_path(dir)).map_err(|e| e.to_string())?
+        }
+        _ => fresh,
+    };
+    if let Some(path) = &options.audit_log {
+        reconcile_audit(path, engine.last_event_id()).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(engine)
+}
+
+/// Cuts the audit log after the last complete line for an event at or
+/// before `last_id` (everything, when there is no checkpoint).
+fn reconcile_audit(path: &Path, last_id: Option<u64>) -> io::Result<()> {
+    let Ok(file) = File::open(path) else {
+        return Ok(());
+    };
+    let mut keep = 0u64;
+    let mut reader = BufReader::new(file);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 || !line.ends_with('\n') {
+            break;
+        }
+        let id = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v["event_id"].as_u64());
+        match (id, last_id) {
+            (Some(id), Some(last)) if id <= last => keep += line.len() as u64,
+            _ => break,
+        }
+    }
+    let file = OpenOptions::new().write(true).open(path)?;
+    if file.metadata()?.len() != keep {
+        tracing::info!(path = %path.display(), keep, "cutting the audit log back to the checkpoint");
+        file.set_len(keep)?;
+        file.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Runs the engine on the wire until done, interrupted or the wire stops.
+pub async fn run<C: Connect>(
+    connector: C,
+    mut client_config: ClientConfig,
+    live: &Live,
+    options: &RunOptions,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> Result<Ended, String> {
+    client_config.start_after = live.engine().last_event_id().unwrap_or(0);
+    if options
+        .until_id
+        .is_some_and(|until| client_config.start_after >= until)
+    {
+        return Ok(Ended::Done);
+    }
+    let mut audit = match &options.audit_log {
+        Some(path) => Some(BufWriter::new(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+        )),
+        None => None,
+    };
+    let mut client = Client::connect(connector, client_config).map_err(|e| e.to_string())?;
+    *live.wire.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.metrics());
+    let Some(mut events) = client.subscribe() else {
+        return Err("no subscription".into());
+    };
+    let mut interrupt = std::pin::pin!(interrupt);
+    let mut processed = 0u64;
+    let every = options.checkpoint_every.max(1);
+    let ended = loop {
+        let item = tokio::select! {
+            biased;
+            () = &mut interrupt => break Ended::Interrupted,
+            item = events.next() => item,
+        };
+        let event = match item {
+            Some(Ok(event)) => event,
+            Some(Err(e)) => break Ended::WireStopped(e.0),
+            None => break Ended::WireStopped("the wire client ended".into()),
+        };
+        let records = live.engine().on_event(&event, FeedHealth::Live);
+        if let Some(w) = audit.as_mut() {
+            for r in &records {
+                w.write_all(r.to_json_line().as_bytes())
+                    .and_then(|()| w.write_all(b"\n"))
+                    .map_err(|e| format!("audit log: {e}"))?;
+            }
+        }
+        processed += 1;
+        if processed.is_multiple_of(every) {
+            save(live, audit.as_mut(), options)?;
+        }
+        if options.max_events.is_some_and(|m| processed >= m)
+            || options.until_id.is_some_and(|u| event.id >= u)
+        {
+            break Ended::Done;
+        }
+    };
+    save(live, audit.as_mut(), options)?;
+    client.close().await;
+    Ok(ended)
+}
+
+/// Audit log first (flushed, synced), then the checkpoint.
+fn save(live: &Live, audit: Option<&mut BufWriter<File>>, options: &RunOptions) -> Result<(), String> {
+    if let Some(w) = audit {
+        w.flush()
+            .and_then(|()| w.get_ref().sync_data())
+            .map_err(|e| format!("audit log: {e}"))?;
+    }
+    if let Some(dir) = &options.state_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        checkpoint::save(&checkpoint_path(dir), &live.engine()).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! Wire mode: the engine fed over real TCP by the real stub writes the same
+//! audit log whichever transport carried the events (SSE, WebSocket,
+//! polling), when streaming is unavailable and it falls back to polling,
+//! and when it is killed and restarted from its checkpoint. Run them all with
+//! `cargo test wire_mode`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use decision::run::{Ended, Live, RunOptions};
+use decision::{Config, Engine, FeedHealth};
+use stub::{Log, Pace, Stub};
+use transport::{ClientConfig, Kind, TokioConnect};
+
+fn fixture() -> Vec<wire::Payload> {
+    wire::fixture::parse(wire::fixture::DEFAULT_NAME, wire::fixture::DEFAULT).unwrap()
+}
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tickwire-wire-mode-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The audit log of the engine run straight over the fixture, no network.
+fn offline_audit() -> String {
+    let mut engine = Engine::new(Config::default()).unwrap();
+    let mut out = String::new();
+    for (i, payload) in fixture().into_iter().enumerate() {
+        let event = wire::Event {
+            id: i as u64 + 1,
+            pub_us: None,
+            payload,
+        };
+        for r in engine.on_event(&event, FeedHealth::Live) {
+            out += &r.to_json_line();
+            out.push('\n');
+        }
+    }
+    out
+}
+
+async fn start_stub(streaming: bool) -> (Stub, String) {
+    let config = stub::Config::default();
+    let stub = Stub::new(config.clone(), Log::new(config.retention), Arc::new(|| 1));
+    stub.set_streaming(streaming);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(stub::replay(stub.clone(), fixture(), Pace::Rate(20_000.0)));
+    tokio::spawn(stub::serve(listener, stub.clone(), std::future::pending()));
+    (stub, url)
+}
+
+async fn run_over(kind: Kind, streaming: bool, dir: &Path) -> (String, Live) {
+    let (_stub, url) = start_stub(streaming).await;
+    let mut client = ClientConfig::new(&url, Arc::new(|| 2));
+    client.policy.transport = kind;
+    client.poll_wait = Duration::from_millis(200);
+    let options = RunOptions {
+        audit_log: Some(dir.join("audit.jsonl")),
+        state_dir: Some(dir.join("state")),
+        max_events: None,
+        until_id: Some(fixture().len() as u64),
+        checkpoint_every: 1000,
+    };
+    let live = Live::new(Engine::new(Config::default()).unwrap());
+    let ended = tokio::time::timeout(
+        Duration::from_secs(60),
+        decision::run::run(TokioConnect, client, &live, &options, std::future::pending()),
+    )
+    .await
+    .expect("the run finishes")
+    .unwrap();
+    assert_eq!(ended, Ended::Done);
+    (std::fs::read_to_string(dir.join("audit.jsonl")).unwrap(), live)
+}
+
+#[tokio::test]
+async fn wire_mode_sse_ws_and_polling_write_the_same_audit_log() {
+    let expected = offline_audit();
+    assert!(expected.lines().count() >= 4, "the day has decisions to compare");
+    for kind in [Kind::Sse, Kind::Ws, Kind::Http] {
+        let dir = temp(kind.as_str());
+        let (audit, live) = run_over(kind, true, &dir).await;
+        assert_eq!(audit, expected, "{kind:?}");
+        assert_eq!(live.engine().summary().counts.events, fixture().len() as u64);
+        assert_eq!(
+            live.wire_metrics().unwrap().snapshot().wire_transport,
+            kind.as_str()
+        );
+    }
+}
+
+#[tokio::test]
+async fn wire_mode_falls_back_to_polling_and_writes_the_same_audit_log() {
+    let dir = temp("fallback");
+    let (audit, live) = run_over(Kind::Sse, false, &dir).await;
+    assert_eq!(audit, offline_audit());
+    let m = live.wire_metrics().unwrap().snapshot();
+    assert_eq!((m.fallbacks, m.wire_transport), (1, "http"));
+}
+
+/// The real binary, killed (SIGKILL) mid-stream and restarted from its
+/// checkpoint, writes the audit log of an uninterrupted run.
+#[test]
+fn wire_mode_a_killed_engine_resumes_from_its_checkpoint() {
+    let bin = env!("CARGO_BIN_EXE_decision");
+    let run = |dir: &Path| {
+        let mut cmd = std::process::Command::new(bin);
+        cmd.args([
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--checkpoint-every",
+            "100",
+            "--fixture-rate",
+            "3000",
+        ])
+        .arg("--audit-log")
+        .arg(dir.join("audit.jsonl"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        cmd
+    };
+    let whole = temp("whole");
+    assert!(run(&whole).status().unwrap().success());
+    let expected = std::fs::read_to_string(whole.join("audit.jsonl")).unwrap();
+    assert_eq!(expected, offline_audit());
+
+    let dir = temp("killed");
+    let mut child = run(&dir).spawn().unwrap();
+    // Past the first checkpoints and the first decisions (the NVDA burst
+    // is around event 1300), well before the end (6,347 at 3,000/s).
+    std::thread::sleep(Duration::from_millis(1000));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let checkpoint =
+        std::fs::read_to_string(dir.join("state/checkpoint.json")).expect("a checkpoint before the kill");
+    assert!(
+        checkpoint.contains("\"last_event_id\""),
+        "{}",
+        &checkpoint[..200.min(checkpoint.len())]
+    );
+    let partial = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default();
+    assert!(partial.len() < expected.len(), "killed mid-stream");
+
+    assert!(run(&dir).status().unwrap().success());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("audit.jsonl")).unwrap(),
+        expected
+    );
+}
