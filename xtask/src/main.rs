@@ -4,11 +4,16 @@
 //! command is a function in its own module.
 
 mod fixtures;
+mod sim;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  fixtures [--check]   regenerate fixtures/default.jsonl from its seed (or check it is current)";
+  fixtures [--check]   regenerate fixtures/default.jsonl from its seed (or check it is current)
+  sim [--debug] [list | run ARGS | replay ARGS]
+                       the deterministic simulation (release build unless --debug):
+                       run [--scenario NAME|all] [--seeds N | --seed S] [--jobs J]
+                       replay --scenario NAME --seed S";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,6 +25,7 @@ fn main() {
     }
     let result = match args.first().map(String::as_str) {
         Some("fixtures") => fixtures::run(&args[1..]),
+        Some("sim") => sim::run(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
