@@ -52,8 +52,22 @@ pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
     if let Some(c) = &report.crashed {
         return Err(violation(Class::Crash, Some(report.elapsed), c.clone()));
     }
+    let oracle = scenario.engine.map(|_| crate::offline_audit(scenario.events));
     for (i, c) in report.clients.iter().enumerate() {
         exactly_once_in_order(i, c)?;
+        if let (Some(audit), Some(oracle)) = (&c.audit, &oracle)
+            && audit != oracle
+        {
+            return Err(violation(
+                Class::Safety,
+                c.done_at,
+                format!(
+                    "client {i}: the engine's audit log ({} lines) differs from the fault-free run's ({} lines)",
+                    audit.lines().count(),
+                    oracle.lines().count()
+                ),
+            ));
+        }
         backoff_rules(i, c)?;
         match (scenario.expect_error, &c.error) {
             (Some(want), Some(got)) if got.contains(want) => continue,

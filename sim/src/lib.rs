@@ -70,6 +70,38 @@ pub struct Scenario {
     pub random_order: bool,
     /// Clients start this long after the stub.
     pub client_delay: Duration,
+    /// Client 0 runs the decision engine (wire mode, with audit log and
+    /// checkpoints); when `Some(t)`, the engine is killed at `t` and
+    /// restarted from its checkpoint.
+    pub engine: Option<Option<Duration>>,
+}
+
+/// The engine settings of the simulation: the defaults, with a daily loss
+/// limit small enough that the default day trips the kill switch.
+pub fn engine_config() -> decision::Config {
+    let mut c = decision::Config::default();
+    c.risk.daily_loss_limit = 50.0;
+    c
+}
+
+/// The fault-free oracle: the audit log of the engine run straight over the
+/// first `events` fixture events.
+pub fn offline_audit(events: usize) -> String {
+    let mut engine = decision::Engine::new(engine_config()).unwrap_or_else(|e| panic!("engine config: {e}"));
+    let mut out = String::new();
+    let payloads = wire::fixture::parse("default", wire::fixture::DEFAULT).unwrap_or_default();
+    for (i, payload) in payloads.into_iter().take(events).enumerate() {
+        let event = wire::Event {
+            id: i as u64 + 1,
+            pub_us: None,
+            payload,
+        };
+        for r in engine.on_event(&event, decision::FeedHealth::Live) {
+            out += &r.to_json_line();
+            out.push('\n');
+        }
+    }
+    out
 }
 
 impl Scenario {
@@ -90,6 +122,7 @@ impl Scenario {
             expect_error: None,
             random_order: false,
             client_delay: Duration::from_millis(100),
+            engine: None,
         }
     }
 
@@ -129,6 +162,10 @@ pub struct ClientRun {
     pub upgrades: u64,
     pub gaps_repaired: u64,
     pub duplicates: u64,
+    /// The engine's audit log, for the client that ran it.
+    pub audit: Option<String>,
+    pub kill_switch_trips: u64,
+    pub engine_restarts: u64,
 }
 
 /// Everything a run produced.
@@ -165,6 +202,17 @@ impl Report {
                 c.error
             );
             out += &format!("  ids {}\n", ranges(&c.ids));
+            if let Some(audit) = &c.audit {
+                out += &format!(
+                    "  engine: {} audit lines, kill switch trips {}, restarts {}\n",
+                    audit.lines().count(),
+                    c.kill_switch_trips,
+                    c.engine_restarts
+                );
+                for line in audit.lines() {
+                    out += &format!("    {line}\n");
+                }
+            }
             for t in &c.timeline {
                 out += &format!("  {:>8} {}: {}\n", t.at_ms, t.what, t.why);
             }
@@ -265,6 +313,26 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
 
     for (i, &kind) in scenario.clients.iter().enumerate() {
         let shared = shared.clone();
+        if i == 0
+            && let Some(kill_at) = scenario.engine
+        {
+            let config = client_config(kind, seed.wrapping_mul(31));
+            let total = payloads.len() as u64;
+            let delay = scenario.client_delay;
+            let dir = std::env::temp_dir().join(format!(
+                "tickwire-sim-{}-{seed}-{}",
+                scenario.name,
+                std::process::id()
+            ));
+            sim.client("client0", async move {
+                tokio::time::sleep(delay).await;
+                let run = engine_client(config, total, kill_at, &dir).await;
+                let _ = std::fs::remove_dir_all(&dir);
+                shared.borrow_mut().clients[0] = run?;
+                Ok(())
+            });
+            continue;
+        }
         let total = payloads.len() as u64;
         let slow = if i == 0 { scenario.slow_reader } else { None };
         let delay = scenario.client_delay;
@@ -368,6 +436,85 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         overflow_drops: s.drops_before + s.stub.as_ref().map_or(0, overflow_drops),
         elapsed: sim.elapsed(),
         crashed,
+    }
+}
+
+/// Client 0 with the engine: wire mode through `decision::run`, its audit
+/// log and checkpoints in `dir`; killed at `kill_at` (the run future is
+/// dropped mid-flight, as a crash would) and restarted from the checkpoint.
+async fn engine_client(
+    config: ClientConfig,
+    total: u64,
+    kill_at: Option<Duration>,
+    dir: &std::path::Path,
+) -> Result<ClientRun, Box<dyn std::error::Error>> {
+    use decision::run::{Live, RunOptions};
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    let options = RunOptions {
+        audit_log: Some(dir.join("audit.jsonl")),
+        state_dir: Some(dir.join("state")),
+        max_events: None,
+        until_id: Some(total),
+        checkpoint_every: 50,
+    };
+    let kind = config.policy.transport;
+    let mut run = ClientRun {
+        kind: Some(kind),
+        ..ClientRun::default()
+    };
+    let mut timeline = Vec::new();
+    let mut kill_at = kill_at;
+    loop {
+        let engine = decision::run::restore(decision::Engine::new(engine_config())?, &options)?;
+        let live = Live::new(engine);
+        let outcome = match kill_at.take() {
+            Some(at) => {
+                let remaining = at.saturating_sub(turmoil::sim_elapsed().unwrap_or_default());
+                tokio::select! {
+                    biased;
+                    r = decision::run::run(net::Connect, config.clone(), &live, &options, std::future::pending()) => Some(r),
+                    () = tokio::time::sleep(remaining) => None,
+                }
+            }
+            None => Some(
+                decision::run::run(
+                    net::Connect,
+                    config.clone(),
+                    &live,
+                    &options,
+                    std::future::pending(),
+                )
+                .await,
+            ),
+        };
+        if let Some(m) = live.wire_metrics() {
+            let s = m.snapshot();
+            run.reconnects += s.reconnect_attempts;
+            run.fallbacks += s.fallbacks;
+            run.upgrades += s.upgrades;
+        }
+        let engine = live.engine().clone();
+        match outcome {
+            None => {
+                run.engine_restarts += 1;
+                timeline.push(TimelineEntry {
+                    at_ms: turmoil::sim_elapsed().unwrap_or_default().as_millis() as u64,
+                    what: "engine killed".into(),
+                    why: format!("after event {}", engine.last_event_id().unwrap_or(0)),
+                });
+            }
+            Some(result) => {
+                result?;
+                let summary = engine.summary();
+                run.kill_switch_trips = summary.counts.kill_switch_trips;
+                run.ids = (1..=engine.last_event_id().unwrap_or(0)).collect();
+                run.done_at = turmoil::sim_elapsed();
+                run.audit = Some(std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default());
+                run.timeline = timeline;
+                return Ok(run);
+            }
+        }
     }
 }
 

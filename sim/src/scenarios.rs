@@ -33,7 +33,39 @@ pub fn all() -> Vec<Scenario> {
         stream_missing_then_back(),
         many_clients(),
         cursor_expired(),
+        engine_faults(),
+        engine_restart(),
     ]
+}
+
+/// The decision engine on client 0 through a partition and a server crash:
+/// its audit log must equal the fault-free run's (the NVDA burst around
+/// event 1,300 trades and trips the 50-dollar kill switch).
+pub fn engine_faults() -> Scenario {
+    let mut sc = Scenario::new("engine_faults", vec![Kind::Sse, Kind::Http]);
+    sc.events = 1500;
+    sc.rate = 100.0;
+    sc.engine = Some(None);
+    sc.faults = vec![
+        (s(4), Fault::Partition(None)),
+        (s(9), Fault::Repair(None)),
+        (s(13), Fault::Crash),
+        (s(16), Fault::Restart),
+    ];
+    sc.liveness = s(60);
+    sc
+}
+
+/// The engine is killed mid-stream at 13.05 s, just after its first
+/// decisions (events 1,297 to 1,299) and before the next checkpoint, and
+/// restarts from its checkpoint.
+pub fn engine_restart() -> Scenario {
+    let mut sc = Scenario::new("engine_restart", vec![Kind::Ws]);
+    sc.events = 1500;
+    sc.rate = 100.0;
+    sc.engine = Some(Some(ms(13_050)));
+    sc.liveness = s(30);
+    sc
 }
 
 pub fn by_name(name: &str) -> Option<Scenario> {

@@ -148,3 +148,22 @@ fn the_failing_seed_corpus_passes() {
         run_checked(&sc, seed.trim().parse().expect("a numeric seed"));
     }
 }
+
+#[test]
+fn engine_faults() {
+    let r = scenario("engine_faults");
+    assert!(
+        sum(&r, |c| c.kill_switch_trips) > 0,
+        "sometimes: the kill switch trips"
+    );
+    assert!(sum(&r, |c| c.reconnects) > 0, "sometimes: a reconnect");
+}
+
+#[test]
+fn engine_restart() {
+    let r = scenario("engine_restart");
+    assert!(
+        sum(&r, |c| c.engine_restarts) > 0,
+        "sometimes: an engine restart from its checkpoint"
+    );
+}
