@@ -51,7 +51,11 @@ fn violation(class: Class, at: Option<Duration>, what: String) -> Violation {
 pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
     if let Some(c) = &report.crashed {
         // turmoil gives up when clients never finish: that is liveness.
-        let class = if c.contains("Ran for duration") { Class::Liveness } else { Class::Crash };
+        let class = if c.contains("Ran for duration") {
+            Class::Liveness
+        } else {
+            Class::Crash
+        };
         let stuck: Vec<String> = report
             .clients
             .iter()
@@ -59,7 +63,11 @@ pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
             .filter(|(_, r)| r.ids.len() < scenario.events)
             .map(|(i, r)| format!("client {i} has {} of {} events", r.ids.len(), scenario.events))
             .collect();
-        return Err(violation(class, Some(report.elapsed), format!("{c} ({})", stuck.join("; "))));
+        return Err(violation(
+            class,
+            Some(report.elapsed),
+            format!("{c} ({})", stuck.join("; ")),
+        ));
     }
     let oracle = scenario.engine.map(|_| crate::offline_audit(scenario.events));
     for (i, c) in report.clients.iter().enumerate() {
