@@ -1,0 +1,89 @@
+//! The `wire-stub` binary as a user runs it: a YAML config, a bad key named
+//! at start, and a graceful shutdown that ends open streams promptly.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wire-stub"))
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("tickwire-stub-{name}-{}.yaml", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn an_unknown_config_key_fails_at_start_naming_it() {
+    let path = temp_file("bad", "addr: 127.0.0.1:0\nserver:\n  retension: 5\n");
+    let out = bin().arg("--config").arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("retension"), "{err}");
+
+    let out = bin()
+        .args(["--addr", "127.0.0.1:0", "--rate=-3"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("positive"));
+}
+
+#[allow(clippy::disallowed_methods)] // a real deadline for a real process
+#[test]
+fn sigterm_ends_open_streams_and_exits_promptly() {
+    let path = temp_file(
+        "ok",
+        "addr: 127.0.0.1:0\nno_pace: true\nserver:\n  heartbeat_ms: 60000\n",
+    );
+    let mut child = bin()
+        .arg("--config")
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut byte = [0u8; 1];
+    while !first.ends_with('\n') {
+        assert_eq!(stdout.read(&mut byte).unwrap(), 1, "the address line");
+        first.push(byte[0] as char);
+    }
+    let addr = first.trim().rsplit("http://").next().unwrap().to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream
+        .write_all(b"GET /stream?cursor=6000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let n = stream.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("text/event-stream"));
+
+    let started = Instant::now();
+    assert!(
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The stream ends (EOF) instead of hanging on its 60 s heartbeat.
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e) => panic!("the stream did not end: {e}"),
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
