@@ -69,6 +69,21 @@ pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
             format!("{c} ({})", stuck.join("; ")),
         ));
     }
+    // Server memory is per connection and bounded per connection (one batch,
+    // `conn_buffer_bytes`); what could grow is the number of connections,
+    // if reconnects leaked them. A client holds at most two (a polling
+    // request and a streaming probe).
+    if report.max_connections > 2 * scenario.clients.len() {
+        return Err(violation(
+            Class::Safety,
+            None,
+            format!(
+                "the stub held {} connections for {} clients: connections leak",
+                report.max_connections,
+                scenario.clients.len()
+            ),
+        ));
+    }
     let oracle = scenario.engine.map(|_| crate::offline_audit(scenario.events));
     for (i, c) in report.clients.iter().enumerate() {
         exactly_once_in_order(i, c)?;

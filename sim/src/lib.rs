@@ -74,6 +74,37 @@ pub struct Scenario {
     /// checkpoints); when `Some(t)`, the engine is killed at `t` and
     /// restarted from its checkpoint.
     pub engine: Option<Option<Duration>>,
+    /// The interesting path this scenario exists for: it must happen in at
+    /// least one seed of a sweep, or the sweep fails.
+    pub sometimes: Option<Sometimes>,
+}
+
+/// A scenario's interesting path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sometimes {
+    Reconnect,
+    GapRepair,
+    Fallback,
+    Upgrade,
+    SlowConsumerDrop,
+    KillSwitch,
+    EngineRestart,
+}
+
+impl Sometimes {
+    /// Whether this run took the path.
+    pub fn hit(self, report: &Report) -> bool {
+        let any = |f: &dyn Fn(&ClientRun) -> u64| report.clients.iter().any(|c| f(c) > 0);
+        match self {
+            Sometimes::Reconnect => any(&|c| c.reconnects),
+            Sometimes::GapRepair => any(&|c| c.gaps_repaired),
+            Sometimes::Fallback => any(&|c| c.fallbacks),
+            Sometimes::Upgrade => any(&|c| c.upgrades),
+            Sometimes::SlowConsumerDrop => report.overflow_drops > 0,
+            Sometimes::KillSwitch => any(&|c| c.kill_switch_trips),
+            Sometimes::EngineRestart => any(&|c| c.engine_restarts),
+        }
+    }
 }
 
 /// The engine settings of the simulation: the defaults, with a daily loss
@@ -123,6 +154,7 @@ impl Scenario {
             random_order: false,
             client_delay: Duration::from_millis(100),
             engine: None,
+            sometimes: None,
         }
     }
 
@@ -179,6 +211,8 @@ pub struct Report {
     pub overflow_drops: u64,
     /// Simulated time at the end.
     pub elapsed: Duration,
+    /// The most connections the stub held at once (sampled every second).
+    pub max_connections: usize,
     /// A panic or a turmoil error, if the run itself broke.
     pub crashed: Option<String>,
 }
@@ -382,6 +416,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
     schedule.sort_by_key(|(t, _)| *t);
     let mut schedule = schedule.into_iter().peekable();
     let mut applied = Vec::new();
+    let mut max_connections = 0;
+    let mut next_sample = Duration::ZERO;
     let names: Vec<String> = (0..scenario.clients.len())
         .map(|i| format!("client{i}"))
         .collect();
@@ -414,6 +450,12 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
                 Fault::Latency(max) => sim.set_max_message_latency((*max).max(Duration::from_millis(5))),
             }
         }
+        if sim.elapsed() >= next_sample {
+            next_sample += Duration::from_secs(1);
+            if let Some(stub) = &shared.borrow().stub {
+                max_connections = max_connections.max(stub.connections().len());
+            }
+        }
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step())) {
             Ok(Ok(true)) => break None,
             Ok(Ok(false)) => {}
@@ -435,6 +477,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         applied,
         overflow_drops: s.drops_before + s.stub.as_ref().map_or(0, overflow_drops),
         elapsed: sim.elapsed(),
+        max_connections,
         crashed,
     }
 }

@@ -74,6 +74,7 @@ fn run(args: &[String]) -> i32 {
     let total = scenarios.len() * seeds.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
     let mut worst: Option<Class> = None;
+    let mut coverage_failed = false;
     let mut rows = Vec::new();
     let (mut sim_total, mut wall_total) = (0.0, 0.0);
     for sc in &scenarios {
@@ -143,6 +144,18 @@ fn run(args: &[String]) -> i32 {
                 });
             }
         }
+        if let Some(path) = sc.sometimes
+            && !results.iter().any(|(_, report, _)| path.hit(report))
+        {
+            failures += 1;
+            eprintln!(
+                "FAIL {}: {path:?} never happened in {} seeds (sometimes coverage)",
+                sc.name,
+                results.len()
+            );
+            worst.get_or_insert(Class::Liveness);
+            coverage_failed = true;
+        }
         sim_total += simulated;
         wall_total += wall * jobs as f64;
         rows.push(format!(
@@ -166,6 +179,10 @@ fn run(args: &[String]) -> i32 {
         wall_total / jobs as f64,
         sim_total / wall_total.max(1e-9)
     );
+    if coverage_failed && worst == Some(Class::Liveness) {
+        // Only coverage failed: its own exit code.
+        return 6;
+    }
     worst.map_or(0, Class::exit_code)
 }
 

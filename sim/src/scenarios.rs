@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use transport::Kind;
 
-use crate::{Fault, Scenario};
+use crate::{Fault, Scenario, Sometimes};
 
 fn s(secs: u64) -> Duration {
     Duration::from_secs(secs)
@@ -35,7 +35,17 @@ pub fn all() -> Vec<Scenario> {
         cursor_expired(),
         engine_faults(),
         engine_restart(),
+        lossy_stream(),
     ]
+}
+
+/// Fault injection in the stub: streams skip every 37th event. Clients see
+/// the id jump and fill the gap from the polling endpoint first.
+pub fn lossy_stream() -> Scenario {
+    let mut sc = Scenario::new("lossy_stream", vec![Kind::Sse, Kind::Ws]);
+    sc.stub.drop_every = 37;
+    sc.sometimes = Some(Sometimes::GapRepair);
+    sc
 }
 
 /// The decision engine on client 0 through a partition and a server crash:
@@ -53,6 +63,7 @@ pub fn engine_faults() -> Scenario {
         (s(16), Fault::Restart),
     ];
     sc.liveness = s(60);
+    sc.sometimes = Some(Sometimes::KillSwitch);
     sc
 }
 
@@ -65,6 +76,7 @@ pub fn engine_restart() -> Scenario {
     sc.rate = 100.0;
     sc.engine = Some(Some(ms(13_050)));
     sc.liveness = s(30);
+    sc.sometimes = Some(Sometimes::EngineRestart);
     sc
 }
 
@@ -85,6 +97,7 @@ pub fn normal(kind: Kind) -> Scenario {
 /// connections stay dead: only heartbeats and the idle deadline find out.
 pub fn partition(name: &'static str, length: Duration) -> Scenario {
     Scenario {
+        sometimes: Some(Sometimes::Reconnect),
         faults: vec![
             (s(5), Fault::Partition(None)),
             (s(5) + length, Fault::Repair(None)),
@@ -95,6 +108,7 @@ pub fn partition(name: &'static str, length: Duration) -> Scenario {
 
 pub fn server_bounce() -> Scenario {
     Scenario {
+        sometimes: Some(Sometimes::Reconnect),
         faults: vec![(s(6), Fault::Bounce)],
         ..Scenario::new("server_bounce", MIXED.to_vec())
     }
@@ -102,6 +116,7 @@ pub fn server_bounce() -> Scenario {
 
 pub fn crash_restart() -> Scenario {
     Scenario {
+        sometimes: Some(Sometimes::Reconnect),
         faults: vec![(s(6), Fault::Crash), (s(18), Fault::Restart)],
         ..Scenario::new("crash_restart", MIXED.to_vec())
     }
@@ -115,6 +130,7 @@ pub fn flapping_link() -> Scenario {
         faults.push((t + ms(1_200), Fault::Repair(None)));
     }
     Scenario {
+        sometimes: Some(Sometimes::Reconnect),
         faults,
         ..Scenario::new("flapping_link", MIXED.to_vec())
     }
@@ -144,6 +160,7 @@ pub fn slow_consumer() -> Scenario {
     sc.stub.lag_grace_ms = 500;
     sc.stub.batch_events = 16;
     sc.liveness = s(400);
+    sc.sometimes = Some(Sometimes::SlowConsumerDrop);
     sc
 }
 
@@ -152,6 +169,7 @@ pub fn slow_consumer() -> Scenario {
 /// events still flow (30 s of them).
 pub fn stream_missing_then_back() -> Scenario {
     Scenario {
+        sometimes: Some(Sometimes::Upgrade),
         events: 600,
         faults: vec![(Duration::ZERO, Fault::StreamingOff), (s(15), Fault::StreamingOn)],
         ..Scenario::new("stream_missing_then_back", vec![Kind::Sse, Kind::Ws])

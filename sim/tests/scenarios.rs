@@ -167,3 +167,28 @@ fn engine_restart() {
         "sometimes: an engine restart from its checkpoint"
     );
 }
+
+#[test]
+fn lossy_stream() {
+    let r = scenario("lossy_stream");
+    assert!(sum(&r, |c| c.gaps_repaired) > 0, "sometimes: a gap repaired");
+}
+
+#[test]
+fn every_scenario_names_its_interesting_path_or_is_plain() {
+    let plain = [
+        "normal_sse",
+        "normal_ws",
+        "normal_http",
+        "latency_spikes",
+        "many_clients",
+        "cursor_expired",
+    ];
+    for sc in scenarios::all() {
+        assert!(
+            sc.sometimes.is_some() || plain.contains(&sc.name),
+            "{} has no sometimes path",
+            sc.name
+        );
+    }
+}

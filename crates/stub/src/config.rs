@@ -37,6 +37,10 @@ pub struct Config {
     pub max_wait_ms: u64,
     /// How long shutdown waits for connections to finish.
     pub shutdown_grace_ms: u64,
+    /// Fault injection for tests: streams silently skip every event whose
+    /// id is a multiple of this (0: never). Clients must repair the gaps.
+    /// Never set it in production.
+    pub drop_every: u64,
 }
 
 impl Default for Config {
@@ -55,6 +59,7 @@ impl Default for Config {
             max_page: 10_000,
             max_wait_ms: 30_000,
             shutdown_grace_ms: 2_000,
+            drop_every: 0,
         }
     }
 }

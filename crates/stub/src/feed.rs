@@ -85,11 +85,14 @@ impl Feed {
                 return Out::Control(Control::Overflow { last_id: self.cursor });
             }
             let mut count = 0;
+            let drop_every = shared.config.drop_every;
             match shared
                 .log
                 .read_with(self.cursor, shared.config.batch_events, |e| {
                     count += 1;
-                    on_event(e);
+                    if drop_every == 0 || e.id % drop_every != 0 {
+                        on_event(e);
+                    }
                 }) {
                 Err(expired) => {
                     self.done = true;
