@@ -135,7 +135,7 @@ impl FileConfig {
 
 fn main() {
     let args = Args::parse();
-    init_logs(args.log_json);
+    cli::init_logs(args.log_json, "warn");
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -152,29 +152,8 @@ fn main() {
     }
 }
 
-fn init_logs(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 async fn run(args: Args) -> anyhow::Result<i32> {
-    let file: FileConfig = match &args.config {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
-        None => FileConfig::default(),
-    };
+    let file: FileConfig = cli::load_yaml(args.config.as_deref())?;
     file.validate()?;
     let engine = Engine::new(Config {
         strategy: file.strategy.clone(),
@@ -208,7 +187,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
             let stub = stub::Stub::new(
                 config.clone(),
                 stub::Log::new(config.retention),
-                Arc::new(system_clock_us),
+                Arc::new(cli::system_clock_us),
             );
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
@@ -220,13 +199,13 @@ async fn run(args: Args) -> anyhow::Result<i32> {
     };
 
     let kind = args.transport.unwrap_or(file.wire.transport);
-    let mut client = ClientConfig::new(&url, Arc::new(system_clock_us));
+    let mut client = ClientConfig::new(&url, Arc::new(cli::system_clock_us));
     client.policy.transport = kind;
     client.policy.initial_delay = Duration::from_millis(file.wire.reconnect.initial_delay_ms);
     client.policy.max_delay = Duration::from_millis(file.wire.reconnect.max_delay_ms);
     client.policy.max_attempts = file.wire.reconnect.max_attempts;
     client.idle_timeout = Duration::from_secs(file.wire.health_check_interval_s);
-    client.seed = system_clock_us();
+    client.seed = cli::system_clock_us();
 
     let metrics_listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
@@ -377,12 +356,4 @@ async fn prometheus(State(live): State<Live>) -> impl IntoResponse {
         )],
         out,
     )
-}
-
-/// The production clock: the one place this binary reads the system time.
-#[allow(clippy::disallowed_methods)]
-fn system_clock_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }

@@ -153,3 +153,85 @@ fn wire_mode_a_killed_engine_resumes_from_its_checkpoint() {
         expected
     );
 }
+
+/// Reads one HTTP/1.0 answer's body from the binary's metrics endpoint.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+/// The binary's observability while it runs, and Ctrl-C: a checkpoint,
+/// then a clean exit with the summary.
+#[test]
+fn wire_mode_metrics_while_running_and_ctrl_c_checkpoints() {
+    use std::io::{BufRead, BufReader};
+    let dir = temp("ctrl-c");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_decision"))
+        .args(["--metrics-addr", "127.0.0.1:0", "--fixture-rate", "500"])
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .split("http://")
+        .nth(2)
+        .and_then(|s| s.split('/').next())
+        .unwrap()
+        .to_owned();
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let json: serde_json::Value = serde_json::from_str(&http_get(&addr, "/metrics.json")).unwrap();
+    for key in [
+        "wire_transport",
+        "connection_state",
+        "reconnect_attempts",
+        "last_reconnect",
+        "messages_received",
+        "message_rate",
+        "average_latency_ms",
+        "p99_latency_ms",
+    ] {
+        assert!(json.get(key).is_some(), "{key} in {json}");
+    }
+    assert_eq!(json["wire_transport"], "sse");
+    assert!(json["messages_received"].as_u64().unwrap() > 0);
+    assert!(json["engine"]["events"].as_u64().unwrap() > 0, "{json}");
+    assert!(json["engine"].get("denials_by_code").is_some());
+    let text = http_get(&addr, "/metrics");
+    for name in [
+        "wire_messages_received_total",
+        "wire_connection_state",
+        "decision_events_total",
+        "decision_trading_state",
+    ] {
+        assert!(text.contains(name), "{name} in\n{text}");
+    }
+    assert_eq!(http_get(&addr, "/healthz"), "ok\n");
+
+    assert!(
+        std::process::Command::new("kill")
+            .arg("-INT")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let summary = String::from_utf8(out.stdout).unwrap();
+    assert!(summary.contains("ended         Interrupted"), "{summary}");
+    let checkpoint = std::fs::read_to_string(dir.join("state/checkpoint.json")).unwrap();
+    assert!(checkpoint.contains("\"last_event_id\""));
+}

@@ -74,35 +74,13 @@ struct FileConfig {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_logs(args.log_json);
+    cli::init_logs(args.log_json, "info");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(args))
 }
 
-fn init_logs(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 async fn run(args: Args) -> anyhow::Result<()> {
-    let file: FileConfig = match &args.config {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
-        None => FileConfig::default(),
-    };
+    let file: FileConfig = cli::load_yaml(args.config.as_deref())?;
     let mut config = file.server;
     if let Some(t) = args.token {
         config.token = Some(t);
@@ -162,21 +140,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
 
-    let stub = Stub::new(config, log, Arc::new(system_clock_us));
+    let stub = Stub::new(config, log, Arc::new(cli::system_clock_us));
     println!("wire-stub listening on http://{local}");
     tracing::info!(%local, head = stub.log().head(), fixture_events = payloads.len(), ?pace, "serving");
     tokio::spawn(stub::replay(stub.clone(), payloads, pace));
     stub::serve(listener, stub, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The production clock: the one place the stub reads the system time.
-#[allow(clippy::disallowed_methods)]
-fn system_clock_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }
 
 async fn shutdown_signal() {

@@ -38,14 +38,7 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    cli::init_logs(false, "warn");
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -94,11 +87,11 @@ async fn tail(args: &Args) -> i32 {
             return 2;
         }
     };
-    let mut config = ClientConfig::new(&args.url, Arc::new(system_clock_us));
+    let mut config = ClientConfig::new(&args.url, Arc::new(cli::system_clock_us));
     config.policy.transport = kind;
     config.start_after = args.from_id;
     config.token = args.token.clone();
-    config.seed = system_clock_us();
+    config.seed = cli::system_clock_us();
     let mut client = match Client::connect(TokioConnect, config) {
         Ok(c) => c,
         Err(e) => {
@@ -137,13 +130,4 @@ async fn tail(args: &Args) -> i32 {
         .await
         .ok();
     code
-}
-
-/// The production clock, for latency and jitter seeds: the one place this
-/// binary reads the system time.
-#[allow(clippy::disallowed_methods)]
-fn system_clock_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }

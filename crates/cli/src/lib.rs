@@ -1,0 +1,43 @@
+//! What tickwire's binaries (`wire-stub`, `wire-tail`, `decision`) share:
+//! structured logs on stderr, YAML config files, and the production clock.
+//! Libraries never use this crate: they take time from outside.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::de::DeserializeOwned;
+
+/// Logs to stderr: `RUST_LOG` or `default_level`; JSON lines when `json`;
+/// colours only on a terminal.
+pub fn init_logs(json: bool, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Reads a YAML config file, or the defaults when there is none. Errors
+/// name the file and, from the parser, the key and line at fault.
+pub fn load_yaml<T: DeserializeOwned + Default>(path: Option<&Path>) -> anyhow::Result<T> {
+    let Some(path) = path else {
+        return Ok(T::default());
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// The production clock, in microseconds since the Unix epoch: the one
+/// place tickwire reads the system time.
+#[allow(clippy::disallowed_methods)]
+pub fn system_clock_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
