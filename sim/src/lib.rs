@@ -74,6 +74,9 @@ pub struct Scenario {
     /// checkpoints); when `Some(t)`, the engine is killed at `t` and
     /// restarted from its checkpoint.
     pub engine: Option<Option<Duration>>,
+    /// The simulation step: [`TICK`] unless a scenario with many hosts
+    /// trades timeline resolution for speed.
+    pub tick: Duration,
     /// The interesting path this scenario exists for: it must happen in at
     /// least one seed of a sweep, or the sweep fails.
     pub sometimes: Option<Sometimes>,
@@ -155,6 +158,7 @@ impl Scenario {
             client_delay: Duration::from_millis(100),
             engine: None,
             sometimes: None,
+            tick: TICK,
         }
     }
 
@@ -301,7 +305,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
     builder
         .rng_seed(seed)
         .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(1_772_461_800))
-        .tick_duration(TICK)
+        .tick_duration(scenario.tick)
         .simulation_duration(Duration::from_secs(3600))
         // Room for every client's connection in the accept queue.
         .tcp_capacity(64.max(scenario.clients.len() * 4))

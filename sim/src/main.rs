@@ -173,7 +173,7 @@ fn run(args: &[String]) -> i32 {
         println!("{r}");
     }
     println!(
-        "tick {} ms; {:.0} simulated s in {:.1} wall s on {jobs} jobs: {:.0} sim s / wall s / core",
+        "tick {} ms (many_clients: 50 ms); {:.0} simulated s in {:.1} wall s on {jobs} jobs: {:.0} sim s / wall s / core",
         sim::TICK.as_millis(),
         sim_total,
         wall_total / jobs as f64,

@@ -185,6 +185,8 @@ pub fn many_clients() -> Scenario {
             (s(6), Fault::Repair(Some(0))),
             (s(4), Fault::Bounce),
         ],
+        // 103 hosts step every tick: 50 ms keeps it affordable.
+        tick: ms(50),
         ..Scenario::new("many_clients", clients)
     }
 }
