@@ -85,8 +85,21 @@ pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
         ));
     }
     let oracle = scenario.engine.map(|_| crate::offline_audit(scenario.events));
+    let exact_server = scenario.stub.dup_every == 0 && scenario.stub.drop_every == 0;
     for (i, c) in report.clients.iter().enumerate() {
         exactly_once_in_order(i, c)?;
+        // A correct server never resends what a client resumed past: a
+        // duplicate means the client resumed from the wrong place.
+        if exact_server && c.duplicates > 0 {
+            return Err(violation(
+                Class::Safety,
+                c.done_at,
+                format!(
+                    "client {i} dropped {} duplicates: resume is not exact",
+                    c.duplicates
+                ),
+            ));
+        }
         if let (Some(audit), Some(oracle)) = (&c.audit, &oracle)
             && audit != oracle
         {

@@ -87,6 +87,7 @@ pub struct Scenario {
 pub enum Sometimes {
     Reconnect,
     GapRepair,
+    DuplicateDropped,
     Fallback,
     Upgrade,
     SlowConsumerDrop,
@@ -101,6 +102,7 @@ impl Sometimes {
         match self {
             Sometimes::Reconnect => any(&|c| c.reconnects),
             Sometimes::GapRepair => any(&|c| c.gaps_repaired),
+            Sometimes::DuplicateDropped => any(&|c| c.duplicates),
             Sometimes::Fallback => any(&|c| c.fallbacks),
             Sometimes::Upgrade => any(&|c| c.upgrades),
             Sometimes::SlowConsumerDrop => report.overflow_drops > 0,

@@ -36,7 +36,18 @@ pub fn all() -> Vec<Scenario> {
         engine_faults(),
         engine_restart(),
         lossy_stream(),
+        duplicating_stream(),
     ]
+}
+
+/// Fault injection in the stub: streams send every 29th event twice, and
+/// the clients are bounced by a server restart too.
+pub fn duplicating_stream() -> Scenario {
+    let mut sc = Scenario::new("duplicating_stream", vec![Kind::Sse, Kind::Ws]);
+    sc.stub.dup_every = 29;
+    sc.faults = vec![(s(6), Fault::Bounce)];
+    sc.sometimes = Some(Sometimes::DuplicateDropped);
+    sc
 }
 
 /// Fault injection in the stub: streams skip every 37th event. Clients see

@@ -192,3 +192,9 @@ fn every_scenario_names_its_interesting_path_or_is_plain() {
         );
     }
 }
+
+#[test]
+fn duplicating_stream() {
+    let r = scenario("duplicating_stream");
+    assert!(sum(&r, |c| c.duplicates) > 0, "sometimes: a duplicate dropped");
+}

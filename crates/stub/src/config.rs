@@ -41,6 +41,9 @@ pub struct Config {
     /// id is a multiple of this (0: never). Clients must repair the gaps.
     /// Never set it in production.
     pub drop_every: u64,
+    /// Fault injection for tests: streams send every event whose id is a
+    /// multiple of this twice (0: never). Clients must drop the copy.
+    pub dup_every: u64,
 }
 
 impl Default for Config {
@@ -60,6 +63,7 @@ impl Default for Config {
             max_wait_ms: 30_000,
             shutdown_grace_ms: 2_000,
             drop_every: 0,
+            dup_every: 0,
         }
     }
 }

@@ -85,15 +85,19 @@ impl Feed {
                 return Out::Control(Control::Overflow { last_id: self.cursor });
             }
             let mut count = 0;
-            let drop_every = shared.config.drop_every;
-            match shared
+            let (drop_every, dup_every) = (shared.config.drop_every, shared.config.dup_every);
+            let read = shared
                 .log
                 .read_with(self.cursor, shared.config.batch_events, |e| {
                     count += 1;
                     if drop_every == 0 || e.id % drop_every != 0 {
                         on_event(e);
                     }
-                }) {
+                    if dup_every != 0 && e.id % dup_every == 0 {
+                        on_event(e);
+                    }
+                });
+            match read {
                 Err(expired) => {
                     self.done = true;
                     shared.metrics.cursor_expired.inc();
