@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use stub::{Config, Log, Pace, Stub};
-use transport::{Client, ClientConfig, Kind, PolicyConfig, TimelineEntry};
+use transport::{Client, ClientConfig, PolicyConfig, TimelineEntry, Transport};
 
 /// The simulated clock for publish times and latency, in µs since the epoch.
 fn sim_clock_us() -> u64 {
@@ -52,7 +52,7 @@ pub enum Fault {
 pub struct Scenario {
     pub name: &'static str,
     /// One client per entry, on this transport.
-    pub clients: Vec<Kind>,
+    pub clients: Vec<Transport>,
     /// Fixture events the stub publishes (the first N of the default day).
     pub events: usize,
     /// Publishing rate, events per simulated second.
@@ -141,7 +141,7 @@ pub fn offline_audit(events: usize) -> String {
 }
 
 impl Scenario {
-    pub fn new(name: &'static str, clients: Vec<Kind>) -> Scenario {
+    pub fn new(name: &'static str, clients: Vec<Transport>) -> Scenario {
         Scenario {
             name,
             clients,
@@ -172,7 +172,7 @@ impl Scenario {
 
 /// The client settings every scenario uses: production rules, with the
 /// idle deadline scaled to the stub's 2 s heartbeat.
-pub fn client_config(kind: Kind, seed: u64) -> ClientConfig {
+pub fn client_config(kind: Transport, seed: u64) -> ClientConfig {
     let mut c = ClientConfig::new("http://stub:8091", Arc::new(sim_clock_us));
     c.policy = PolicyConfig {
         transport: kind,
@@ -189,7 +189,7 @@ pub fn client_config(kind: Kind, seed: u64) -> ClientConfig {
 /// What one client saw.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClientRun {
-    pub kind: Option<Kind>,
+    pub kind: Option<Transport>,
     pub ids: Vec<u64>,
     /// Simulated time when the last event arrived.
     pub done_at: Option<Duration>,

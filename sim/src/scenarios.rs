@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use transport::Kind;
+use transport::Transport;
 
 use crate::{Fault, Scenario, Sometimes};
 
@@ -16,13 +16,13 @@ fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
 
-const MIXED: [Kind; 3] = [Kind::Sse, Kind::Ws, Kind::Http];
+const MIXED: [Transport; 3] = [Transport::Sse, Transport::Ws, Transport::Poll];
 
 pub fn all() -> Vec<Scenario> {
     vec![
-        normal(Kind::Sse),
-        normal(Kind::Ws),
-        normal(Kind::Http),
+        normal(Transport::Sse),
+        normal(Transport::Ws),
+        normal(Transport::Poll),
         partition("short_partition", s(3)),
         partition("long_partition", s(20)),
         server_bounce(),
@@ -43,7 +43,7 @@ pub fn all() -> Vec<Scenario> {
 /// Fault injection in the stub: streams send every 29th event twice, and
 /// the clients are bounced by a server restart too.
 pub fn duplicating_stream() -> Scenario {
-    let mut sc = Scenario::new("duplicating_stream", vec![Kind::Sse, Kind::Ws]);
+    let mut sc = Scenario::new("duplicating_stream", vec![Transport::Sse, Transport::Ws]);
     sc.stub.dup_every = 29;
     sc.faults = vec![(s(6), Fault::Bounce)];
     sc.sometimes = Some(Sometimes::DuplicateDropped);
@@ -53,7 +53,7 @@ pub fn duplicating_stream() -> Scenario {
 /// Fault injection in the stub: streams skip every 37th event. Clients see
 /// the id jump and fill the gap from the polling endpoint first.
 pub fn lossy_stream() -> Scenario {
-    let mut sc = Scenario::new("lossy_stream", vec![Kind::Sse, Kind::Ws]);
+    let mut sc = Scenario::new("lossy_stream", vec![Transport::Sse, Transport::Ws]);
     sc.stub.drop_every = 37;
     sc.sometimes = Some(Sometimes::GapRepair);
     sc
@@ -63,7 +63,7 @@ pub fn lossy_stream() -> Scenario {
 /// its audit log must equal the fault-free run's (the NVDA burst around
 /// event 1,300 trades and trips the 50-dollar kill switch).
 pub fn engine_faults() -> Scenario {
-    let mut sc = Scenario::new("engine_faults", vec![Kind::Sse, Kind::Http]);
+    let mut sc = Scenario::new("engine_faults", vec![Transport::Sse, Transport::Poll]);
     sc.events = 1500;
     sc.rate = 100.0;
     sc.engine = Some(None);
@@ -82,7 +82,7 @@ pub fn engine_faults() -> Scenario {
 /// decisions (events 1,297 to 1,299) and before the next checkpoint, and
 /// restarts from its checkpoint.
 pub fn engine_restart() -> Scenario {
-    let mut sc = Scenario::new("engine_restart", vec![Kind::Ws]);
+    let mut sc = Scenario::new("engine_restart", vec![Transport::Ws]);
     sc.events = 1500;
     sc.rate = 100.0;
     sc.engine = Some(Some(ms(13_050)));
@@ -95,11 +95,11 @@ pub fn by_name(name: &str) -> Option<Scenario> {
     all().into_iter().find(|s| s.name == name)
 }
 
-pub fn normal(kind: Kind) -> Scenario {
+pub fn normal(kind: Transport) -> Scenario {
     let name = match kind {
-        Kind::Sse => "normal_sse",
-        Kind::Ws => "normal_ws",
-        Kind::Http => "normal_http",
+        Transport::Sse => "normal_sse",
+        Transport::Ws => "normal_ws",
+        Transport::Poll => "normal_poll",
     };
     Scenario::new(name, vec![kind])
 }
@@ -163,7 +163,7 @@ pub fn latency_spikes() -> Scenario {
 /// Client 0 reads one event every 50 ms while 600 a second are published:
 /// it falls far behind, is dropped by the server, and resumes by cursor.
 pub fn slow_consumer() -> Scenario {
-    let mut sc = Scenario::new("slow_consumer", vec![Kind::Sse, Kind::Sse]);
+    let mut sc = Scenario::new("slow_consumer", vec![Transport::Sse, Transport::Sse]);
     sc.events = 6000;
     sc.rate = 600.0;
     sc.slow_reader = Some(ms(50));
@@ -183,7 +183,7 @@ pub fn stream_missing_then_back() -> Scenario {
         sometimes: Some(Sometimes::Upgrade),
         events: 600,
         faults: vec![(Duration::ZERO, Fault::StreamingOff), (s(15), Fault::StreamingOn)],
-        ..Scenario::new("stream_missing_then_back", vec![Kind::Sse, Kind::Ws])
+        ..Scenario::new("stream_missing_then_back", vec![Transport::Sse, Transport::Ws])
     }
 }
 

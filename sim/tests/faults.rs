@@ -6,7 +6,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use sim::check::check;
 use sim::{Fault, Scenario, run};
-use transport::Kind;
+use transport::Transport;
 
 fn fault_window() -> impl Strategy<Value = Vec<(Duration, Fault)>> {
     let start = 1_000u64..25_000;
@@ -53,7 +53,7 @@ proptest! {
         let sc = Scenario {
             faults,
             liveness: Duration::from_secs(60),
-            ..Scenario::new("random_faults", vec![Kind::Sse, Kind::Ws, Kind::Http])
+            ..Scenario::new("random_faults", vec![Transport::Sse, Transport::Ws, Transport::Poll])
         };
         let report = run(&sc, seed);
         if let Err(v) = check(&sc, &report) {

@@ -50,8 +50,8 @@ fn normal_ws() {
 }
 
 #[test]
-fn normal_http() {
-    scenario("normal_http");
+fn normal_poll() {
+    scenario("normal_poll");
 }
 
 #[test]
@@ -179,7 +179,7 @@ fn every_scenario_names_its_interesting_path_or_is_plain() {
     let plain = [
         "normal_sse",
         "normal_ws",
-        "normal_http",
+        "normal_poll",
         "latency_spikes",
         "many_clients",
         "cursor_expired",

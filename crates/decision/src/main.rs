@@ -17,7 +17,7 @@ use clap::Parser;
 use decision::run::{Ended, Live, RunOptions};
 use decision::{Config, Engine};
 use serde::Deserialize;
-use transport::{ClientConfig, Kind, TokioConnect};
+use transport::{ClientConfig, TokioConnect, Transport};
 
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -31,9 +31,9 @@ struct Args {
     /// Stream over SSE (the default).
     #[arg(long, conflicts_with = "transport")]
     streaming: bool,
-    /// sse, ws or http (polling).
+    /// sse, ws or poll (`http` is the same as poll).
     #[arg(long, env = "TICKWIRE_TRANSPORT")]
-    transport: Option<Kind>,
+    transport: Option<Transport>,
     /// Append every decision here, one JSON line each.
     #[arg(long, env = "TICKWIRE_AUDIT_LOG")]
     audit_log: Option<PathBuf>,
@@ -74,7 +74,7 @@ struct WireConfig {
     /// false: ignore `url` and use the embedded wire.
     enabled: bool,
     url: Option<String>,
-    transport: Kind,
+    transport: Transport,
     reconnect: ReconnectConfig,
     health_check_interval_s: u64,
 }
@@ -84,7 +84,7 @@ impl Default for WireConfig {
         WireConfig {
             enabled: true,
             url: None,
-            transport: Kind::Sse,
+            transport: Transport::Sse,
             reconnect: ReconnectConfig::default(),
             health_check_interval_s: 30,
         }
@@ -242,7 +242,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
     })
 }
 
-fn print_summary(live: &Live, url: &str, kind: Kind, ended: &Ended) {
+fn print_summary(live: &Live, url: &str, kind: Transport, ended: &Ended) {
     let s = live.engine().summary();
     let c = &s.counts;
     println!("tickwire decision: {url} over {}", kind.as_str());

@@ -11,7 +11,7 @@ use std::time::Duration;
 use decision::run::{Ended, Live, RunOptions};
 use decision::{Config, Engine, FeedHealth};
 use stub::{Log, Pace, Stub};
-use transport::{ClientConfig, Kind, TokioConnect};
+use transport::{ClientConfig, TokioConnect, Transport};
 
 fn fixture() -> Vec<wire::Payload> {
     wire::fixture::parse(wire::fixture::DEFAULT_NAME, wire::fixture::DEFAULT).unwrap()
@@ -53,7 +53,7 @@ async fn start_stub(streaming: bool) -> (Stub, String) {
     (stub, url)
 }
 
-async fn run_over(kind: Kind, streaming: bool, dir: &Path) -> (String, Live) {
+async fn run_over(kind: Transport, streaming: bool, dir: &Path) -> (String, Live) {
     let (_stub, url) = start_stub(streaming).await;
     let mut client = ClientConfig::new(&url, Arc::new(|| 2));
     client.policy.transport = kind;
@@ -81,7 +81,7 @@ async fn run_over(kind: Kind, streaming: bool, dir: &Path) -> (String, Live) {
 async fn wire_mode_sse_ws_and_polling_write_the_same_audit_log() {
     let expected = offline_audit();
     assert!(expected.lines().count() >= 4, "the day has decisions to compare");
-    for kind in [Kind::Sse, Kind::Ws, Kind::Http] {
+    for kind in [Transport::Sse, Transport::Ws, Transport::Poll] {
         let dir = temp(kind.as_str());
         let (audit, live) = run_over(kind, true, &dir).await;
         assert_eq!(audit, expected, "{kind:?}");
@@ -96,10 +96,10 @@ async fn wire_mode_sse_ws_and_polling_write_the_same_audit_log() {
 #[tokio::test]
 async fn wire_mode_falls_back_to_polling_and_writes_the_same_audit_log() {
     let dir = temp("fallback");
-    let (audit, live) = run_over(Kind::Sse, false, &dir).await;
+    let (audit, live) = run_over(Transport::Sse, false, &dir).await;
     assert_eq!(audit, offline_audit());
     let m = live.wire_metrics().unwrap().snapshot();
-    assert_eq!((m.fallbacks, m.wire_transport), (1, "http"));
+    assert_eq!((m.fallbacks, m.wire_transport), (1, "poll"));
 }
 
 /// The real binary, killed (SIGKILL) mid-stream and restarted from its

@@ -8,26 +8,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::trigger::Trigger;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    Sse,
-    Ws,
-    Poll,
-}
-
-impl Transport {
-    pub const ALL: [Transport; 3] = [Transport::Sse, Transport::Ws, Transport::Poll];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Sse => "sse",
-            Transport::Ws => "ws",
-            Transport::Poll => "poll",
-        }
-    }
-}
+pub use wire::Transport;
 
 #[derive(Debug)]
 pub struct Conn {

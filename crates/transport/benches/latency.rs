@@ -15,7 +15,7 @@ use http_body_util::Full;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use stub::{Config, Log, Stub};
-use transport::{Client, ClientConfig, Kind, TokioConnect};
+use transport::{Client, ClientConfig, TokioConnect, Transport};
 use wire::Payload;
 
 const RATE: u64 = 1_000;
@@ -55,7 +55,7 @@ async fn measure(
     addr: SocketAddr,
     stub: &Stub,
     name: &str,
-    kind: Kind,
+    kind: Transport,
     wait: Duration,
     interval: Duration,
 ) -> Vec<u64> {
@@ -103,16 +103,16 @@ fn main() {
         tokio::spawn(stub::serve(listener, stub.clone(), std::future::pending()));
         let zero = Duration::ZERO;
         let modes = [
-            ("SSE", Kind::Sse, zero, zero),
-            ("WebSocket", Kind::Ws, zero, zero),
-            ("polling every 1 s", Kind::Http, zero, Duration::from_secs(1)),
+            ("SSE", Transport::Sse, zero, zero),
+            ("WebSocket", Transport::Ws, zero, zero),
+            ("polling every 1 s", Transport::Poll, zero, Duration::from_secs(1)),
             (
                 "polling every 100 ms",
-                Kind::Http,
+                Transport::Poll,
                 zero,
                 Duration::from_millis(100),
             ),
-            ("long-poll", Kind::Http, Duration::from_secs(5), zero),
+            ("long-poll", Transport::Poll, Duration::from_secs(5), zero),
         ];
         println!("| transport | events | p50 ms | p99 ms | max ms |");
         println!("|---|---|---|---|---|");

@@ -17,7 +17,7 @@ use wire::{Control, Event, Message};
 use crate::http::{self, Reply, Timeouts, retry};
 use crate::metrics::{Metrics, State};
 use crate::net::{Connect, Endpoint};
-use crate::policy::{Failure, Kind, Next, Note, Policy, PolicyConfig};
+use crate::policy::{Failure, Next, Note, Policy, PolicyConfig, Transport};
 
 /// Microseconds since the Unix epoch, for latency (the binary passes the
 /// system clock; the simulation its own).
@@ -269,7 +269,7 @@ impl<C: Connect> Driver<C> {
         }
     }
 
-    fn attempting(&mut self, kind: Kind) {
+    fn attempting(&mut self, kind: Transport) {
         self.metrics
             .attempts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -287,7 +287,7 @@ impl<C: Connect> Driver<C> {
         tracing::info!(transport = kind.as_str(), last_id = self.last, "connecting");
     }
 
-    fn connected(&mut self, kind: Kind) {
+    fn connected(&mut self, kind: Transport) {
         self.policy.connected(Instant::now().into_std());
         self.metrics.set_state(State::Replaying);
         self.note("connected", kind.as_str());
@@ -343,8 +343,8 @@ impl<C: Connect> Driver<C> {
             .collect()
     }
 
-    async fn session(&mut self, kind: Kind) -> End {
-        if kind == Kind::Http {
+    async fn session(&mut self, kind: Transport) -> End {
+        if kind == Transport::Poll {
             return self.poll_session().await;
         }
         match self.open(kind).await {
@@ -357,9 +357,9 @@ impl<C: Connect> Driver<C> {
     }
 
     /// Opens a streaming connection and checks its answer.
-    async fn open(&mut self, kind: Kind) -> Result<Stream<C::Stream>, Failure> {
+    async fn open(&mut self, kind: Transport) -> Result<Stream<C::Stream>, Failure> {
         match kind {
-            Kind::Sse => {
+            Transport::Sse => {
                 let mut headers = self.auth_headers();
                 headers.push((header::ACCEPT, "text/event-stream".into()));
                 headers.push((header::CACHE_CONTROL, "no-cache".into()));
@@ -394,8 +394,8 @@ impl<C: Connect> Driver<C> {
                     .unwrap_or_default();
                 Err(http::classify(status, &headers, &body))
             }
-            Kind::Ws => self.open_ws().await.map(|ws| Stream::Ws(Box::new(ws))),
-            Kind::Http => Err(Failure::Fatal("polling is not a stream".into())),
+            Transport::Ws => self.open_ws().await.map(|ws| Stream::Ws(Box::new(ws))),
+            Transport::Poll => Err(Failure::Fatal("polling is not a stream".into())),
         }
     }
 
@@ -522,7 +522,7 @@ impl<C: Connect> Driver<C> {
                 .await?;
             if !connected {
                 connected = true;
-                self.connected(Kind::Http);
+                self.connected(Transport::Poll);
                 self.metrics.set_state(State::Live);
             }
             let empty = page.events.is_empty();

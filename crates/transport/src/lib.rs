@@ -16,4 +16,4 @@ pub mod raw;
 pub use client::{Client, ClientConfig, ClientError, Clock, Subscription, TimelineEntry};
 pub use metrics::{Metrics, Snapshot, State};
 pub use net::{Connect, Endpoint, TokioConnect};
-pub use policy::{Failure, Kind, Next, Note, Policy, PolicyConfig};
+pub use policy::{Failure, Next, Note, Policy, PolicyConfig, Transport};

@@ -10,7 +10,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::policy::Kind;
+use crate::policy::Transport;
 
 /// Where the client is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -48,8 +48,6 @@ impl State {
         }
     }
 }
-
-const KINDS: [Kind; 3] = [Kind::Sse, Kind::Ws, Kind::Http];
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -134,12 +132,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Metrics {
-    pub fn transport(&self) -> Kind {
-        KINDS[usize::from(self.transport.load(Relaxed)).min(2)]
+    pub fn transport(&self) -> Transport {
+        Transport::ALL[usize::from(self.transport.load(Relaxed)).min(2)]
     }
 
-    pub(crate) fn set_transport(&self, kind: Kind) {
-        let i = KINDS.iter().position(|k| *k == kind).unwrap_or(0);
+    pub(crate) fn set_transport(&self, kind: Transport) {
+        let i = Transport::ALL.iter().position(|k| *k == kind).unwrap_or(0);
         self.transport.store(i as u8, Relaxed);
     }
 
@@ -250,7 +248,7 @@ impl Metrics {
         one_hot(
             "transport",
             "The transport in use (1 for the current one)",
-            &["sse", "ws", "http"],
+            &Transport::ALL.map(Transport::as_str),
             s.wire_transport,
             reg,
         );

@@ -14,49 +14,14 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
-use serde::Deserialize;
 
-/// A streaming transport, or polling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Sse,
-    Ws,
-    #[serde(alias = "poll")]
-    Http,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Sse => "sse",
-            Kind::Ws => "ws",
-            Kind::Http => "http",
-        }
-    }
-
-    pub fn is_streaming(self) -> bool {
-        self != Kind::Http
-    }
-}
-
-impl std::str::FromStr for Kind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Kind, String> {
-        match s {
-            "sse" => Ok(Kind::Sse),
-            "ws" => Ok(Kind::Ws),
-            "http" | "poll" => Ok(Kind::Http),
-            other => Err(format!("transport must be sse, ws or http, not {other:?}")),
-        }
-    }
-}
+/// The transport vocabulary is the protocol's: `wire::Transport`.
+pub use wire::Transport;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyConfig {
     /// The preferred transport; `Http` means polling only.
-    pub transport: Kind,
+    pub transport: Transport,
     pub initial_delay: Duration,
     pub max_delay: Duration,
     /// Jitter adds up to this fraction of the delay (0.2: up to +20%).
@@ -76,7 +41,7 @@ pub struct PolicyConfig {
 impl Default for PolicyConfig {
     fn default() -> Self {
         PolicyConfig {
-            transport: Kind::Sse,
+            transport: Transport::Sse,
             initial_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(16),
             jitter: 0.2,
@@ -109,7 +74,7 @@ pub enum Failure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
     /// Start one attempt now, on this transport.
-    Attempt(Kind),
+    Attempt(Transport),
     /// Nothing until then.
     WaitUntil(Instant),
     /// An attempt is in flight or a session is up: report its end first.
@@ -130,7 +95,7 @@ pub enum Note {
         reason: String,
     },
     Upgrade {
-        to: Kind,
+        to: Transport,
     },
     Reset,
 }
@@ -143,12 +108,12 @@ enum Phase {
     },
     /// An attempt is in flight.
     Attempting {
-        kind: Kind,
+        kind: Transport,
         probe: bool,
     },
     /// Connected since.
     Connected {
-        kind: Kind,
+        kind: Transport,
         since: Instant,
     },
     Stopped,
@@ -192,9 +157,9 @@ impl Policy {
     }
 
     /// The transport to use when not probing.
-    pub fn current(&self) -> Kind {
+    pub fn current(&self) -> Transport {
         if self.fallen_back {
-            Kind::Http
+            Transport::Poll
         } else {
             self.config.transport
         }
@@ -241,9 +206,17 @@ impl Policy {
 
     /// While polling after a fallback: is it time to try streaming again?
     /// Returns the streaming kind to probe with and marks the probe started.
-    pub fn probe(&mut self, now: Instant) -> Option<Kind> {
+    pub fn probe(&mut self, now: Instant) -> Option<Transport> {
         let due = self.fallen_back && self.next_probe.is_some_and(|at| now >= at);
-        if !due || !matches!(self.phase, Phase::Connected { kind: Kind::Http, .. }) {
+        if !due
+            || !matches!(
+                self.phase,
+                Phase::Connected {
+                    kind: Transport::Poll,
+                    ..
+                }
+            )
+        {
             return None;
         }
         self.next_probe = Some(now + self.config.probe_interval);

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use transport::{Failure, Kind, Next, Note, Policy, PolicyConfig};
+use transport::{Failure, Next, Note, Policy, PolicyConfig, Transport};
 
 #[allow(clippy::disallowed_methods)]
 fn t0() -> Instant {
@@ -98,7 +98,7 @@ fn the_servers_retry_is_a_floor_that_jitter_never_shortens() {
 fn retry_after_is_honoured() {
     let t = t0();
     let mut p = Policy::new(no_jitter(), 1, t);
-    assert!(matches!(p.next(t), Next::Attempt(Kind::Sse)));
+    assert!(matches!(p.next(t), Next::Attempt(Transport::Sse)));
     p.failed(
         t,
         Failure::Retry {
@@ -184,13 +184,13 @@ fn fatal_answers_stop_at_once() {
 fn a_missing_stream_endpoint_falls_back_to_polling_at_once() {
     let t = t0();
     let mut p = Policy::new(no_jitter(), 1, t);
-    assert_eq!(p.next(t), Next::Attempt(Kind::Sse));
+    assert_eq!(p.next(t), Next::Attempt(Transport::Sse));
     p.failed(t, Failure::StreamMissing);
     assert!(p.is_fallen_back());
     assert!(matches!(&p.take_notes()[0], Note::Fallback { .. }));
     assert_eq!(
         p.next(t),
-        Next::Attempt(Kind::Http),
+        Next::Attempt(Transport::Poll),
         "no wait: polling is another endpoint"
     );
     assert_eq!(p.failures(), 0);
@@ -200,34 +200,38 @@ fn a_missing_stream_endpoint_falls_back_to_polling_at_once() {
 fn repeated_streaming_failures_fall_back_then_a_probe_upgrades() {
     let t = t0();
     let config = PolicyConfig {
-        transport: Kind::Ws,
+        transport: Transport::Ws,
         ..no_jitter()
     };
     let mut p = Policy::new(config, 1, t);
     let mut now = t;
     for _ in 0..3 {
-        assert_eq!(p.next(now), Next::Attempt(Kind::Ws));
+        assert_eq!(p.next(now), Next::Attempt(Transport::Ws));
         p.failed(now, fail("refused"));
         let Next::WaitUntil(at) = p.next(now) else {
             panic!()
         };
         now = at;
     }
-    assert_eq!(p.next(now), Next::Attempt(Kind::Http), "three failures: polling");
+    assert_eq!(
+        p.next(now),
+        Next::Attempt(Transport::Poll),
+        "three failures: polling"
+    );
     p.connected(now);
     // No probe before the interval; one after it, then not again at once.
     assert_eq!(p.probe(now + s(29.0)), None);
-    assert_eq!(p.probe(now + s(30.0)), Some(Kind::Ws));
+    assert_eq!(p.probe(now + s(30.0)), Some(Transport::Ws));
     assert_eq!(p.probe(now + s(30.5)), None);
     p.probe_failed("still down");
     assert!(p.is_fallen_back());
-    assert_eq!(p.probe(now + s(60.0)), Some(Kind::Ws));
+    assert_eq!(p.probe(now + s(60.0)), Some(Transport::Ws));
     p.probe_succeeded(now + s(60.0));
     assert!(!p.is_fallen_back());
-    assert_eq!(p.current(), Kind::Ws);
+    assert_eq!(p.current(), Transport::Ws);
     let notes = p.take_notes();
     assert!(notes.iter().any(|n| matches!(n, Note::Fallback { .. })));
-    assert!(notes.contains(&Note::Upgrade { to: Kind::Ws }));
+    assert!(notes.contains(&Note::Upgrade { to: Transport::Ws }));
 }
 
 #[test]
@@ -235,13 +239,13 @@ fn polling_only_never_falls_back_nor_probes() {
     let t = t0();
     let mut p = Policy::new(
         PolicyConfig {
-            transport: Kind::Http,
+            transport: Transport::Poll,
             ..no_jitter()
         },
         1,
         t,
     );
-    assert_eq!(p.next(t), Next::Attempt(Kind::Http));
+    assert_eq!(p.next(t), Next::Attempt(Transport::Poll));
     p.connected(t);
     assert_eq!(p.probe(t + s(1000.0)), None);
     p.failed(t + s(1.0), Failure::StreamMissing);

@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use stub::{Config, Log, Pace, Source, Stub};
 use tokio::task::JoinHandle;
-use transport::{Client, ClientConfig, Kind, PolicyConfig, Subscription, TokioConnect};
+use transport::{Client, ClientConfig, PolicyConfig, Subscription, TokioConnect, Transport};
 use wire::{Event, Payload};
 
 fn fixture() -> Vec<Payload> {
@@ -48,7 +48,7 @@ impl Server {
     }
 }
 
-fn config(url: &str, kind: Kind) -> ClientConfig {
+fn config(url: &str, kind: Transport) -> ClientConfig {
     let mut c = ClientConfig::new(url, Arc::new(|| 2));
     c.policy = PolicyConfig {
         transport: kind,
@@ -84,7 +84,7 @@ fn assert_exactly_once_in_order(events: &[Event], fixture: &[Payload]) {
     }
 }
 
-async fn normal_streaming(kind: Kind) {
+async fn normal_streaming(kind: Transport) {
     let server = Server::start(Config::default(), None).await;
     let f = fixture();
     server.stub.publish(Source::Fixture, &f[..2000]).unwrap();
@@ -109,20 +109,20 @@ async fn normal_streaming(kind: Kind) {
 
 #[tokio::test]
 async fn sse_streams_every_event_once_in_order() {
-    normal_streaming(Kind::Sse).await;
+    normal_streaming(Transport::Sse).await;
 }
 
 #[tokio::test]
 async fn websocket_streams_every_event_once_in_order() {
-    normal_streaming(Kind::Ws).await;
+    normal_streaming(Transport::Ws).await;
 }
 
 #[tokio::test]
 async fn polling_delivers_every_event_once_in_order() {
-    normal_streaming(Kind::Http).await;
+    normal_streaming(Transport::Poll).await;
 }
 
-async fn restart_mid_stream(kind: Kind) {
+async fn restart_mid_stream(kind: Transport) {
     let f = fixture();
     let server = Server::start(Config::default(), None).await;
     let addr = server.addr;
@@ -145,22 +145,22 @@ async fn restart_mid_stream(kind: Kind) {
 
 #[tokio::test]
 async fn sse_resumes_after_a_server_restart() {
-    restart_mid_stream(Kind::Sse).await;
+    restart_mid_stream(Transport::Sse).await;
 }
 
 #[tokio::test]
 async fn websocket_resumes_after_a_server_restart() {
-    restart_mid_stream(Kind::Ws).await;
+    restart_mid_stream(Transport::Ws).await;
 }
 
 #[tokio::test]
 async fn polling_resumes_after_a_server_restart() {
-    restart_mid_stream(Kind::Http).await;
+    restart_mid_stream(Transport::Poll).await;
 }
 
 #[tokio::test]
 async fn without_streaming_it_falls_back_to_polling_and_upgrades_when_it_returns() {
-    for kind in [Kind::Sse, Kind::Ws] {
+    for kind in [Transport::Sse, Transport::Ws] {
         let f = fixture();
         let server = Server::start(Config::default(), None).await;
         server.stub.set_streaming(false);
@@ -171,7 +171,7 @@ async fn without_streaming_it_falls_back_to_polling_and_upgrades_when_it_returns
         let m = client.metrics().snapshot();
         assert_eq!(
             (m.wire_transport, m.fallbacks, m.upgrades),
-            ("http", 1, 0),
+            ("poll", 1, 0),
             "{kind:?}: {m:?}"
         );
 
@@ -203,7 +203,7 @@ async fn without_streaming_it_falls_back_to_polling_and_upgrades_when_it_returns
 
 #[tokio::test]
 async fn a_cursor_older_than_retention_is_a_clear_error() {
-    for kind in [Kind::Sse, Kind::Ws, Kind::Http] {
+    for kind in [Transport::Sse, Transport::Ws, Transport::Poll] {
         let server = Server::start(
             Config {
                 retention: 10,
@@ -245,7 +245,7 @@ async fn a_silent_connection_is_found_and_replaced() {
         None,
     )
     .await;
-    let mut c = config(&server.url(), Kind::Sse);
+    let mut c = config(&server.url(), Transport::Sse);
     c.idle_timeout = Duration::from_millis(300);
     let mut client = Client::connect(TokioConnect, c).unwrap();
     let mut sub = client.subscribe().unwrap();
@@ -307,7 +307,8 @@ async fn gappy_server() -> SocketAddr {
 #[tokio::test]
 async fn duplicates_are_dropped_and_a_gap_is_repaired_before_later_events() {
     let addr = gappy_server().await;
-    let mut client = Client::connect(TokioConnect, config(&format!("http://{addr}"), Kind::Sse)).unwrap();
+    let mut client =
+        Client::connect(TokioConnect, config(&format!("http://{addr}"), Transport::Sse)).unwrap();
     let mut sub = client.subscribe().unwrap();
     let events = collect(&mut sub, 5).await;
     assert_exactly_once_in_order(&events, &fixture());
@@ -341,7 +342,8 @@ async fn status_server(status: u16, retry_after: Option<&'static str>) -> Socket
 async fn no_content_and_client_errors_stop_with_a_clear_error() {
     for (status, expect) in [(204, "204"), (401, "401"), (403, "403"), (400, "nope")] {
         let addr = status_server(status, None).await;
-        let mut client = Client::connect(TokioConnect, config(&format!("http://{addr}"), Kind::Sse)).unwrap();
+        let mut client =
+            Client::connect(TokioConnect, config(&format!("http://{addr}"), Transport::Sse)).unwrap();
         let mut sub = client.subscribe().unwrap();
         let err = tokio::time::timeout(Duration::from_secs(5), sub.next())
             .await
@@ -362,7 +364,8 @@ async fn no_content_and_client_errors_stop_with_a_clear_error() {
 async fn server_errors_and_429_retry_honouring_retry_after() {
     for status in [500, 503, 408, 429] {
         let addr = status_server(status, Some("1")).await;
-        let client = Client::connect(TokioConnect, config(&format!("http://{addr}"), Kind::Sse)).unwrap();
+        let client =
+            Client::connect(TokioConnect, config(&format!("http://{addr}"), Transport::Sse)).unwrap();
         // Wait for a third attempt: the client keeps retrying, not stopping.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         let attempts = loop {
@@ -396,7 +399,7 @@ async fn server_errors_and_429_retry_honouring_retry_after() {
 async fn close_leaves_no_task_and_no_socket() {
     let server = Server::start(Config::default(), None).await;
     server.stub.publish(Source::Fixture, &fixture()[..10]).unwrap();
-    let mut client = Client::connect(TokioConnect, config(&server.url(), Kind::Sse)).unwrap();
+    let mut client = Client::connect(TokioConnect, config(&server.url(), Transport::Sse)).unwrap();
     let mut sub = client.subscribe().unwrap();
     collect(&mut sub, 10).await;
     assert_eq!(server.stub.connections().len(), 1);

@@ -10,7 +10,9 @@ mod event;
 pub mod fixture;
 pub mod poll;
 pub mod sse;
+mod transport;
 pub mod ws;
 
 pub use control::{Control, Message, Problem};
 pub use event::{Event, FieldError, News, Payload, Tick};
+pub use transport::{Transport, UnknownTransport};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use transport::raw::{RawConfig, RawEnd};
-use transport::{Client, ClientConfig, Kind, TokioConnect};
+use transport::{Client, ClientConfig, TokioConnect, Transport};
 
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -79,13 +79,14 @@ async fn raw(args: &Args) -> i32 {
 
 async fn tail(args: &Args) -> i32 {
     let kind = match args.transport.as_str() {
-        "sse" | "auto" => Kind::Sse,
-        "ws" => Kind::Ws,
-        "http" | "poll" => Kind::Http,
-        other => {
-            eprintln!("wire-tail: --transport must be sse, ws, http or auto, not {other:?}");
-            return 2;
-        }
+        "auto" => Transport::Sse,
+        name => match name.parse::<Transport>() {
+            Ok(kind) => kind,
+            Err(e) => {
+                eprintln!("wire-tail: --transport: {e}, or auto");
+                return 2;
+            }
+        },
     };
     let mut config = ClientConfig::new(&args.url, Arc::new(cli::system_clock_us));
     config.policy.transport = kind;
