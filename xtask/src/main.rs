@@ -5,6 +5,7 @@
 
 mod fixtures;
 mod sim;
+mod tidy;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
@@ -13,7 +14,8 @@ commands:
   sim [--debug] [list | run ARGS | replay ARGS]
                        the deterministic simulation (release build unless --debug):
                        run [--scenario NAME|all] [--seeds N | --seed S] [--jobs J]
-                       replay --scenario NAME --seed S";
+                       replay --scenario NAME --seed S
+  tidy                 layout rules: a `//!` header on every .rs file, no source file over 450 lines";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +28,7 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("fixtures") => fixtures::run(&args[1..]),
         Some("sim") => sim::run(&args[1..]),
+        Some("tidy") => tidy::run(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
