@@ -2,10 +2,19 @@
 //! structured logs on stderr, YAML config files, and the production clock.
 //! Libraries never use this crate: they take time from outside.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::de::DeserializeOwned;
+
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("reading {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The parser's message names the key and the line at fault.
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+}
 
 /// Logs to stderr: `RUST_LOG` or `default_level`; JSON lines when `json`;
 /// colours only on a terminal.
@@ -25,12 +34,18 @@ pub fn init_logs(json: bool, default_level: &str) {
 
 /// Reads a YAML config file, or the defaults when there is none. Errors
 /// name the file and, from the parser, the key and line at fault.
-pub fn load_yaml<T: DeserializeOwned + Default>(path: Option<&Path>) -> anyhow::Result<T> {
+pub fn load_yaml<T: DeserializeOwned + Default>(path: Option<&Path>) -> Result<T, ConfigFileError> {
     let Some(path) = path else {
         return Ok(T::default());
     };
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_saphyr::from_str(&text).map_err(|e| ConfigFileError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 /// The production clock, in microseconds since the Unix epoch: the one
