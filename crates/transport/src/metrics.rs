@@ -396,3 +396,89 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(registry: &Registry) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, registry).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_registry_shows_later_changes_and_the_snapshot_agrees() {
+        let m = Metrics::default();
+        let mut registry = Registry::default();
+        m.register(&mut registry);
+        // Every change after registering.
+        m.set_transport(Transport::Ws);
+        m.set_state(State::Live);
+        m.delivered(Some(1), 2_001);
+        m.delivered(None, 3_000);
+        m.duplicate();
+        m.set_repairing(true);
+        let t = text(&registry);
+        for line in [
+            "wire_messages_received_total 2",
+            "wire_duplicates_dropped_total 1",
+            "wire_transport{value=\"ws\"} 1",
+            "wire_transport{value=\"sse\"} 0",
+            "wire_connection_state{value=\"live\"} 1",
+            "wire_connection_state{value=\"connecting\"} 0",
+            "wire_repairing_gap 1",
+            "wire_latency_p99_ms 2.0",
+        ] {
+            assert!(t.lines().any(|l| l.starts_with(line)), "{line} in\n{t}");
+        }
+        let s = m.snapshot();
+        assert_eq!(
+            (s.wire_transport, s.connection_state, s.messages_received),
+            ("ws", State::Live, 2)
+        );
+        assert_eq!((s.duplicates_dropped, s.repairing_gap), (1, true));
+        assert_eq!(s.p99_latency_ms, 2.0);
+    }
+
+    #[test]
+    fn the_last_reconnect_keeps_its_microseconds() {
+        let m = Metrics::default();
+        assert_eq!(m.snapshot().last_reconnect, None);
+        let us = 1_772_461_800_123_456;
+        m.reconnected(us);
+        let s = m.snapshot();
+        assert_eq!(s.reconnect_attempts, 1);
+        assert_eq!(
+            s.last_reconnect,
+            Some(jiff::Timestamp::from_microsecond(us as i64).unwrap().to_string())
+        );
+    }
+
+    #[test]
+    fn the_json_field_names_stay() {
+        let v = serde_json::to_value(Metrics::default().snapshot()).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want = vec![
+            "wire_transport",
+            "connection_state",
+            "reconnect_attempts",
+            "last_reconnect",
+            "messages_received",
+            "message_rate",
+            "average_latency_ms",
+            "p50_latency_ms",
+            "p99_latency_ms",
+            "gaps_repaired",
+            "duplicates_dropped",
+            "fallbacks",
+            "upgrades",
+            "heartbeats",
+            "repairing_gap",
+        ];
+        want.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, want);
+    }
+}
