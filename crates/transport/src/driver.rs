@@ -218,7 +218,7 @@ impl<C: Connect> Driver<C> {
                 }
                 Note::Fallback { reason } => {
                     self.metrics.fell_back();
-                    tracing::warn!(reason, "falling back to polling");
+                    tracing::warn!(%reason, "falling back to polling");
                     self.timeline.record(Lifecycle::Fallback { reason });
                 }
                 Note::Upgrade { to } => {
@@ -298,7 +298,7 @@ impl<C: Connect> Driver<C> {
                 Some(stream)
             }
             Err(f) => {
-                self.policy.probe_failed(&format!("{f:?}"));
+                self.policy.probe_failed(&f);
                 self.timeline.record(Lifecycle::ProbeFailed { cause: f });
                 None
             }

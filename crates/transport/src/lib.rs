@@ -26,5 +26,5 @@ pub use error::ClientError;
 pub use gate::{Gate, Offer, PageRequest, Repaired, Stalled};
 pub use metrics::{Metrics, Snapshot, State};
 pub use net::{Connect, Endpoint, TokioConnect};
-pub use policy::{Failure, Next, Note, Policy, PolicyConfig, Transport};
+pub use policy::{Failure, FallbackReason, Next, Note, Policy, PolicyConfig, Transport};
 pub use timeline::{Lifecycle, TimelineEntry};

@@ -105,12 +105,30 @@ pub enum Note {
         reason: String,
     },
     Fallback {
-        reason: String,
+        reason: FallbackReason,
     },
     Upgrade {
         to: Transport,
     },
     Reset,
+}
+
+/// Why streaming was given up for polling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FallbackReason {
+    /// The stream endpoint answered 404.
+    StreamMissing,
+    /// This many streaming attempts failed in a row (`fallback_after`).
+    Failures(u32),
+}
+
+impl std::fmt::Display for FallbackReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FallbackReason::StreamMissing => f.write_str("stream endpoint missing (404)"),
+            FallbackReason::Failures(n) => write!(f, "{n} streaming attempts failed in a row"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,7 +306,7 @@ impl Policy {
                 // Polling is another endpoint: switch to it at once, as no
                 // failure of its own.
                 if !self.fallen_back {
-                    self.fall_back("stream endpoint missing (404)".into());
+                    self.fall_back(FallbackReason::StreamMissing);
                     self.phase = Phase::Idle { at: now };
                     return;
                 }
@@ -303,10 +321,7 @@ impl Policy {
                 && self.config.transport.is_streaming()
                 && self.stream_failures >= self.config.fallback_after
             {
-                self.fall_back(format!(
-                    "{} streaming attempts failed in a row",
-                    self.stream_failures
-                ));
+                self.fall_back(FallbackReason::Failures(self.stream_failures));
             }
         }
         self.failures += 1;
@@ -326,11 +341,11 @@ impl Policy {
     }
 
     /// A probe attempt failed: stay on polling; the session goes on.
-    pub fn probe_failed(&mut self, reason: &str) {
-        tracing::debug!(reason, "streaming probe failed; staying on polling");
+    pub fn probe_failed(&mut self, failure: &Failure) {
+        tracing::debug!(%failure, "streaming probe failed; staying on polling");
     }
 
-    fn fall_back(&mut self, reason: String) {
+    fn fall_back(&mut self, reason: FallbackReason) {
         if self.fallen_back || !self.config.transport.is_streaming() {
             return;
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::ClientError;
-use crate::policy::{Failure, Transport};
+use crate::policy::{Failure, FallbackReason, Transport};
 
 /// One step of the client's lifecycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub enum Lifecycle {
     Reset,
     /// Streaming given up for polling.
     Fallback {
-        reason: String,
+        reason: FallbackReason,
     },
     /// Back from polling to streaming.
     Upgrade {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use transport::{ClientError, Failure, Next, Note, Policy, PolicyConfig, Transport};
+use transport::{ClientError, Failure, FallbackReason, Next, Note, Policy, PolicyConfig, Transport};
 
 #[allow(clippy::disallowed_methods)]
 fn t0() -> Instant {
@@ -194,7 +194,12 @@ fn a_missing_stream_endpoint_falls_back_to_polling_at_once() {
     assert_eq!(p.next(t), Next::Attempt(Transport::Sse));
     p.failed(t, Failure::StreamMissing);
     assert!(p.is_fallen_back());
-    assert!(matches!(&p.take_notes()[0], Note::Fallback { .. }));
+    assert_eq!(
+        p.take_notes(),
+        [Note::Fallback {
+            reason: FallbackReason::StreamMissing
+        }]
+    );
     assert_eq!(
         p.next(t),
         Next::Attempt(Transport::Poll),
@@ -230,14 +235,16 @@ fn repeated_streaming_failures_fall_back_then_a_probe_upgrades() {
     assert_eq!(p.probe(now + s(29.0)), None);
     assert_eq!(p.probe(now + s(30.0)), Some(Transport::Ws));
     assert_eq!(p.probe(now + s(30.5)), None);
-    p.probe_failed("still down");
+    p.probe_failed(&fail("still down"));
     assert!(p.is_fallen_back());
     assert_eq!(p.probe(now + s(60.0)), Some(Transport::Ws));
     p.probe_succeeded(now + s(60.0));
     assert!(!p.is_fallen_back());
     assert_eq!(p.current(), Transport::Ws);
     let notes = p.take_notes();
-    assert!(notes.iter().any(|n| matches!(n, Note::Fallback { .. })));
+    assert!(notes.contains(&Note::Fallback {
+        reason: FallbackReason::Failures(3)
+    }));
     assert!(notes.contains(&Note::Upgrade { to: Transport::Ws }));
 }
 
