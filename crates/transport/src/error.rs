@@ -12,7 +12,9 @@ pub enum ClientError {
     /// for good, and only the caller can decide what to do about it.
     #[error("cursor {cursor} is older than the server's retention (oldest id {})", OldestId(*.oldest))]
     CursorExpired { cursor: u64, oldest: Option<u64> },
-    /// A 4xx other than 404, 408 and 429: retrying would not help.
+    /// A 4xx other than 404, 408 and 429 (or a status the client has no use
+    /// for): retrying would not help. `message` is the server's problem, or
+    /// the status's reason phrase.
     #[error("refused ({status}): {message}")]
     Refused { status: u16, message: String },
     /// 204 No Content: the server asked the client to stop.
@@ -25,7 +27,8 @@ pub enum ClientError {
     /// is not `text/event-stream`, an unusable redirect).
     #[error("{0}")]
     Protocol(String),
-    /// `max_attempts` failed attempts in a row; `last` is the last cause.
+    /// `max_attempts` reached: `attempts` retries failed in a row after the
+    /// first failure; `last` is the last cause.
     #[error("gave up after {attempts} failed attempts: {last}")]
     GaveUp { attempts: u32, last: String },
 }
