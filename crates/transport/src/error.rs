@@ -27,8 +27,9 @@ pub enum ClientError {
     /// is not `text/event-stream`, an unusable redirect).
     #[error("{0}")]
     Protocol(String),
-    /// `max_attempts` reached: `attempts` retries failed in a row after the
-    /// first failure; `last` is the last cause.
+    /// `max_attempts` reached: after a first failure, `attempts` more
+    /// attempts failed in a row (`attempts == max_attempts`); `last` is the
+    /// last cause.
     #[error("gave up after {attempts} failed attempts: {last}")]
     GaveUp { attempts: u32, last: String },
 }
