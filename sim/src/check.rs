@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use crate::{ClientRun, Report, Scenario};
+use transport::{Lifecycle, TimelineEntry};
+
+use crate::{ClientRun, Entry, Report, Scenario};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
@@ -115,12 +117,12 @@ pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
         }
         backoff_rules(i, c)?;
         match (scenario.expect_error, &c.error) {
-            (Some(want), Some(got)) if got.contains(want) => continue,
+            (Some(want), Some(got)) if want.matches(got) => continue,
             (Some(want), got) => {
                 return Err(violation(
                     Class::Safety,
                     c.done_at,
-                    format!("client {i}: expected an error containing {want:?}, got {got:?}"),
+                    format!("client {i}: expected the error {want:?}, got {got:?}"),
                 ));
             }
             (None, Some(e)) => {
@@ -186,10 +188,13 @@ pub fn exactly_once_in_order(i: usize, c: &ClientRun) -> Result<(), Violation> {
 pub fn backoff_rules(i: usize, c: &ClientRun) -> Result<(), Violation> {
     let mut in_flight = false;
     let mut last_attempt = 0u32;
-    for t in &c.timeline {
-        let at = Some(Duration::from_millis(t.at_ms));
-        match t.what.as_str() {
-            "connecting" => {
+    for entry in &c.timeline {
+        let Entry::Client(TimelineEntry { at, event }) = entry else {
+            continue;
+        };
+        let at = Some(*at);
+        match event {
+            Lifecycle::Connecting { .. } => {
                 if in_flight {
                     return Err(violation(
                         Class::Safety,
@@ -199,23 +204,10 @@ pub fn backoff_rules(i: usize, c: &ClientRun) -> Result<(), Violation> {
                 }
                 in_flight = true;
             }
-            "disconnected" | "stopped" => in_flight = false,
-            "backoff reset" => last_attempt = 0,
-            "backoff" => {
-                // "attempt N, wait W ms"
-                let nums: Vec<u64> = t
-                    .why
-                    .split(|ch: char| !ch.is_ascii_digit())
-                    .filter_map(|s| s.parse().ok())
-                    .collect();
-                let [attempt, wait] = nums[..] else {
-                    return Err(violation(
-                        Class::Safety,
-                        at,
-                        format!("client {i}: unreadable backoff {:?}", t.why),
-                    ));
-                };
-                let attempt = attempt as u32;
+            Lifecycle::Disconnected { .. } | Lifecycle::Stopped { .. } => in_flight = false,
+            Lifecycle::Reset => last_attempt = 0,
+            Lifecycle::Backoff { attempt, wait } => {
+                let (attempt, wait) = (*attempt, wait.as_millis() as u64);
                 let base = (1000u64 << (attempt.saturating_sub(1)).min(4)).min(16_000);
                 // The stub's retry: 1000 is a floor too; it never exceeds the base.
                 if wait < base || wait as f64 >= base as f64 * 1.2 + 1.0 {

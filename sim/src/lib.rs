@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use stub::{Config, Log, Pace, Stub};
-use transport::{Client, ClientConfig, PolicyConfig, TimelineEntry, Transport};
+use transport::{Client, ClientConfig, ClientError, PolicyConfig, TimelineEntry, Transport};
 
 /// The simulated clock for publish times and latency, in µs since the epoch.
 fn sim_clock_us() -> u64 {
@@ -64,8 +64,8 @@ pub struct Scenario {
     pub slow_reader: Option<Duration>,
     /// Every client must reach the head within this after the last fault.
     pub liveness: Duration,
-    /// The clients must stop with an error containing this, instead.
-    pub expect_error: Option<&'static str>,
+    /// The clients must stop with this error, instead.
+    pub expect_error: Option<Expected>,
     /// Messages may overtake each other across links.
     pub random_order: bool,
     /// Clients start this long after the stub.
@@ -80,6 +80,56 @@ pub struct Scenario {
     /// The interesting path this scenario exists for: it must happen in at
     /// least one seed of a sweep, or the sweep fails.
     pub sometimes: Option<Sometimes>,
+}
+
+/// The error a scenario's clients must stop with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    CursorExpired,
+}
+
+impl Expected {
+    pub fn matches(self, error: &ClientError) -> bool {
+        match self {
+            Expected::CursorExpired => matches!(error, ClientError::CursorExpired { .. }),
+        }
+    }
+}
+
+/// One line of a client's timeline in the simulation: the client's own
+/// lifecycle, or something the harness did to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Client(TimelineEntry),
+    Harness { at: Duration, event: Harness },
+}
+
+/// What the harness does to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Harness {
+    /// The engine's run was dropped mid-flight after this event.
+    EngineKilled { after: u64 },
+}
+
+impl Entry {
+    pub fn at(&self) -> Duration {
+        match self {
+            Entry::Client(t) => t.at,
+            Entry::Harness { at, .. } => *at,
+        }
+    }
+}
+
+impl std::fmt::Display for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Entry::Client(t) => write!(f, "{t}"),
+            Entry::Harness {
+                event: Harness::EngineKilled { after },
+                ..
+            } => write!(f, "engine killed: after event {after}"),
+        }
+    }
 }
 
 /// A scenario's interesting path.
@@ -193,8 +243,8 @@ pub struct ClientRun {
     pub ids: Vec<u64>,
     /// Simulated time when the last event arrived.
     pub done_at: Option<Duration>,
-    pub error: Option<String>,
-    pub timeline: Vec<TimelineEntry>,
+    pub error: Option<ClientError>,
+    pub timeline: Vec<Entry>,
     pub reconnects: u64,
     pub fallbacks: u64,
     pub upgrades: u64,
@@ -239,7 +289,7 @@ impl Report {
                 c.kind,
                 c.ids.len(),
                 c.done_at.map(|d| d.as_millis()),
-                c.error
+                c.error.as_ref().map(ToString::to_string)
             );
             out += &format!("  ids {}\n", ranges(&c.ids));
             if let Some(audit) = &c.audit {
@@ -254,7 +304,7 @@ impl Report {
                 }
             }
             for t in &c.timeline {
-                out += &format!("  {:>8} {}: {}\n", t.at_ms, t.what, t.why);
+                out += &format!("  {:>8} {t}\n", t.at().as_millis());
             }
         }
         out
@@ -399,14 +449,14 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
                         }
                     }
                     Some(Err(e)) => {
-                        run.error = Some(e.0);
+                        run.error = Some(e);
                         break;
                     }
                     None => break,
                 }
             }
             let m = client.metrics().snapshot();
-            run.timeline = client.timeline();
+            run.timeline = client.timeline().into_iter().map(Entry::Client).collect();
             run.reconnects = m.reconnect_attempts;
             run.fallbacks = m.fallbacks;
             run.upgrades = m.upgrades;
@@ -547,10 +597,11 @@ async fn engine_client(
         match outcome {
             None => {
                 run.engine_restarts += 1;
-                timeline.push(TimelineEntry {
-                    at_ms: turmoil::sim_elapsed().unwrap_or_default().as_millis() as u64,
-                    what: "engine killed".into(),
-                    why: format!("after event {}", engine.last_event_id().unwrap_or(0)),
+                timeline.push(Entry::Harness {
+                    at: turmoil::sim_elapsed().unwrap_or_default(),
+                    event: Harness::EngineKilled {
+                        after: engine.last_event_id().unwrap_or(0),
+                    },
                 });
             }
             Some(result) => {

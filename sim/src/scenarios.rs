@@ -209,6 +209,6 @@ pub fn cursor_expired() -> Scenario {
     sc.events = 200;
     sc.rate = 1000.0;
     sc.client_delay = s(2);
-    sc.expect_error = Some("older than the server's retention");
+    sc.expect_error = Some(crate::Expected::CursorExpired);
     sc
 }

@@ -161,7 +161,7 @@ pub async fn run<C: Connect>(
         };
         let event = match item {
             Some(Ok(event)) => event,
-            Some(Err(e)) => break Ended::WireStopped(e.0),
+            Some(Err(e)) => break Ended::WireStopped(e.to_string()),
             None => break Ended::WireStopped("the wire client ended".into()),
         };
         let records = live.engine().on_event(&event, FeedHealth::Live);

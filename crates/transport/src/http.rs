@@ -12,6 +12,7 @@ use hyper::{Request, Response, StatusCode, Uri, header};
 use hyper_util::rt::TokioIo;
 use tokio::task::JoinHandle;
 
+use crate::error::ClientError;
 use crate::net::{Connect, Endpoint};
 use crate::policy::Failure;
 
@@ -91,19 +92,25 @@ pub async fn get<C: Connect>(
             .get(header::LOCATION)
             .and_then(|l| l.to_str().ok())
             .and_then(|l| l.parse::<Uri>().ok())
-            .ok_or_else(|| Failure::Fatal(format!("redirect ({status}) without a usable Location")))?;
+            .ok_or_else(|| {
+                Failure::Fatal(ClientError::Protocol(format!(
+                    "redirect ({status}) without a usable Location"
+                )))
+            })?;
         let path = location.path_and_query().map_or("/", |p| p.as_str()).to_owned();
         target = match (location.scheme_str(), location.host()) {
             (None, None) => (target.0, target.1, path),
             (Some("http"), Some(host)) => (host.to_owned(), location.port_u16().unwrap_or(80), path),
             _ => {
-                return Err(Failure::Fatal(format!(
+                return Err(Failure::Fatal(ClientError::Protocol(format!(
                     "redirect to an unsupported location {location}"
-                )));
+                ))));
             }
         };
     }
-    Err(Failure::Fatal(format!("more than {MAX_REDIRECTS} redirects")))
+    Err(Failure::Fatal(ClientError::Protocol(format!(
+        "more than {MAX_REDIRECTS} redirects"
+    ))))
 }
 
 async fn get_once<C: Connect>(
@@ -133,7 +140,7 @@ async fn get_once<C: Connect>(
     }
     let req = req
         .body(Empty::new())
-        .map_err(|e| Failure::Fatal(format!("bad request: {e}")))?;
+        .map_err(|e| Failure::Fatal(ClientError::BadUrl(format!("bad request: {e}"))))?;
     let response = tokio::time::timeout(timeouts.headers, sender.send_request(req))
         .await
         .map_err(|_| retry("timed out waiting for response headers"))?
@@ -144,10 +151,12 @@ async fn get_once<C: Connect>(
 /// Classifies a status that is not the expected success. `body` is the
 /// error answer if one was read (the stub's `{"error": ...}`).
 pub fn classify(status: StatusCode, headers: &header::HeaderMap, body: &str) -> Failure {
-    let detail =
-        wire::Problem::from_body(body).map_or_else(|| status.to_string(), |p| format!("{status}: {p}"));
+    let problem = wire::Problem::from_body(body);
+    let detail = problem
+        .as_ref()
+        .map_or_else(|| status.to_string(), |p| format!("{status}: {p}"));
     match status.as_u16() {
-        204 => Failure::Fatal("204 No Content: the server asked the client to stop".into()),
+        204 => Failure::Fatal(ClientError::StoppedByServer),
         404 => Failure::StreamMissing,
         408 | 429 | 500..=599 => Failure::Retry {
             reason: detail,
@@ -157,7 +166,13 @@ pub fn classify(status: StatusCode, headers: &header::HeaderMap, body: &str) -> 
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs),
         },
-        _ => Failure::Fatal(detail),
+        _ => Failure::Fatal(ClientError::Refused {
+            status: status.as_u16(),
+            message: problem.map_or_else(
+                || status.canonical_reason().unwrap_or("").to_owned(),
+                |p| p.to_string(),
+            ),
+        }),
     }
 }
 

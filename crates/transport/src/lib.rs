@@ -2,18 +2,29 @@
 //! transports behind one ordered, exactly-once subscription.
 //!
 //! The network comes in through [`Connect`] (tokio sockets in production,
-//! turmoil's in the simulation); the reconnection policy is the sans-IO
-//! [`Policy`], fed the time; metrics are atomics with a JSON snapshot and
-//! Prometheus text.
+//! turmoil's in the simulation); the reconnection [`Policy`] and the
+//! exactly-once [`Gate`] are sans-IO state machines the driver feeds; each
+//! transport has its own module; metrics are `prometheus-client` metrics
+//! with a JSON snapshot; the lifecycle is a typed timeline.
 
 mod client;
+mod driver;
+mod error;
+pub mod gate;
 pub mod http;
 mod metrics;
 mod net;
 pub mod policy;
+mod poll;
 pub mod raw;
+mod sse;
+mod timeline;
+mod ws;
 
-pub use client::{Client, ClientConfig, ClientError, Clock, Subscription, TimelineEntry};
+pub use client::{Client, ClientConfig, Clock, Subscription};
+pub use error::ClientError;
+pub use gate::{Gate, Offer, PageRequest, Repaired, Stalled};
 pub use metrics::{Metrics, Snapshot, State};
 pub use net::{Connect, Endpoint, TokioConnect};
-pub use policy::{Failure, Next, Note, Policy, PolicyConfig, Transport};
+pub use policy::{Failure, FallbackReason, Next, Note, Policy, PolicyConfig, Transport};
+pub use timeline::{Lifecycle, TimelineEntry};

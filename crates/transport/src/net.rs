@@ -77,3 +77,34 @@ impl std::fmt::Display for Endpoint {
         write!(f, "http://{}{}", self.authority(), self.prefix)
     }
 }
+
+/// Everything a transport needs to reach the wire: the network, where the
+/// wire is, the credentials and the timeouts.
+#[derive(Debug, Clone)]
+pub(crate) struct Link<C> {
+    pub connector: C,
+    pub endpoint: Endpoint,
+    pub token: Option<String>,
+    pub timeouts: crate::http::Timeouts,
+}
+
+impl<C: Connect> Link<C> {
+    pub(crate) fn auth_headers(&self) -> Vec<(hyper::header::HeaderName, String)> {
+        self.token
+            .iter()
+            .map(|t| (hyper::header::AUTHORIZATION, format!("Bearer {t}")))
+            .collect()
+    }
+
+    /// GETs `path` with the credentials and `extra` headers.
+    pub(crate) async fn get(
+        &self,
+        path: &str,
+        extra: &[(hyper::header::HeaderName, String)],
+        timeouts: crate::http::Timeouts,
+    ) -> Result<crate::http::Reply, crate::policy::Failure> {
+        let mut headers = self.auth_headers();
+        headers.extend_from_slice(extra);
+        crate::http::get(&self.connector, &self.endpoint, path, &headers, timeouts).await
+    }
+}

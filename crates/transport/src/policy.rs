@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 
+use crate::error::ClientError;
+
 /// The transport vocabulary is the protocol's: `wire::Transport`.
 pub use wire::Transport;
 
@@ -67,7 +69,18 @@ pub enum Failure {
     StreamMissing,
     /// Stop: 204, or a 4xx other than 408 and 429, or a cursor the server no
     /// longer retains. Retrying would not help.
-    Fatal(String),
+    Fatal(ClientError),
+}
+
+/// For people: the reason alone, as a timeline's "disconnected" line shows it.
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Retry { reason, .. } => f.write_str(reason),
+            Failure::StreamMissing => f.write_str("endpoint missing (404)"),
+            Failure::Fatal(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 /// What to do next.
@@ -80,7 +93,7 @@ pub enum Next {
     /// An attempt is in flight or a session is up: report its end first.
     Busy,
     /// Give up, for this reason.
-    Stop(String),
+    Stop(ClientError),
 }
 
 /// A lifecycle change worth a log line, a counter and a timeline entry.
@@ -92,7 +105,7 @@ pub enum Note {
         reason: String,
     },
     Fallback {
-        reason: String,
+        reason: FallbackReason,
     },
     Upgrade {
         to: Transport,
@@ -100,23 +113,32 @@ pub enum Note {
     Reset,
 }
 
+/// Why streaming was given up for polling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FallbackReason {
+    /// The stream endpoint answered 404.
+    StreamMissing,
+    /// This many streaming attempts failed in a row (`fallback_after`).
+    Failures(u32),
+}
+
+impl std::fmt::Display for FallbackReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FallbackReason::StreamMissing => f.write_str("stream endpoint missing (404)"),
+            FallbackReason::Failures(n) => write!(f, "{n} streaming attempts failed in a row"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Ready to start an attempt at `at`.
-    Idle {
-        at: Instant,
-    },
+    Idle { at: Instant },
     /// An attempt is in flight.
-    Attempting {
-        kind: Transport,
-        probe: bool,
-    },
+    Attempting { kind: Transport, probe: bool },
     /// Connected since.
-    Connected {
-        kind: Transport,
-        since: Instant,
-    },
-    Stopped,
+    Connected { kind: Transport, since: Instant },
 }
 
 #[derive(Debug)]
@@ -132,7 +154,8 @@ pub struct Policy {
     fallen_back: bool,
     next_probe: Option<Instant>,
     server_retry: Option<Duration>,
-    stop_reason: Option<String>,
+    /// Set once: the policy has stopped for good, for this reason.
+    stopped: Option<ClientError>,
     notes: Vec<Note>,
 }
 
@@ -147,7 +170,7 @@ impl Policy {
             fallen_back: false,
             next_probe: None,
             server_retry: None,
-            stop_reason: None,
+            stopped: None,
             notes: Vec::new(),
         }
     }
@@ -182,8 +205,10 @@ impl Policy {
     /// What to do now. Returns `Attempt` once per attempt: the caller must
     /// report `connected` or `failed` before it gets another.
     pub fn next(&mut self, now: Instant) -> Next {
+        if let Some(e) = &self.stopped {
+            return Next::Stop(e.clone());
+        }
         match self.phase {
-            Phase::Stopped => Next::Stop(self.stop_reason.clone().unwrap_or_default()),
             Phase::Idle { at } if now < at => Next::WaitUntil(at),
             Phase::Idle { .. } => {
                 let kind = self.current();
@@ -259,13 +284,15 @@ impl Policy {
 
     /// The attempt failed, or the session ended. Decides the next attempt.
     pub fn failed(&mut self, now: Instant, failure: Failure) {
+        if self.stopped.is_some() {
+            return;
+        }
         let (kind, healthy) = match self.phase {
             Phase::Connected { kind, since } => {
                 (kind, now.duration_since(since) >= self.config.healthy_after)
             }
             Phase::Attempting { kind, .. } => (kind, false),
             Phase::Idle { .. } => (self.current(), false),
-            Phase::Stopped => return,
         };
         if healthy {
             if self.failures > 0 {
@@ -279,13 +306,13 @@ impl Policy {
                 // Polling is another endpoint: switch to it at once, as no
                 // failure of its own.
                 if !self.fallen_back {
-                    self.fall_back("stream endpoint missing (404)".into());
+                    self.fall_back(FallbackReason::StreamMissing);
                     self.phase = Phase::Idle { at: now };
                     return;
                 }
                 ("stream endpoint missing".to_owned(), None)
             }
-            Failure::StreamMissing => return self.stop("polling endpoint missing (404)".into()),
+            Failure::StreamMissing => return self.stop(ClientError::PollingMissing),
             Failure::Retry { reason, retry_after } => (reason, retry_after),
         };
         if kind.is_streaming() && !healthy {
@@ -294,18 +321,15 @@ impl Policy {
                 && self.config.transport.is_streaming()
                 && self.stream_failures >= self.config.fallback_after
             {
-                self.fall_back(format!(
-                    "{} streaming attempts failed in a row",
-                    self.stream_failures
-                ));
+                self.fall_back(FallbackReason::Failures(self.stream_failures));
             }
         }
         self.failures += 1;
         if self.config.max_attempts >= 0 && i64::from(self.failures) > self.config.max_attempts {
-            return self.stop(format!(
-                "gave up after {} failed attempts: {reason}",
-                self.failures - 1
-            ));
+            return self.stop(ClientError::GaveUp {
+                attempts: self.failures - 1,
+                last: reason,
+            });
         }
         let delay = self.delay(retry_after);
         self.notes.push(Note::Backoff {
@@ -317,11 +341,11 @@ impl Policy {
     }
 
     /// A probe attempt failed: stay on polling; the session goes on.
-    pub fn probe_failed(&mut self, reason: &str) {
-        tracing::debug!(reason, "streaming probe failed; staying on polling");
+    pub fn probe_failed(&mut self, failure: &Failure) {
+        tracing::debug!(%failure, "streaming probe failed; staying on polling");
     }
 
-    fn fall_back(&mut self, reason: String) {
+    fn fall_back(&mut self, reason: FallbackReason) {
         if self.fallen_back || !self.config.transport.is_streaming() {
             return;
         }
@@ -330,9 +354,8 @@ impl Policy {
         self.notes.push(Note::Fallback { reason });
     }
 
-    fn stop(&mut self, reason: String) {
-        self.stop_reason = Some(reason);
-        self.phase = Phase::Stopped;
+    fn stop(&mut self, reason: ClientError) {
+        self.stopped = Some(reason);
     }
 
     /// The delay before the next attempt: capped exponential backoff, at

@@ -88,7 +88,7 @@ pub async fn read<C: Connect>(
             ));
         }
         let failure = match http::get(connector, &endpoint, &path, &headers, config.timeouts).await {
-            Err(Failure::Fatal(reason)) => return RawEnd::Failed(reason),
+            Err(Failure::Fatal(reason)) => return RawEnd::Failed(reason.to_string()),
             Err(f) => format!("{f:?}"),
             Ok(reply) => {
                 let status = reply.response.status();

@@ -12,7 +12,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use stub::{Config, Log, Pace, Source, Stub};
 use tokio::task::JoinHandle;
-use transport::{Client, ClientConfig, PolicyConfig, Subscription, TokioConnect, Transport};
+use transport::{
+    Client, ClientConfig, ClientError, Failure, Lifecycle, PolicyConfig, Subscription, TokioConnect,
+    Transport,
+};
 use wire::{Event, Payload};
 
 fn fixture() -> Vec<Payload> {
@@ -194,8 +197,18 @@ async fn without_streaming_it_falls_back_to_polling_and_upgrades_when_it_returns
             "{m:?}"
         );
         let timeline = client.timeline();
-        assert!(timeline.iter().any(|t| t.what == "fallback"), "{timeline:?}");
-        assert!(timeline.iter().any(|t| t.what == "probe"), "{timeline:?}");
+        assert!(
+            timeline
+                .iter()
+                .any(|t| matches!(t.event, Lifecycle::Fallback { .. })),
+            "{timeline:?}"
+        );
+        assert!(
+            timeline
+                .iter()
+                .any(|t| t.event == Lifecycle::Probe { transport: kind }),
+            "{timeline:?}"
+        );
         client.close().await;
         server.crash().await;
     }
@@ -219,9 +232,13 @@ async fn a_cursor_older_than_retention_is_a_clear_error() {
             .await
             .unwrap();
         let err = item.unwrap().unwrap_err();
-        assert!(
-            err.0.contains("older than") && err.0.contains("91"),
-            "{kind:?}: {err}"
+        assert_eq!(
+            err,
+            ClientError::CursorExpired {
+                cursor: 0,
+                oldest: Some(91)
+            },
+            "{kind:?}"
         );
         assert!(sub.next().await.is_none());
         assert_eq!(
@@ -260,7 +277,7 @@ async fn a_silent_connection_is_found_and_replaced() {
     assert!(
         timeline
             .iter()
-            .any(|t| t.what == "disconnected" && t.why.contains("silent")),
+            .any(|t| matches!(&t.event, Lifecycle::Disconnected { cause: Failure::Retry { reason, .. } } if reason.contains("silent"))),
         "{timeline:?}"
     );
     // And it still delivers once there is something to say.
@@ -340,7 +357,7 @@ async fn status_server(status: u16, retry_after: Option<&'static str>) -> Socket
 
 #[tokio::test]
 async fn no_content_and_client_errors_stop_with_a_clear_error() {
-    for (status, expect) in [(204, "204"), (401, "401"), (403, "403"), (400, "nope")] {
+    for status in [204, 401, 403, 400] {
         let addr = status_server(status, None).await;
         let mut client =
             Client::connect(TokioConnect, config(&format!("http://{addr}"), Transport::Sse)).unwrap();
@@ -350,7 +367,13 @@ async fn no_content_and_client_errors_stop_with_a_clear_error() {
             .unwrap()
             .unwrap()
             .unwrap_err();
-        assert!(err.0.contains(expect), "{status}: {err}");
+        match (status, &err) {
+            (204, ClientError::StoppedByServer) => {}
+            (_, ClientError::Refused { status: s, message }) if *s == status => {
+                assert!(message.contains("nope"), "{status}: {err}");
+            }
+            _ => panic!("{status}: {err:?}"),
+        }
         assert_eq!(
             client.metrics().snapshot().reconnect_attempts,
             0,
@@ -369,11 +392,11 @@ async fn server_errors_and_429_retry_honouring_retry_after() {
         // Wait for a third attempt: the client keeps retrying, not stopping.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         let attempts = loop {
-            let at: Vec<u64> = client
+            let at: Vec<Duration> = client
                 .timeline()
                 .iter()
-                .filter(|t| t.what == "connecting")
-                .map(|t| t.at_ms)
+                .filter(|t| matches!(t.event, Lifecycle::Connecting { .. }))
+                .map(|t| t.at)
                 .collect();
             if at.len() >= 3 {
                 break at;
@@ -388,7 +411,10 @@ async fn server_errors_and_429_retry_honouring_retry_after() {
         // Retry-After: 1 is a floor: no attempt came sooner than a second
         // after the one before (the policy's own schedule would be 50 ms).
         for pair in attempts.windows(2) {
-            assert!(pair[1] - pair[0] >= 1000, "{status}: attempts at {attempts:?}");
+            assert!(
+                pair[1] - pair[0] >= Duration::from_secs(1),
+                "{status}: attempts at {attempts:?}"
+            );
         }
         assert!(client.metrics().snapshot().reconnect_attempts >= 2);
         client.close().await;
@@ -417,5 +443,105 @@ async fn close_leaves_no_task_and_no_socket() {
         sub.next().await.is_none(),
         "the subscription ends with the client"
     );
+    server.crash().await;
+}
+
+/// SSE sends 1, 2, then 5; the polling endpoint that should fill 3 and 4
+/// answers `events` (a status and a body).
+async fn broken_repair_server(status: u16, events: &'static str) -> SocketAddr {
+    let f = fixture();
+    let mut sse_body = Vec::new();
+    for id in [1, 2, 5] {
+        let event = Event {
+            id,
+            pub_us: Some(1),
+            payload: f[id as usize - 1].clone(),
+        };
+        wire::sse::encode_event(&mut sse_body, &event);
+    }
+    let app = Router::new()
+        .route(
+            "/stream",
+            get(move || async move { ([("content-type", "text/event-stream")], sse_body).into_response() }),
+        )
+        .route(
+            "/events",
+            get(move || async move {
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [("content-type", "application/json")],
+                    events,
+                )
+                    .into_response()
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test]
+async fn a_repair_that_fails_clears_repairing_gap() {
+    for (status, body) in [
+        (500, "{\"error\":{\"code\":\"x\",\"message\":\"down\"}}"),
+        // A page that brings nothing: the repair gives up rather than loop.
+        (200, "{\"events\":[],\"next_cursor\":2,\"head\":5}"),
+    ] {
+        let addr = broken_repair_server(status, body).await;
+        let mut c = config(&format!("http://{addr}"), Transport::Sse);
+        // A long backoff: the client sits in it, after the failed repair.
+        c.policy.initial_delay = Duration::from_secs(30);
+        c.policy.max_delay = Duration::from_secs(30);
+        let mut client = Client::connect(TokioConnect, c).unwrap();
+        let mut sub = client.subscribe().unwrap();
+        assert_eq!(collect(&mut sub, 2).await.len(), 2);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while client.metrics().snapshot().connection_state != transport::State::Backoff {
+            assert!(tokio::time::Instant::now() < deadline, "{:?}", client.timeline());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let timeline = client.timeline();
+        assert!(
+            timeline
+                .iter()
+                .any(|t| t.event == Lifecycle::Gap { missing: 3..=4 }),
+            "{status}: {timeline:?}"
+        );
+        let m = client.metrics().snapshot();
+        assert_eq!((m.repairing_gap, m.gaps_repaired), (false, 0), "{status}: {m:?}");
+        client.close().await;
+    }
+}
+
+#[tokio::test]
+async fn dropping_the_client_without_close_closes_its_connections() {
+    let server = Server::start(Config::default(), None).await;
+    server.stub.publish(Source::Fixture, &fixture()[..10]).unwrap();
+    for kind in [Transport::Sse, Transport::Ws, Transport::Poll] {
+        let mut client = Client::connect(TokioConnect, config(&server.url(), kind)).unwrap();
+        // The subscription outlives the client, as in a caller that kept it
+        // and returned early: the driver must not go on for its sake.
+        let mut sub = client.subscribe().unwrap();
+        collect(&mut sub, 10).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while server.stub.connections().is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{kind:?}: never connected"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(client);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !server.stub.connections().is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{kind:?}: the connection outlived the dropped client"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(sub.next().await.is_none(), "{kind:?}: the subscription ends");
+    }
     server.crash().await;
 }

@@ -1,0 +1,433 @@
+//! The driver task: it loops and routes. The policy says what to do next;
+//! an attempt opens a session on one transport (`sse`, `ws`, `poll`); each
+//! event a session yields goes through the gate, which alone decides
+//! deliver, duplicate or gap; a gap is filled from the polling endpoint
+//! before any later event. Metrics and the timeline are recorded on the way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+use wire::{Control, Event, Message};
+
+use crate::client::{ClientConfig, Item};
+use crate::error::ClientError;
+use crate::gate::{Gate, Offer, Repaired};
+use crate::http::retry;
+use crate::metrics::{Metrics, State};
+use crate::net::{Connect, Link};
+use crate::policy::{Failure, Next, Note, Policy, Transport};
+use crate::timeline::{Lifecycle, Timeline};
+use crate::{poll, sse, ws};
+
+/// What a session's transport yields.
+#[derive(Debug)]
+pub(crate) enum Frame {
+    Message(Message),
+    /// The server's `retry:` (ms), a floor for later delays.
+    RetryHint(u64),
+    /// Polling read a whole page: the moment a streaming probe may run.
+    PageEnd,
+}
+
+/// An open session on one transport.
+enum Stream<S> {
+    Sse(sse::Stream),
+    Ws(Box<ws::Stream<S>>),
+    Poll(poll::Stream),
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Stream<S> {
+    async fn next<C: Connect>(&mut self, link: &Link<C>, last: u64) -> Result<Frame, Failure> {
+        match self {
+            Stream::Sse(s) => s.next(last).await,
+            Stream::Ws(s) => s.next(last).await,
+            Stream::Poll(s) => s.next(link, last).await,
+        }
+    }
+}
+
+/// How a session ended besides a failure.
+enum End {
+    Failed(Failure),
+    /// The subscriber went away.
+    Gone,
+}
+
+impl From<Failure> for End {
+    fn from(f: Failure) -> End {
+        End::Failed(f)
+    }
+}
+
+/// What the driver does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Attempt(Transport),
+    Wait(std::time::Instant),
+    Stop(ClientError),
+}
+
+/// The policy's answer, made total for a driver that runs one attempt at a
+/// time. `Busy` means the policy counts an attempt in flight that this
+/// driver no longer has (it only asks between attempts): that attempt was
+/// abandoned, so it is reported failed, which schedules the next one with
+/// backoff rather than panicking or spinning.
+fn step(policy: &mut Policy, now: std::time::Instant) -> Step {
+    loop {
+        match policy.next(now) {
+            Next::Attempt(kind) => return Step::Attempt(kind),
+            Next::WaitUntil(at) => return Step::Wait(at),
+            Next::Stop(error) => return Step::Stop(error),
+            // `failed` always leaves the in-flight phase, so this loops once.
+            Next::Busy => policy.failed(now, retry("the attempt in flight was abandoned")),
+        }
+    }
+}
+
+pub(crate) fn idle_failure(idle: Duration) -> Failure {
+    retry(&format!(
+        "no data for {} ms: the connection is silent",
+        idle.as_millis()
+    ))
+}
+
+pub(crate) struct Driver<C: Connect> {
+    link: Link<C>,
+    config: ClientConfig,
+    policy: Policy,
+    gate: Gate,
+    tx: mpsc::Sender<Item>,
+    metrics: Arc<Metrics>,
+    reconnect: Arc<Notify>,
+    timeline: Timeline,
+    /// This session's state; the heartbeat rule reads it.
+    state: State,
+    first_attempt: bool,
+}
+
+impl<C: Connect> Driver<C> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        link: Link<C>,
+        config: ClientConfig,
+        now: Instant,
+        tx: mpsc::Sender<Item>,
+        metrics: Arc<Metrics>,
+        reconnect: Arc<Notify>,
+        timeline: Timeline,
+    ) -> Driver<C> {
+        Driver {
+            link,
+            policy: Policy::new(config.policy.clone(), config.seed, now.into_std()),
+            gate: Gate::new(config.start_after),
+            config,
+            tx,
+            metrics,
+            reconnect,
+            timeline,
+            state: State::Connecting,
+            first_attempt: true,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            match step(&mut self.policy, Instant::now().into_std()) {
+                Step::Stop(error) => {
+                    self.timeline.record(Lifecycle::Stopped { error: error.clone() });
+                    tracing::error!(reason = %error, "wire client stopped");
+                    self.set_state(State::Stopped);
+                    let _ = self.tx.send(Err(error)).await;
+                    return;
+                }
+                Step::Wait(at) => {
+                    self.set_state(State::Backoff);
+                    let reconnect = self.reconnect.clone();
+                    tokio::select! {
+                        biased;
+                        () = reconnect.notified() => self.policy.restart(Instant::now().into_std()),
+                        () = tokio::time::sleep_until(at.into()) => {}
+                    }
+                }
+                Step::Attempt(kind) => {
+                    self.attempting(kind);
+                    let reconnect = self.reconnect.clone();
+                    let end = tokio::select! {
+                        biased;
+                        () = reconnect.notified() => End::Failed(retry("reconnect requested")),
+                        end = self.session(kind) => end,
+                    };
+                    // A repair belongs to its session, however it ended
+                    // (an error, or cancelled by a reconnect).
+                    self.gate.repair_failed();
+                    self.metrics.set_repairing(false);
+                    match end {
+                        End::Gone => return,
+                        End::Failed(failure) => {
+                            tracing::warn!(transport = kind.as_str(), cause = %failure, last_id = self.gate.last(), "disconnected");
+                            self.timeline.record(Lifecycle::Disconnected {
+                                cause: failure.clone(),
+                            });
+                            self.policy.failed(Instant::now().into_std(), failure);
+                        }
+                    }
+                }
+            }
+            self.flush_notes();
+        }
+    }
+
+    fn set_state(&mut self, state: State) {
+        self.state = state;
+        self.metrics.set_state(state);
+    }
+
+    fn attempting(&mut self, kind: Transport) {
+        if !std::mem::take(&mut self.first_attempt) {
+            self.metrics.reconnected((self.config.clock)());
+        }
+        self.metrics.set_transport(kind);
+        self.set_state(State::Connecting);
+        let after = self.gate.last();
+        self.timeline.record(Lifecycle::Connecting {
+            transport: kind,
+            after,
+        });
+        tracing::info!(transport = kind.as_str(), last_id = after, "connecting");
+    }
+
+    fn connected(&mut self, kind: Transport) {
+        self.policy.connected(Instant::now().into_std());
+        self.set_state(State::Replaying);
+        self.timeline.record(Lifecycle::Connected { transport: kind });
+        tracing::info!(transport = kind.as_str(), last_id = self.gate.last(), "connected");
+    }
+
+    fn flush_notes(&mut self) {
+        for n in self.policy.take_notes() {
+            match n {
+                Note::Backoff {
+                    attempt,
+                    delay,
+                    reason,
+                } => {
+                    tracing::info!(attempt, delay_ms = delay.as_millis() as u64, reason, "backoff");
+                    self.timeline.record(Lifecycle::Backoff { attempt, wait: delay });
+                }
+                Note::Fallback { reason } => {
+                    self.metrics.fell_back();
+                    tracing::warn!(%reason, "falling back to polling");
+                    self.timeline.record(Lifecycle::Fallback { reason });
+                }
+                Note::Upgrade { to } => {
+                    self.metrics.upgraded();
+                    tracing::info!(to = to.as_str(), "upgraded back to streaming");
+                    self.timeline.record(Lifecycle::Upgrade { to });
+                }
+                Note::Reset => self.timeline.record(Lifecycle::Reset),
+            }
+        }
+    }
+
+    async fn open(&self, kind: Transport) -> Result<Stream<C::Stream>, Failure> {
+        let after = self.gate.last();
+        let idle = self.config.idle_timeout;
+        Ok(match kind {
+            Transport::Sse => Stream::Sse(sse::open(&self.link, after, idle).await?),
+            Transport::Ws => Stream::Ws(Box::new(ws::open(&self.link, after, idle).await?)),
+            Transport::Poll => Stream::Poll(poll::open(&self.link, self.poll_settings(), after).await?),
+        })
+    }
+
+    fn poll_settings(&self) -> poll::Settings {
+        poll::Settings {
+            wait: self.config.poll_wait,
+            interval: self.config.poll_interval,
+            limit: self.config.poll_limit,
+            body_timeout: self.config.idle_timeout,
+        }
+    }
+
+    /// One session: open, then route what it yields until it fails. While
+    /// polling, a due streaming probe that connects carries the session on.
+    async fn session(&mut self, kind: Transport) -> End {
+        let mut stream = match self.open(kind).await {
+            Ok(s) => s,
+            Err(f) => return End::Failed(f),
+        };
+        self.connected(kind);
+        if kind == Transport::Poll {
+            self.set_state(State::Live);
+        }
+        loop {
+            let frame = match stream.next(&self.link, self.gate.last()).await {
+                Ok(frame) => frame,
+                Err(f) => return End::Failed(f),
+            };
+            let routed = match frame {
+                Frame::PageEnd => {
+                    if let Some(upgraded) = self.probe().await {
+                        stream = upgraded;
+                    }
+                    Ok(())
+                }
+                Frame::RetryHint(ms) => {
+                    self.policy.retry_hint(ms);
+                    Ok(())
+                }
+                Frame::Message(m) => self.on_message(m).await,
+            };
+            if let Err(end) = routed {
+                return end;
+            }
+        }
+    }
+
+    /// A streaming attempt while polling, if the policy says one is due.
+    async fn probe(&mut self) -> Option<Stream<C::Stream>> {
+        let kind = self.policy.probe(Instant::now().into_std())?;
+        self.timeline.record(Lifecycle::Probe { transport: kind });
+        match self.open(kind).await {
+            Ok(stream) => {
+                self.policy.probe_succeeded(Instant::now().into_std());
+                self.flush_notes();
+                self.metrics.set_transport(kind);
+                self.set_state(State::Replaying);
+                Some(stream)
+            }
+            Err(f) => {
+                self.policy.probe_failed(&f);
+                self.timeline.record(Lifecycle::ProbeFailed { cause: f });
+                None
+            }
+        }
+    }
+
+    async fn on_message(&mut self, message: Message) -> Result<(), End> {
+        match message {
+            Message::Event(event) => self.deliver(event).await,
+            Message::Control(Control::CaughtUp { .. }) => {
+                self.set_state(State::Live);
+                Ok(())
+            }
+            Message::Control(Control::Heartbeat { head }) => {
+                self.metrics.heartbeat();
+                // A quiet stream whose head moved past us lost something.
+                if self.state == State::Live
+                    && let Some(missing) = self.gate.behind(head)
+                {
+                    self.repair(*missing.end()).await?;
+                }
+                Ok(())
+            }
+            Message::Control(Control::Overflow { last_id }) => Err(End::Failed(retry(&format!(
+                "the server dropped us as a slow consumer after id {last_id}"
+            )))),
+            Message::Control(Control::CursorExpired { cursor, oldest, .. }) => {
+                Err(End::Failed(Failure::Fatal(ClientError::CursorExpired {
+                    cursor,
+                    oldest: Some(oldest),
+                })))
+            }
+        }
+    }
+
+    /// Through the gate: delivered, dropped, or delivered after its gap is
+    /// repaired.
+    async fn deliver(&mut self, event: Event) -> Result<(), End> {
+        loop {
+            match self.gate.offer(event.id) {
+                Offer::Deliver => return self.send(event).await,
+                Offer::Duplicate => {
+                    self.metrics.duplicate();
+                    return Ok(());
+                }
+                // Once repaired, the same event is offered again.
+                Offer::Gap(missing) => self.repair(*missing.end()).await?,
+            }
+        }
+    }
+
+    /// Hands over an event the gate let through.
+    async fn send(&mut self, event: Event) -> Result<(), End> {
+        self.metrics.delivered(event.pub_us, (self.config.clock)());
+        self.tx.send(Ok(event)).await.map_err(|_| End::Gone)
+    }
+
+    /// Repairs every id up to `upto` from the polling endpoint.
+    async fn repair(&mut self, upto: u64) -> Result<(), End> {
+        let Some(missing) = self.gate.start_repair(upto) else {
+            return Ok(());
+        };
+        self.metrics.set_repairing(true);
+        tracing::warn!(
+            from = missing.start(),
+            upto,
+            "gap in ids: repairing from the polling endpoint"
+        );
+        self.timeline.record(Lifecycle::Gap { missing });
+        let result = self.fill().await;
+        if result.is_err() {
+            self.gate.repair_failed();
+        } else {
+            self.metrics.gap_repaired();
+        }
+        self.metrics.set_repairing(self.gate.repairing().is_some());
+        result
+    }
+
+    async fn fill(&mut self) -> Result<(), End> {
+        while let Some(page) = self.gate.next_page(self.config.poll_limit as u64) {
+            let got = poll::fetch(
+                &self.link,
+                page.after,
+                page.limit as usize,
+                Duration::ZERO,
+                self.config.idle_timeout,
+            )
+            .await?;
+            for event in got.events {
+                if self.gate.feed(event.id) == Repaired::Deliver {
+                    self.send(event).await?;
+                }
+            }
+            self.gate
+                .page_done()
+                .map_err(|s| retry(&format!("gap repair found nothing after id {}", s.after)))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicyConfig;
+
+    #[test]
+    #[allow(clippy::disallowed_methods)]
+    fn a_busy_policy_ends_the_abandoned_attempt_instead_of_panicking() {
+        // Only an origin: the policy never reads the clock itself.
+        let t = std::time::Instant::now();
+        let config = PolicyConfig {
+            jitter: 0.0,
+            ..PolicyConfig::default()
+        };
+        let mut p = Policy::new(config, 1, t);
+        assert_eq!(step(&mut p, t), Step::Attempt(Transport::Sse));
+        // The attempt is never reported: the policy is busy.
+        assert_eq!(p.next(t), Next::Busy);
+        assert_eq!(
+            step(&mut p, t),
+            Step::Wait(t + Duration::from_secs(1)),
+            "the abandoned attempt counts as a failure, with backoff"
+        );
+        assert_eq!(p.failures(), 1);
+        assert!(matches!(
+            step(&mut p, t + Duration::from_secs(1)),
+            Step::Attempt(_)
+        ));
+    }
+}

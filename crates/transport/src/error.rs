@@ -1,0 +1,46 @@
+//! Why the client stopped for good: one typed error callers can branch on.
+//! It is also what the policy's `Failure::Fatal` and `Next::Stop` carry, so
+//! the cause found on the wire reaches the caller unchanged.
+
+/// Why the client stopped for good.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The URL (or a request built from it) is unusable.
+    #[error("{0}")]
+    BadUrl(String),
+    /// The cursor is older than the server's retention: events were lost
+    /// for good, and only the caller can decide what to do about it.
+    #[error("cursor {cursor} is older than the server's retention (oldest id {})", OldestId(*.oldest))]
+    CursorExpired { cursor: u64, oldest: Option<u64> },
+    /// A 4xx other than 404, 408 and 429 (or a status the client has no use
+    /// for): retrying would not help. `message` is the server's problem, or
+    /// the status's reason phrase.
+    #[error("refused ({status}): {message}")]
+    Refused { status: u16, message: String },
+    /// 204 No Content: the server asked the client to stop.
+    #[error("204 No Content: the server asked the client to stop")]
+    StoppedByServer,
+    /// The polling endpoint itself answered 404.
+    #[error("polling endpoint missing (404)")]
+    PollingMissing,
+    /// The server answered something the client cannot use (a stream that
+    /// is not `text/event-stream`, an unusable redirect).
+    #[error("{0}")]
+    Protocol(String),
+    /// `max_attempts` reached: after a first failure, `attempts` more
+    /// attempts failed in a row (`attempts == max_attempts`); `last` is the
+    /// last cause.
+    #[error("gave up after {attempts} failed attempts: {last}")]
+    GaveUp { attempts: u32, last: String },
+}
+
+struct OldestId(Option<u64>);
+
+impl std::fmt::Display for OldestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, "{id}"),
+            None => f.write_str("unknown"),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The WebSocket transport: `GET /ws?cursor=N` upgraded by tungstenite's
+//! handshake (a refused upgrade classified like any HTTP answer), then text
+//! messages decoded into wire messages under an idle deadline. It does not
+//! deliver: the driver routes what it yields through the gate.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio_tungstenite::{WebSocketStream, tungstenite};
+
+use crate::driver::Frame;
+use crate::error::ClientError;
+use crate::http::{self, retry};
+use crate::net::{Connect, Link};
+use crate::policy::Failure;
+
+/// An open WebSocket.
+#[derive(Debug)]
+pub(crate) struct Stream<S> {
+    ws: WebSocketStream<S>,
+    idle: Duration,
+}
+
+/// Connects and upgrades, resuming after `after`.
+pub(crate) async fn open<C: Connect>(
+    link: &Link<C>,
+    after: u64,
+    idle: Duration,
+) -> Result<Stream<C::Stream>, Failure> {
+    use tungstenite::client::IntoClientRequest;
+    let url = format!(
+        "ws://{}{}",
+        link.endpoint.authority(),
+        link.endpoint.path(&format!("/ws?cursor={after}"))
+    );
+    let mut req = url
+        .into_client_request()
+        .map_err(|e| Failure::Fatal(ClientError::BadUrl(format!("bad WebSocket URL: {e}"))))?;
+    for (name, value) in link.auth_headers() {
+        if let Ok(v) = value.parse() {
+            req.headers_mut().insert(name, v);
+        }
+    }
+    let t = link.timeouts;
+    let stream = tokio::time::timeout(
+        t.connect,
+        link.connector.connect(&link.endpoint.host, link.endpoint.port),
+    )
+    .await
+    .map_err(|_| retry("WebSocket connect timed out"))?
+    .map_err(|e| retry(&format!("WebSocket connect: {e}")))?;
+    let mut config = tungstenite::protocol::WebSocketConfig::default();
+    config.max_message_size = Some(16 << 20);
+    config.max_frame_size = Some(16 << 20);
+    let handshake = tokio_tungstenite::client_async_with_config(req, stream, Some(config));
+    match tokio::time::timeout(t.headers, handshake).await {
+        Err(_) => Err(retry("WebSocket handshake timed out")),
+        Ok(Ok((ws, _))) => Ok(Stream { ws, idle }),
+        Ok(Err(tungstenite::Error::Http(res))) => {
+            let body = res
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            Err(http::classify(res.status(), res.headers(), &body))
+        }
+        Ok(Err(e)) => Err(retry(&format!("WebSocket handshake: {e}"))),
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Stream<S> {
+    /// The next message; a failure ends the stream. `last` (the last id
+    /// delivered) only names where a bad message was.
+    pub(crate) async fn next(&mut self, last: u64) -> Result<Frame, Failure> {
+        loop {
+            let msg = match tokio::time::timeout(self.idle, self.ws.next()).await {
+                Err(_) => return Err(crate::driver::idle_failure(self.idle)),
+                Ok(None) => return Err(retry("the server closed the WebSocket")),
+                Ok(Some(Err(e))) => return Err(retry(&format!("WebSocket read: {e}"))),
+                Ok(Some(Ok(m))) => m,
+            };
+            match msg {
+                tungstenite::Message::Text(text) => {
+                    return wire::ws::decode(&text)
+                        .map(Frame::Message)
+                        .map_err(|e| retry(&format!("malformed message after id {last}: {e}")));
+                }
+                tungstenite::Message::Close(_) => return Err(retry("the server closed the WebSocket")),
+                _ => {}
+            }
+        }
+    }
+}
