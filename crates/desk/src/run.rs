@@ -7,6 +7,16 @@
 //! killed anywhere and restarted writes the same log as one that never
 //! stopped.
 //!
+//! Locks and disk: the metrics handlers lock the engine, so a checkpoint
+//! only serializes the state under the lock; the flush, the fsyncs and the
+//! file are written after it is released, on tokio's blocking pool, never
+//! on an async worker. (Under turmoil's paused clock a blocking task holds
+//! simulated time still until it ends, so the simulation stays
+//! deterministic.)
+//!
+//! The configuration is the one given at start, never the checkpoint's: a
+//! restored state past a new limit is logged as a warning per violation.
+//!
 //! Feed health: the client hands over events only in order and with no gap
 //! open, so every event the engine sees is `FeedHealth::Live`; the stale-feed
 //! guard's other states are for decisions not driven by an event. This keeps
@@ -17,9 +27,10 @@ use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use decision::{Config, Engine, FeedHealth, checkpoint};
 use transport::{Client, ClientConfig, Connect, Metrics};
 
-use crate::{Engine, FeedHealth, checkpoint};
+use crate::Error;
 
 /// What a run writes and when it stops.
 #[derive(Debug, Clone, Default)]
@@ -74,17 +85,39 @@ pub fn checkpoint_path(state_dir: &Path) -> PathBuf {
     state_dir.join("checkpoint.json")
 }
 
-/// The engine to start with: the checkpoint in `state_dir` if there is one,
-/// else `fresh`. The audit log is cut back to match it.
-pub fn restore(fresh: Engine, options: &RunOptions) -> Result<Engine, String> {
+/// The engine to start with, under `config`: the state of the checkpoint
+/// in `state_dir` if there is one, else a fresh engine. Each limit the
+/// restored state is past is logged as a warning. The audit log is cut back
+/// to match.
+pub fn restore(config: Config, options: &RunOptions) -> Result<Engine, Error> {
     let engine = match &options.state_dir {
         Some(dir) if checkpoint_path(dir).exists() => {
-            checkpoint::load(&checkpoint_path(dir)).map_err(|e| e.to_string())?
+            let path = checkpoint_path(dir);
+            let loaded = checkpoint::load(&path)?;
+            if loaded.config_ignored() {
+                tracing::warn!(
+                    path = %path.display(),
+                    "checkpoint version 1 holds a configuration too: ignored, the one given now applies"
+                );
+            }
+            Engine::restore(config, loaded.state)?
         }
-        _ => fresh,
+        _ => Engine::new(config)?,
     };
+    for v in engine.violations() {
+        tracing::warn!(
+            key = v.key,
+            symbol = v.symbol.as_deref().unwrap_or("-"),
+            value = v.value,
+            limit = v.limit,
+            "the restored state breaks the configuration: {v}"
+        );
+    }
     if let Some(path) = &options.audit_log {
-        reconcile_audit(path, engine.last_event_id()).map_err(|e| format!("{}: {e}", path.display()))?;
+        reconcile_audit(path, engine.last_event_id()).map_err(|source| Error::Audit {
+            path: path.clone(),
+            source,
+        })?;
     }
     Ok(engine)
 }
@@ -127,7 +160,7 @@ pub async fn run<C: Connect>(
     live: &Live,
     options: &RunOptions,
     interrupt: impl std::future::Future<Output = ()>,
-) -> Result<Ended, String> {
+) -> Result<Ended, Error> {
     client_config.start_after = live.engine().last_event_id().unwrap_or(0);
     if options
         .until_id
@@ -136,19 +169,21 @@ pub async fn run<C: Connect>(
         return Ok(Ended::Done);
     }
     let mut audit = match &options.audit_log {
-        Some(path) => Some(BufWriter::new(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?,
-        )),
+        Some(path) => Some(Audit {
+            path: path.clone(),
+            file: BufWriter::new(OpenOptions::new().create(true).append(true).open(path).map_err(
+                |source| Error::Audit {
+                    path: path.clone(),
+                    source,
+                },
+            )?),
+        }),
         None => None,
     };
-    let mut client = Client::connect(connector, client_config).map_err(|e| e.to_string())?;
+    let mut client = Client::connect(connector, client_config).map_err(Error::Wire)?;
     *live.wire.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.metrics());
     let Some(mut events) = client.subscribe() else {
-        return Err("no subscription".into());
+        return Err(Error::NoSubscription);
     };
     let mut interrupt = std::pin::pin!(interrupt);
     let mut processed = 0u64;
@@ -161,20 +196,24 @@ pub async fn run<C: Connect>(
         };
         let event = match item {
             Some(Ok(event)) => event,
-            Some(Err(e)) => break Ended::WireStopped(e.0),
+            Some(Err(e)) => break Ended::WireStopped(e.to_string()),
             None => break Ended::WireStopped("the wire client ended".into()),
         };
         let records = live.engine().on_event(&event, FeedHealth::Live);
-        if let Some(w) = audit.as_mut() {
+        if let Some(a) = audit.as_mut() {
             for r in &records {
-                w.write_all(r.to_json_line().as_bytes())
-                    .and_then(|()| w.write_all(b"\n"))
-                    .map_err(|e| format!("audit log: {e}"))?;
+                a.file
+                    .write_all(r.to_json_line().as_bytes())
+                    .and_then(|()| a.file.write_all(b"\n"))
+                    .map_err(|source| Error::Audit {
+                        path: a.path.clone(),
+                        source,
+                    })?;
             }
         }
         processed += 1;
         if processed.is_multiple_of(every) {
-            save(live, audit.as_mut(), options)?;
+            audit = save(live, audit, options).await?;
         }
         if options.max_events.is_some_and(|m| processed >= m)
             || options.until_id.is_some_and(|u| event.id >= u)
@@ -182,21 +221,52 @@ pub async fn run<C: Connect>(
             break Ended::Done;
         }
     };
-    save(live, audit.as_mut(), options)?;
+    save(live, audit, options).await?;
     client.close().await;
     Ok(ended)
 }
 
-/// Audit log first (flushed, synced), then the checkpoint.
-fn save(live: &Live, audit: Option<&mut BufWriter<File>>, options: &RunOptions) -> Result<(), String> {
-    if let Some(w) = audit {
-        w.flush()
-            .and_then(|()| w.get_ref().sync_data())
-            .map_err(|e| format!("audit log: {e}"))?;
-    }
+/// The audit log being appended to.
+#[derive(Debug)]
+struct Audit {
+    path: PathBuf,
+    file: BufWriter<File>,
+}
+
+/// Audit log first (flushed, synced), then the checkpoint; both on the
+/// blocking pool, the engine locked only to serialize its state. Hands the
+/// audit log back.
+async fn save(live: &Live, audit: Option<Audit>, options: &RunOptions) -> Result<Option<Audit>, Error> {
+    let audit = match audit {
+        Some(mut a) => Some(
+            blocking(
+                move || match a.file.flush().and_then(|()| a.file.get_ref().sync_data()) {
+                    Ok(()) => Ok(a),
+                    Err(source) => Err(Error::Audit { path: a.path, source }),
+                },
+            )
+            .await?,
+        ),
+        None => None,
+    };
     if let Some(dir) = &options.state_dir {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        checkpoint::save(&checkpoint_path(dir), &live.engine()).map_err(|e| e.to_string())?;
+        let json = checkpoint::to_json(&live.engine());
+        let dir = dir.clone();
+        blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|source| Error::StateDir {
+                path: dir.clone(),
+                source,
+            })?;
+            Ok(checkpoint::write(&checkpoint_path(&dir), &json)?)
+        })
+        .await?;
     }
-    Ok(())
+    Ok(audit)
+}
+
+/// Runs disk work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work).await.map_err(Error::Blocking)?
 }

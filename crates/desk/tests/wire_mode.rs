@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use decision::run::{Ended, Live, RunOptions};
 use decision::{Config, Engine, FeedHealth};
+use desk::{Ended, Live, RunOptions};
 use stub::{Log, Pace, Stub};
 use transport::{ClientConfig, TokioConnect, Transport};
 
@@ -68,7 +68,7 @@ async fn run_over(kind: Transport, streaming: bool, dir: &Path) -> (String, Live
     let live = Live::new(Engine::new(Config::default()).unwrap());
     let ended = tokio::time::timeout(
         Duration::from_secs(60),
-        decision::run::run(TokioConnect, client, &live, &options, std::future::pending()),
+        desk::run(TokioConnect, client, &live, &options, std::future::pending()),
     )
     .await
     .expect("the run finishes")
