@@ -41,6 +41,8 @@ pub enum Error {
     NoSubscription,
     #[error("the embedded wire: {0}")]
     Embedded(#[source] std::io::Error),
+    #[error("the metrics listener: {0}")]
+    Metrics(#[source] std::io::Error),
     #[error(transparent)]
     Fixture(#[from] wire::fixture::FixtureError),
     #[error("disk work on the blocking pool did not finish: {0}")]

@@ -93,7 +93,7 @@ pub async fn start(options: Options, metrics: TcpListener) -> Result<Session, Er
     client.idle_timeout = Duration::from_secs(file.wire.health_check_interval_s);
     client.seed = clock();
 
-    let metrics_addr = metrics.local_addr().map_err(Error::Embedded)?;
+    let metrics_addr = metrics.local_addr().map_err(Error::Metrics)?;
     let app = metrics::app(live.clone());
     tokio::spawn(async move { axum::serve(metrics, app).await });
     Ok(Session {

@@ -203,9 +203,17 @@ fn wire_mode_metrics_while_running_and_ctrl_c_checkpoints() {
         .and_then(|s| s.split('/').next())
         .unwrap()
         .to_owned();
-    std::thread::sleep(Duration::from_millis(1500));
-
-    let json: serde_json::Value = serde_json::from_str(&http_get(&addr, "/metrics.json")).unwrap();
+    // Wait until events flow (at most 3,000 polls of 10 ms: 30 s).
+    let json = (0..3_000)
+        .find_map(|_| {
+            let json: serde_json::Value = serde_json::from_str(&http_get(&addr, "/metrics.json")).unwrap();
+            if json["engine"]["events"].as_u64().unwrap_or(0) > 0 {
+                return Some(json);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            None
+        })
+        .expect("events within 30 s");
     for key in [
         "wire_transport",
         "connection_state",
