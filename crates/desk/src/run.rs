@@ -270,3 +270,92 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, Error> {
     tokio::task::spawn_blocking(work).await.map_err(Error::Blocking)?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// An engine whose checkpoint is far bigger than a pipe's buffer.
+    fn big_engine() -> Engine {
+        let mut engine = Engine::new(Config::default()).unwrap();
+        for id in 1..=20_000u64 {
+            let event = wire::Event {
+                id,
+                pub_us: None,
+                payload: wire::Payload::Tick(wire::Tick {
+                    symbol: format!("S{id}"),
+                    last: 100.0,
+                    bid: None,
+                    ask: None,
+                    size: None,
+                    ts_utc: jiff::Timestamp::from_second(1_772_460_000).unwrap(),
+                }),
+            };
+            engine.on_event(&event, FeedHealth::Live);
+        }
+        engine
+    }
+
+    /// The checkpoint's temporary file is a FIFO that nobody reads until
+    /// the test says so: the write blocks in the middle. Meanwhile the
+    /// engine must be unlocked and the runtime's one thread free.
+    #[cfg(unix)]
+    #[test]
+    fn a_checkpoint_is_written_off_the_runtime_and_outside_the_engine_lock() {
+        let dir = std::env::temp_dir().join(format!("tickwire-desk-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("checkpoint.json.tmp");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let live = Live::new(big_engine());
+        let expected = checkpoint::to_json(&live.engine());
+        assert!(expected.len() > 1 << 20, "{} bytes", expected.len());
+        let options = RunOptions {
+            state_dir: Some(dir.clone()),
+            ..RunOptions::default()
+        };
+
+        let (opened_tx, opened_rx) = tokio::sync::oneshot::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let reader = std::thread::spawn(move || {
+            // Returns once the writer has opened its end.
+            let mut pipe = File::open(&fifo).unwrap();
+            let _ = opened_tx.send(());
+            // The writer is now blocked on a full pipe; a runtime blocked
+            // by it could not say go. Bounded, so a failure is not a hang.
+            let went = go_rx.recv_timeout(Duration::from_secs(20)).is_ok();
+            let mut text = String::new();
+            pipe.read_to_string(&mut text).unwrap();
+            (went, text)
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (saved, unlocked) = runtime.block_on(async {
+            let check = async {
+                opened_rx.await.unwrap();
+                let unlocked = live.engine.try_lock().is_ok();
+                go_tx.send(()).unwrap();
+                unlocked
+            };
+            tokio::join!(save(&live, None, &options), check)
+        });
+        let (went, text) = reader.join().unwrap();
+        assert!(went, "the runtime's thread was blocked by the checkpoint write");
+        assert!(unlocked, "the engine was locked during the checkpoint write");
+        assert_eq!(text, expected);
+        // A FIFO cannot be synced: the save reports it, naming the file.
+        let err = saved.unwrap_err().to_string();
+        assert!(err.contains("checkpoint.json.tmp"), "{err}");
+    }
+}
