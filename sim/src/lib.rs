@@ -538,7 +538,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
     }
 }
 
-/// Client 0 with the engine: wire mode through `decision::run`, its audit
+/// Client 0 with the engine: wire mode through `desk::run`, its audit
 /// log and checkpoints in `dir`; killed at `kill_at` (the run future is
 /// dropped mid-flight, as a crash would) and restarted from the checkpoint.
 async fn engine_client(
@@ -547,7 +547,7 @@ async fn engine_client(
     kill_at: Option<Duration>,
     dir: &std::path::Path,
 ) -> Result<ClientRun, Box<dyn std::error::Error>> {
-    use decision::run::{Live, RunOptions};
+    use desk::{Live, RunOptions};
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
     let options = RunOptions {
@@ -565,19 +565,19 @@ async fn engine_client(
     let mut timeline = Vec::new();
     let mut kill_at = kill_at;
     loop {
-        let engine = decision::run::restore(decision::Engine::new(engine_config())?, &options)?;
+        let engine = desk::restore(engine_config(), &options)?;
         let live = Live::new(engine);
         let outcome = match kill_at.take() {
             Some(at) => {
                 let remaining = at.saturating_sub(turmoil::sim_elapsed().unwrap_or_default());
                 tokio::select! {
                     biased;
-                    r = decision::run::run(net::Connect, config.clone(), &live, &options, std::future::pending()) => Some(r),
+                    r = desk::run(net::Connect, config.clone(), &live, &options, std::future::pending()) => Some(r),
                     () = tokio::time::sleep(remaining) => None,
                 }
             }
             None => Some(
-                decision::run::run(
+                desk::run(
                     net::Connect,
                     config.clone(),
                     &live,

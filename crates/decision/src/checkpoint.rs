@@ -1,23 +1,25 @@
-//! Checkpoints: the engine's whole state (its last processed event id
-//! included) as one JSON file, written atomically, so a restart continues
-//! exactly where it stopped, neither losing nor repeating a decision.
+//! Checkpoints: the engine's state (its last processed event id included),
+//! not its configuration, as one JSON file, written atomically, so a
+//! restart continues exactly where it stopped, neither losing nor repeating
+//! a decision, under the configuration given at that restart.
 //!
-//! `save` writes a temporary file in the same directory, syncs it, renames
+//! `write` writes a temporary file in the same directory, syncs it, renames
 //! it over the target and syncs the directory: after a crash the file holds
 //! either the old checkpoint or the new one, never a mix. Floats round-trip
 //! exactly (`serde_json`'s `float_roundtrip`), so a restored engine makes
 //! the same decisions, byte for byte, as one that never stopped.
+//!
+//! Version 1 files held the configuration as well; they are still read, and
+//! that configuration is ignored ([`Loaded::config_ignored`]).
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use crate::engine::{Engine, State};
 
-use crate::engine::Engine;
-
-/// The checkpoint format's version; `load` refuses any other.
-pub const VERSION: u32 = 1;
+/// The checkpoint format's version; `load` reads it and version 1.
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -28,49 +30,73 @@ pub enum CheckpointError {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("{path}: checkpoint version {found}, this build reads version {VERSION}")]
-    Version { path: PathBuf, found: u32 },
+    #[error("{path}: checkpoint version {found}, this build reads versions 1 to {VERSION}")]
+    Version { path: PathBuf, found: u64 },
 }
 
-#[derive(Serialize)]
-struct Out<'a> {
-    version: u32,
-    engine: &'a Engine,
+/// A checkpoint read back: the state, and the version it was written in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub state: State,
+    pub version: u32,
 }
 
-#[derive(Deserialize)]
-struct In {
-    version: u32,
-    engine: serde_json::Value,
+impl Loaded {
+    /// A version 1 file held a configuration too; it was not used.
+    pub fn config_ignored(&self) -> bool {
+        self.version == 1
+    }
 }
 
-/// The engine's state as checkpoint JSON.
+/// The engine's state as checkpoint JSON (cheap: no IO).
 pub fn to_json(engine: &Engine) -> String {
-    serde_json::to_string(&Out {
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        version: u32,
+        state: &'a State,
+    }
+    let out = Out {
         version: VERSION,
-        engine,
-    })
-    .expect("the engine's state always serializes")
+        state: engine.snapshot(),
+    };
+    serde_json::to_string(&out).expect("the engine's state always serializes")
 }
 
-/// An engine from checkpoint JSON; `path` only names it in errors.
-pub fn from_json(path: &Path, text: &str) -> Result<Engine, CheckpointError> {
+/// A state from checkpoint JSON; `path` only names it in errors.
+pub fn from_json(path: &Path, text: &str) -> Result<Loaded, CheckpointError> {
     let format = |source| CheckpointError::Format {
         path: path.to_owned(),
         source,
     };
-    let file: In = serde_json::from_str(text).map_err(format)?;
-    if file.version != VERSION {
-        return Err(CheckpointError::Version {
-            path: path.to_owned(),
-            found: file.version,
-        });
+    let mut file: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).map_err(format)?;
+    let found = file.get("version").and_then(serde_json::Value::as_u64);
+    // Version 1: `engine` is the state plus a `config`, dropped here.
+    let (version, key) = match found {
+        Some(1) => (1, "engine"),
+        Some(2) => (2, "state"),
+        _ => {
+            return Err(CheckpointError::Version {
+                path: path.to_owned(),
+                found: found.unwrap_or(0),
+            });
+        }
+    };
+    let mut state = file.remove(key).unwrap_or_default();
+    if let Some(fields) = state.as_object_mut() {
+        fields.remove("config");
     }
-    serde_json::from_value(file.engine).map_err(format)
+    let state = serde_json::from_value(state).map_err(format)?;
+    Ok(Loaded { state, version })
 }
 
-/// Writes the engine's state to `path`, atomically.
+/// Writes the engine's state to `path`, atomically: [`to_json`] then [`write`].
 pub fn save(path: &Path, engine: &Engine) -> Result<(), CheckpointError> {
+    write(path, &to_json(engine))
+}
+
+/// Writes checkpoint JSON (from [`to_json`]) to `path`, atomically. This is
+/// the slow part (two fsyncs): call it without holding the engine.
+pub fn write(path: &Path, json: &str) -> Result<(), CheckpointError> {
     let io = |p: &Path| {
         let p = p.to_owned();
         move |source| CheckpointError::Io { path: p, source }
@@ -85,7 +111,7 @@ pub fn save(path: &Path, engine: &Engine) -> Result<(), CheckpointError> {
 
     let written = (|| {
         let mut file = File::create(&tmp)?;
-        file.write_all(to_json(engine).as_bytes())?;
+        file.write_all(json.as_bytes())?;
         file.sync_all()
     })();
     if let Err(e) = written {
@@ -106,8 +132,8 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Reads an engine back from `path`.
-pub fn load(path: &Path) -> Result<Engine, CheckpointError> {
+/// Reads a state back from `path`.
+pub fn load(path: &Path) -> Result<Loaded, CheckpointError> {
     let text = fs::read_to_string(path).map_err(|source| CheckpointError::Io {
         path: path.to_owned(),
         source,

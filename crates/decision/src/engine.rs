@@ -25,7 +25,7 @@ use wire::{Event, Payload, Tick};
 use crate::broker::{self, Portfolio, Position};
 use crate::config::{Config, ConfigError};
 use crate::market::Market;
-use crate::risk::{self, FeedHealth, OrderLog, TradingState, Verdict};
+use crate::risk::{self, FeedHealth, OrderLog, TradingState, Verdict, Violation};
 use crate::strategy::{Order, Reason, Side, Strategy};
 
 /// One decision: an order the strategy proposed and what risk said. One
@@ -108,20 +108,30 @@ pub struct Summary {
     pub positions: BTreeMap<String, Position>,
 }
 
-/// The decision engine. Its whole state serializes (see `checkpoint`).
+/// What the engine learned from the events: everything a checkpoint keeps.
+/// The configuration is not part of it: a restart runs with the one given
+/// at start (see [`Engine::restore`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Engine {
-    config: Config,
+pub struct State {
     last_event_id: Option<u64>,
     market: Market,
     strategy: Strategy,
     portfolio: Portfolio,
     orders: OrderLog,
-    state: TradingState,
+    /// Named `state` in checkpoints, as in version 1.
+    #[serde(rename = "state")]
+    trading: TradingState,
     /// Set by `resume` while the day's loss is beyond the limit, so the kill
     /// switch does not trip again until the loss has recovered once.
     loss_acknowledged: bool,
     counts: Counts,
+}
+
+/// The decision engine: a configuration and the [`State`] it acts on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Engine {
+    config: Config,
+    state: State,
 }
 
 impl Engine {
@@ -129,53 +139,77 @@ impl Engine {
     pub fn new(config: Config) -> Result<Engine, ConfigError> {
         config.validate()?;
         Ok(Engine {
-            portfolio: Portfolio::new(config.broker.starting_cash),
+            state: State {
+                last_event_id: None,
+                market: Market::default(),
+                strategy: Strategy::default(),
+                portfolio: Portfolio::new(config.broker.starting_cash),
+                orders: OrderLog::default(),
+                trading: TradingState::Active,
+                loss_acknowledged: false,
+                counts: Counts::default(),
+            },
             config,
-            last_event_id: None,
-            market: Market::default(),
-            strategy: Strategy::default(),
-            orders: OrderLog::default(),
-            state: TradingState::Active,
-            loss_acknowledged: false,
-            counts: Counts::default(),
         })
+    }
+
+    /// An engine that goes on from a checkpoint's `state` under `config`,
+    /// the configuration given now (`broker.starting_cash` does not apply:
+    /// the cash is the state's). The state may break the new limits;
+    /// [`Engine::violations`] says how, and the controls deal with it as they
+    /// would any breach: increases are denied, reductions never, and a day
+    /// loss beyond the limit trips the kill switch at the next event.
+    pub fn restore(config: Config, state: State) -> Result<Engine, ConfigError> {
+        config.validate()?;
+        Ok(Engine { config, state })
+    }
+
+    /// What a checkpoint keeps.
+    pub fn snapshot(&self) -> &State {
+        &self.state
+    }
+
+    /// The limits the current book is already past (after a restore with
+    /// lower limits), in key then symbol order.
+    pub fn violations(&self) -> Vec<Violation> {
+        risk::violations(&self.state.portfolio, &self.config.risk)
     }
 
     /// Applies one event with the feed's health at that moment; returns a
     /// record of every decision it led to (at most one per tick today).
     pub fn on_event(&mut self, event: &Event, feed: FeedHealth) -> Vec<AuditRecord> {
-        if self.last_event_id.is_some_and(|last| event.id <= last) {
-            self.counts.repeated += 1;
+        if self.state.last_event_id.is_some_and(|last| event.id <= last) {
+            self.state.counts.repeated += 1;
             return Vec::new();
         }
-        self.last_event_id = Some(event.id);
-        self.counts.events += 1;
+        self.state.last_event_id = Some(event.id);
+        self.state.counts.events += 1;
         if event.payload.validate().is_err() {
-            self.counts.ignored += 1;
+            self.state.counts.ignored += 1;
             return Vec::new();
         }
         match &event.payload {
             Payload::Tick(tick) => {
-                self.counts.ticks += 1;
+                self.state.counts.ticks += 1;
                 self.on_tick(event.id, tick, feed)
             }
             Payload::News(news) => {
-                self.counts.news += 1;
+                self.state.counts.news += 1;
                 self.advance(news.ts_utc);
-                self.strategy.on_news(&news.symbol, news.score, news.ts_utc);
+                self.state.strategy.on_news(&news.symbol, news.score, news.ts_utc);
                 self.check_kill_switch();
                 Vec::new()
             }
             Payload::Other { .. } => {
-                self.counts.ignored += 1;
+                self.state.counts.ignored += 1;
                 Vec::new()
             }
         }
     }
 
     fn advance(&mut self, ts: Timestamp) -> Timestamp {
-        let now = self.market.advance(ts);
-        self.portfolio.roll_day(now);
+        let now = self.state.market.advance(ts);
+        self.state.portfolio.roll_day(now);
         now
     }
 
@@ -183,52 +217,60 @@ impl Engine {
         let now = self.advance(tick.ts_utc);
         let limits = &self.config.risk;
         let symbol = tick.symbol.as_str();
-        let trusted = self.market.on_tick(
+        let trusted = self.state.market.on_tick(
             symbol,
             tick.last,
             limits.price_band_pct,
             limits.band_confirm_ticks,
         );
         if trusted {
-            self.portfolio.mark(symbol, tick.last);
+            self.state.portfolio.mark(symbol, tick.last);
         }
         self.check_kill_switch();
 
-        let position = self.portfolio.positions.get(symbol);
+        let position = self.state.portfolio.positions.get(symbol);
         let Some(order) =
-            self.strategy
+            self.state
+                .strategy
                 .on_tick(&self.config.strategy, symbol, tick.last, trusted, now, position)
         else {
             return Vec::new();
         };
         let verdict = risk::check(
             &order,
-            &self.portfolio,
-            &self.market,
+            &self.state.portfolio,
+            &self.state.market,
             feed,
-            self.state,
+            self.state.trading,
             &self.config.risk,
-            &self.orders,
+            &self.state.orders,
         );
-        self.counts.decisions += 1;
+        self.state.counts.decisions += 1;
         match verdict {
             Verdict::Accept => {
-                self.counts.accepts += 1;
+                self.state.counts.accepts += 1;
                 *self
+                    .state
                     .counts
                     .accepts_by_reason
                     .entry(order.reason.as_str().to_owned())
                     .or_default() += 1;
-                broker::fill(&mut self.portfolio, &order, self.config.broker.slippage_bps, now);
-                if let Some(price) = self.market.trusted(symbol) {
-                    self.portfolio.mark(symbol, price);
+                broker::fill(
+                    &mut self.state.portfolio,
+                    &order,
+                    self.config.broker.slippage_bps,
+                    now,
+                );
+                if let Some(price) = self.state.market.trusted(symbol) {
+                    self.state.portfolio.mark(symbol, price);
                 }
-                self.orders.record(now, &order, &self.config.risk);
+                self.state.orders.record(now, &order, &self.config.risk);
                 self.check_kill_switch();
             }
             Verdict::Deny(code) => {
-                self.counts.denials += 1;
+                self.state.counts.denials += 1;
                 *self
+                    .state
                     .counts
                     .denials_by_code
                     .entry(code.as_str().to_owned())
@@ -239,41 +281,41 @@ impl Engine {
     }
 
     fn check_kill_switch(&mut self) {
-        let breached = self.portfolio.day_pnl() < -self.config.risk.daily_loss_limit;
+        let breached = self.state.portfolio.day_pnl() < -self.config.risk.daily_loss_limit;
         if !breached {
-            self.loss_acknowledged = false;
-        } else if !self.loss_acknowledged && self.state != TradingState::Halted {
-            self.state = TradingState::Halted;
-            self.counts.kill_switch_trips += 1;
+            self.state.loss_acknowledged = false;
+        } else if !self.state.loss_acknowledged && self.state.trading != TradingState::Halted {
+            self.state.trading = TradingState::Halted;
+            self.state.counts.kill_switch_trips += 1;
         }
     }
 
     /// The operator's resume: back to `Active`. Nothing else leaves `Halted`.
     pub fn resume(&mut self) {
-        self.loss_acknowledged = self.portfolio.day_pnl() < -self.config.risk.daily_loss_limit;
-        self.state = TradingState::Active;
+        self.state.loss_acknowledged = self.state.portfolio.day_pnl() < -self.config.risk.daily_loss_limit;
+        self.state.trading = TradingState::Active;
     }
 
     /// The operator's halt: no orders at all until [`Engine::resume`].
     pub fn halt(&mut self) {
-        self.state = TradingState::Halted;
+        self.state.trading = TradingState::Halted;
     }
 
     /// The operator's reduce-only switch: only orders that reduce exposure.
     /// A halt takes precedence; leave either with [`Engine::resume`].
     pub fn reduce_only(&mut self) {
-        if self.state != TradingState::Halted {
-            self.state = TradingState::ReduceOnly;
+        if self.state.trading != TradingState::Halted {
+            self.state.trading = TradingState::ReduceOnly;
         }
     }
 
     pub fn state(&self) -> TradingState {
-        self.state
+        self.state.trading
     }
 
     /// The last event applied: resume the wire after it.
     pub fn last_event_id(&self) -> Option<u64> {
-        self.last_event_id
+        self.state.last_event_id
     }
 
     pub fn config(&self) -> &Config {
@@ -281,24 +323,24 @@ impl Engine {
     }
 
     pub fn portfolio(&self) -> &Portfolio {
-        &self.portfolio
+        &self.state.portfolio
     }
 
     pub fn market(&self) -> &Market {
-        &self.market
+        &self.state.market
     }
 
     pub fn summary(&self) -> Summary {
         Summary {
-            last_event_id: self.last_event_id,
-            counts: self.counts.clone(),
-            state: self.state,
-            realised_pnl: self.portfolio.realised_pnl,
-            unrealised_pnl: self.portfolio.unrealised_pnl(),
-            day_pnl: self.portfolio.day_pnl(),
-            cash: self.portfolio.cash,
-            gross_exposure: self.portfolio.gross_exposure(),
-            positions: self.portfolio.positions.clone(),
+            last_event_id: self.state.last_event_id,
+            counts: self.state.counts.clone(),
+            state: self.state.trading,
+            realised_pnl: self.state.portfolio.realised_pnl,
+            unrealised_pnl: self.state.portfolio.unrealised_pnl(),
+            day_pnl: self.state.portfolio.day_pnl(),
+            cash: self.state.portfolio.cash,
+            gross_exposure: self.state.portfolio.gross_exposure(),
+            positions: self.state.portfolio.positions.clone(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The paper-trading decision engine's pure core: wire events in, audited
 //! decisions out. No IO (but checkpoint files), no async, no clock, no
 //! randomness: the same events give the same decisions, byte for byte.
+//! Wire mode, the binary and its endpoints are in `desk`.
 //!
 //! - `config`: the settings and their validation.
 //! - `market`: event-time "now" and the trusted price per symbol.
@@ -8,7 +9,11 @@
 //! - `risk`: one pure check per order; accept or deny with a reason code.
 //! - `broker`: the paper broker and portfolio (it cannot send real orders).
 //! - `engine`: wires them together; one event in, audit records out.
-//! - `checkpoint`: the engine's whole state, saved atomically and loaded.
+//! - `checkpoint`: the engine's state (not its config), saved atomically and loaded.
+//!
+//! Errors: [`ConfigError`] (a setting, named by key) and
+//! [`CheckpointError`] (a file, named by path) stay two types: no function
+//! here can fail both ways, so a caller matches only what can happen.
 
 pub mod broker;
 pub mod checkpoint;
@@ -16,12 +21,12 @@ pub mod config;
 pub mod engine;
 pub mod market;
 pub mod risk;
-pub mod run;
 pub mod strategy;
 
 pub use broker::{Portfolio, Position};
+pub use checkpoint::CheckpointError;
 pub use config::{BrokerConfig, Config, ConfigError, RiskConfig, StrategyConfig};
-pub use engine::{AuditRecord, Counts, Engine, Summary};
+pub use engine::{AuditRecord, Counts, Engine, State, Summary};
 pub use market::Market;
-pub use risk::{Code, FeedHealth, OrderLog, TradingState, Verdict};
+pub use risk::{Code, FeedHealth, OrderLog, TradingState, Verdict, Violation};
 pub use strategy::{Order, Reason, Side, Strategy};

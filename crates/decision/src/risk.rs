@@ -67,6 +67,30 @@ pub enum TradingState {
     Halted,
 }
 
+impl TradingState {
+    /// Every state, for a gauge that shows all of them.
+    pub const ALL: [TradingState; 3] = [
+        TradingState::Active,
+        TradingState::ReduceOnly,
+        TradingState::Halted,
+    ];
+
+    /// The stable name, as serialized: `active`, `reduce_only`, `halted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TradingState::Active => "active",
+            TradingState::ReduceOnly => "reduce_only",
+            TradingState::Halted => "halted",
+        }
+    }
+}
+
+impl fmt::Display for TradingState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A stable reason code for a denial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -276,6 +300,72 @@ fn check_all(
         deny_if(gross > limits.max_gross_exposure, Code::MaxGrossExposure)?;
     }
     Ok(())
+}
+
+/// A limit the book is already past, which no order caused: the state of
+/// a checkpoint restored under a lower limit. The key names the setting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    /// `risk.max_position`, `risk.max_gross_exposure` or `risk.daily_loss_limit`.
+    pub key: &'static str,
+    /// The symbol, for a per-symbol limit.
+    pub symbol: Option<String>,
+    /// Shares held, gross exposure, or the day's loss (positive).
+    pub value: f64,
+    pub limit: f64,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (key, value, limit) = (self.key, self.value, self.limit);
+        match &self.symbol {
+            Some(symbol) => write!(
+                f,
+                "{key}: {symbol} holds {value} shares, above the limit of {limit}"
+            )?,
+            None => write!(f, "{key}: {value:.2}, beyond the limit of {limit}")?,
+        }
+        f.write_str(if key == "risk.daily_loss_limit" {
+            " (the kill switch trips at the next event)"
+        } else {
+            " (orders that add exposure are denied until it is back within)"
+        })
+    }
+}
+
+/// The limits `portfolio` is already past, in this order: `max_position`
+/// per symbol (symbol order), `max_gross_exposure`, `daily_loss_limit`.
+pub fn violations(portfolio: &Portfolio, limits: &RiskConfig) -> Vec<Violation> {
+    let mut out: Vec<Violation> = portfolio
+        .positions
+        .iter()
+        .filter(|(_, p)| p.qty.unsigned_abs() > limits.max_position)
+        .map(|(symbol, p)| Violation {
+            key: "risk.max_position",
+            symbol: Some(symbol.clone()),
+            value: p.qty.unsigned_abs() as f64,
+            limit: limits.max_position as f64,
+        })
+        .collect();
+    let gross = portfolio.gross_exposure();
+    if gross > limits.max_gross_exposure {
+        out.push(Violation {
+            key: "risk.max_gross_exposure",
+            symbol: None,
+            value: gross,
+            limit: limits.max_gross_exposure,
+        });
+    }
+    let loss = -portfolio.day_pnl();
+    if loss > limits.daily_loss_limit {
+        out.push(Violation {
+            key: "risk.daily_loss_limit",
+            symbol: None,
+            value: loss,
+            limit: limits.daily_loss_limit,
+        });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -601,5 +691,67 @@ mod tests {
             log.record(t(i * 10), &c.order, &limits);
         }
         assert_eq!(log.sent.len(), 6);
+    }
+
+    #[test]
+    fn trading_state_names_are_the_serialized_ones() {
+        for state in TradingState::ALL {
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", state.as_str()));
+        }
+        assert_eq!(TradingState::ReduceOnly.to_string(), "reduce_only");
+    }
+
+    /// A book checked against limits: the violations, as their messages.
+    fn check_violations(edit: impl FnOnce(&mut RiskConfig), c: Case, expect: &[&str]) {
+        let mut limits = RiskConfig::default();
+        edit(&mut limits);
+        let got: Vec<String> = violations(&c.portfolio, &limits)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got, expect);
+    }
+
+    #[test]
+    fn violations_name_the_key_the_symbol_the_value_and_the_limit() {
+        let book = || {
+            case(BUY, 1, 100.0)
+                .holding("X", 300, 100.0, 100.0)
+                .holding("Y", -200, 50.0, 60.0)
+        };
+        check_violations(|_| {}, book(), &[]);
+        check_violations(
+            |l| l.max_position = 200,
+            book(),
+            &["risk.max_position: X holds 300 shares, above the limit of 200 \
+               (orders that add exposure are denied until it is back within)"],
+        );
+        check_violations(
+            |l| l.max_position = 100,
+            book(),
+            &[
+                "risk.max_position: X holds 300 shares, above the limit of 100 \
+                 (orders that add exposure are denied until it is back within)",
+                "risk.max_position: Y holds 200 shares, above the limit of 100 \
+                 (orders that add exposure are denied until it is back within)",
+            ],
+        );
+        // 30,000 + 12,000.
+        check_violations(
+            |l| l.max_gross_exposure = 40_000.0,
+            book(),
+            &["risk.max_gross_exposure: 42000.00, beyond the limit of 40000 \
+               (orders that add exposure are denied until it is back within)"],
+        );
+        check_violations(|l| l.max_gross_exposure = 42_000.0, book(), &[]);
+        // Y short 200 from 50, marked at 60: -2,000 for the day.
+        check_violations(
+            |l| l.daily_loss_limit = 1_500.0,
+            book(),
+            &["risk.daily_loss_limit: 2000.00, beyond the limit of 1500 \
+               (the kill switch trips at the next event)"],
+        );
+        check_violations(|l| l.daily_loss_limit = 2_000.0, book(), &[]);
     }
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use decision::checkpoint::{self, CheckpointError};
-use decision::{Config, Engine, FeedHealth};
+use decision::{Config, Engine, FeedHealth, TradingState};
 
 fn events() -> Vec<wire::Event> {
     wire::fixture::parse(wire::fixture::DEFAULT_NAME, wire::fixture::DEFAULT)
@@ -32,6 +32,11 @@ fn feed(engine: &mut Engine, events: &[wire::Event]) -> String {
     out
 }
 
+/// A checkpoint's state under the default configuration.
+fn restore(loaded: checkpoint::Loaded) -> Engine {
+    Engine::restore(Config::default(), loaded.state).unwrap()
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("checkpoint-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -54,7 +59,7 @@ fn a_restart_from_a_checkpoint_writes_the_same_audit_log() {
     checkpoint::save(&path, &first).unwrap();
     drop(first);
 
-    let mut second = checkpoint::load(&path).unwrap();
+    let mut second = restore(checkpoint::load(&path).unwrap());
     assert_eq!(second.last_event_id(), Some(half as u64));
     // The wire resumes after the checkpoint's last id.
     let resume = second.last_event_id().unwrap() as usize;
@@ -82,7 +87,7 @@ fn any_split_point_gives_the_same_log() {
         let mut first = Engine::new(Config::default()).unwrap();
         let mut log = feed(&mut first, &events[..split]);
         let text = checkpoint::to_json(&first);
-        let mut second = checkpoint::from_json(Path::new("mem"), &text).unwrap();
+        let mut second = restore(checkpoint::from_json(Path::new("mem"), &text).unwrap());
         log.push_str(&feed(&mut second, &events[split..]));
         assert_eq!(log, expected, "split at {split}");
         assert_eq!(
@@ -98,7 +103,8 @@ fn replaying_events_already_applied_repeats_nothing() {
     let events = events();
     let mut engine = Engine::new(Config::default()).unwrap();
     let expected = feed(&mut engine, &events[..2000]);
-    let mut restored = checkpoint::from_json(Path::new("mem"), &checkpoint::to_json(&engine)).unwrap();
+    let mut restored =
+        restore(checkpoint::from_json(Path::new("mem"), &checkpoint::to_json(&engine)).unwrap());
     // A transport that resumes too early: the overlap is skipped.
     assert_eq!(feed(&mut restored, &events[1000..2000]), "");
     assert_eq!(restored.summary().counts.repeated, 1000);
@@ -115,7 +121,10 @@ fn save_replaces_an_older_checkpoint() {
     checkpoint::save(&path, &engine).unwrap();
     feed(&mut engine, &events[10..20]);
     checkpoint::save(&path, &engine).unwrap();
-    assert_eq!(checkpoint::load(&path).unwrap().last_event_id(), Some(20));
+    assert_eq!(
+        restore(checkpoint::load(&path).unwrap()).last_event_id(),
+        Some(20)
+    );
 }
 
 #[test]
@@ -136,14 +145,131 @@ fn load_errors_name_the_file_and_the_fault() {
     assert!(err.to_string().contains("not a checkpoint"), "{err}");
 
     let engine = Engine::new(Config::default()).unwrap();
-    let newer = checkpoint::to_json(&engine).replacen("\"version\":1", "\"version\":2", 1);
+    let newer = checkpoint::to_json(&engine).replacen("\"version\":2", "\"version\":3", 1);
     let err = checkpoint::from_json(Path::new("x.json"), &newer).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "x.json: checkpoint version 2, this build reads version 1"
+        "x.json: checkpoint version 3, this build reads versions 1 to 2"
     );
 
     // A checkpoint whose directory does not exist: an IO error naming the temp file.
     let err = checkpoint::save(&dir.join("nope/engine.json"), &engine).unwrap_err();
     assert!(err.to_string().contains("nope/engine.json.tmp"), "{err}");
+}
+
+/// A restart under a configuration other than the checkpointed one.
+struct Restart {
+    /// Events applied under the default configuration before the checkpoint.
+    split: usize,
+    /// The configuration given at the restart, from the default.
+    edit: fn(&mut Config),
+    /// `Engine::violations` right after the restore: key, and symbol if any.
+    violations: &'static [&'static str],
+    /// A denial code that only the new configuration causes.
+    denied: &'static str,
+    state: TradingState,
+}
+
+fn check_restart(case: Restart) {
+    let events = events();
+    let mut whole = Engine::new(Config::default()).unwrap();
+    let uninterrupted = feed(&mut whole, &events);
+
+    let mut first = Engine::new(Config::default()).unwrap();
+    feed(&mut first, &events[..case.split]);
+    let loaded = checkpoint::from_json(Path::new("mem"), &checkpoint::to_json(&first)).unwrap();
+    let mut config = Config::default();
+    (case.edit)(&mut config);
+    let mut second = Engine::restore(config.clone(), loaded.state).unwrap();
+    assert_eq!(second.config(), &config);
+    let violations: Vec<String> = second
+        .violations()
+        .iter()
+        .map(|v| match &v.symbol {
+            Some(symbol) => format!("{} {symbol}", v.key),
+            None => v.key.to_owned(),
+        })
+        .collect();
+    assert_eq!(violations, case.violations);
+
+    let rest = feed(&mut second, &events[case.split..]);
+    let code = format!("\"code\":\"{}\"", case.denied);
+    assert!(rest.contains(&code), "no {code} after the restart:\n{rest}");
+    assert!(!uninterrupted.contains(&code), "{code} without the new config");
+    // Reducing orders are never blocked by an exposure limit.
+    for line in rest.lines().filter(|l| l.contains("\"reason\":\"max_hold\"")) {
+        assert!(line.contains("\"verdict\":\"accept\""), "{line}");
+    }
+    assert_eq!(second.state(), case.state);
+}
+
+#[test]
+fn a_restart_applies_the_configuration_given_now() {
+    // Flat at event 2,000: the TSLA short (52 shares, ~9,950, at 3,591) is
+    // the next opening order.
+    check_restart(Restart {
+        split: 2000,
+        edit: |c| c.risk.max_order_notional = 5_000.0,
+        violations: &[],
+        denied: "max_order_notional",
+        state: TradingState::Active,
+    });
+    // Holding 10 NVDA at event 1,500: past a limit of 5, yet its close at
+    // 1,794 goes through; the TSLA short is denied.
+    check_restart(Restart {
+        split: 1500,
+        edit: |c| c.risk.max_position = 5,
+        violations: &["risk.max_position NVDA"],
+        denied: "max_position",
+        state: TradingState::Active,
+    });
+    check_restart(Restart {
+        split: 1500,
+        edit: |c| c.risk.max_gross_exposure = 5_000.0,
+        violations: &["risk.max_gross_exposure"],
+        denied: "max_gross_exposure",
+        state: TradingState::Active,
+    });
+    // Down 71.06 on the day at 2,000: beyond a limit of 50, the kill
+    // switch trips at the next event and the TSLA short is denied.
+    check_restart(Restart {
+        split: 2000,
+        edit: |c| c.risk.daily_loss_limit = 50.0,
+        violations: &["risk.daily_loss_limit"],
+        denied: "halted",
+        state: TradingState::Halted,
+    });
+    // A strategy setting applies too: no shorts, so no TSLA decision.
+    let events = events();
+    let mut first = Engine::new(Config::default()).unwrap();
+    feed(&mut first, &events[..2000]);
+    let mut config = Config::default();
+    config.strategy.allow_shorts = false;
+    let mut second = Engine::restore(config, first.snapshot().clone()).unwrap();
+    assert!(!feed(&mut second, &events[2000..]).contains("TSLA"));
+}
+
+/// A version 1 checkpoint (the state and the config then in force) is
+/// read; its config is not used.
+#[test]
+fn a_version_1_checkpoint_is_read_and_its_config_ignored() {
+    let events = events();
+    let mut engine = Engine::new(Config::default()).unwrap();
+    feed(&mut engine, &events[..1500]);
+    let mut v1 = serde_json::to_value(engine.snapshot()).unwrap();
+    let mut old = Config::default();
+    old.risk.max_position = 1;
+    v1["config"] = serde_json::to_value(&old).unwrap();
+    let text = serde_json::json!({ "version": 1, "engine": v1 }).to_string();
+
+    let loaded = checkpoint::from_json(Path::new("v1.json"), &text).unwrap();
+    assert_eq!((loaded.version, loaded.config_ignored()), (1, true));
+    assert_eq!(&loaded.state, engine.snapshot());
+    let restored = Engine::restore(Config::default(), loaded.state).unwrap();
+    assert_eq!(restored.config().risk.max_position, 500);
+    assert_eq!(restored, engine);
+
+    let v2 = checkpoint::from_json(Path::new("v2.json"), &checkpoint::to_json(&engine)).unwrap();
+    assert_eq!((v2.version, v2.config_ignored()), (2, false));
+    assert!(!checkpoint::to_json(&engine).contains("\"config\""));
 }

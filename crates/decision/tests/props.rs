@@ -297,7 +297,8 @@ proptest! {
         for (i, e) in events[..at].iter().enumerate() {
             log.extend(first.on_event(e, feeds[i % feeds.len()]));
         }
-        let mut second = checkpoint::from_json(Path::new("mem"), &checkpoint::to_json(&first)).unwrap();
+        let loaded = checkpoint::from_json(Path::new("mem"), &checkpoint::to_json(&first)).unwrap();
+        let mut second = Engine::restore(tight(), loaded.state).unwrap();
         for (i, e) in events.iter().enumerate().skip(at) {
             log.extend(second.on_event(e, feeds[i % feeds.len()]));
         }

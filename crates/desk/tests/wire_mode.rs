@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use decision::run::{Ended, Live, RunOptions};
 use decision::{Config, Engine, FeedHealth};
+use desk::{Ended, Live, RunOptions};
 use stub::{Log, Pace, Stub};
 use transport::{ClientConfig, TokioConnect, Transport};
 
@@ -68,7 +68,7 @@ async fn run_over(kind: Transport, streaming: bool, dir: &Path) -> (String, Live
     let live = Live::new(Engine::new(Config::default()).unwrap());
     let ended = tokio::time::timeout(
         Duration::from_secs(60),
-        decision::run::run(TokioConnect, client, &live, &options, std::future::pending()),
+        desk::run(TokioConnect, client, &live, &options, std::future::pending()),
     )
     .await
     .expect("the run finishes")
@@ -203,9 +203,17 @@ fn wire_mode_metrics_while_running_and_ctrl_c_checkpoints() {
         .and_then(|s| s.split('/').next())
         .unwrap()
         .to_owned();
-    std::thread::sleep(Duration::from_millis(1500));
-
-    let json: serde_json::Value = serde_json::from_str(&http_get(&addr, "/metrics.json")).unwrap();
+    // Wait until events flow (at most 3,000 polls of 10 ms: 30 s).
+    let json = (0..3_000)
+        .find_map(|_| {
+            let json: serde_json::Value = serde_json::from_str(&http_get(&addr, "/metrics.json")).unwrap();
+            if json["engine"]["events"].as_u64().unwrap_or(0) > 0 {
+                return Some(json);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            None
+        })
+        .expect("events within 30 s");
     for key in [
         "wire_transport",
         "connection_state",
@@ -244,7 +252,7 @@ fn wire_mode_metrics_while_running_and_ctrl_c_checkpoints() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let summary = String::from_utf8(out.stdout).unwrap();
-    assert!(summary.contains("ended         Interrupted"), "{summary}");
+    assert!(summary.contains("ended         interrupted"), "{summary}");
     let checkpoint = std::fs::read_to_string(dir.join("state/checkpoint.json")).unwrap();
     assert!(checkpoint.contains("\"last_event_id\""));
 }

@@ -1,0 +1,133 @@
+//! The YAML config file, in the original plan's shape: `wire` (URL,
+//! transport, reconnect policy, idle deadline), then the engine's
+//! `strategy`, `risk` and `broker`. Unknown keys are refused; `validate`
+//! names the key at fault.
+
+use decision::{Config, ConfigError};
+use serde::Deserialize;
+use transport::Transport;
+
+/// The config file, in the original plan's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    pub wire: WireConfig,
+    pub strategy: decision::StrategyConfig,
+    pub risk: decision::RiskConfig,
+    pub broker: decision::BrokerConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WireConfig {
+    /// false: ignore `url` and use the embedded wire.
+    pub enabled: bool,
+    pub url: Option<String>,
+    pub transport: Transport,
+    pub reconnect: ReconnectConfig,
+    pub health_check_interval_s: u64,
+}
+
+impl Default for WireConfig {
+    fn default() -> Self {
+        WireConfig {
+            enabled: true,
+            url: None,
+            transport: Transport::Sse,
+            reconnect: ReconnectConfig::default(),
+            health_check_interval_s: 30,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconnectConfig {
+    pub initial_delay_ms: u64,
+    pub max_delay_ms: u64,
+    pub max_attempts: i64,
+}
+
+impl Default for ReconnectConfig {
+    fn default() -> Self {
+        ReconnectConfig {
+            initial_delay_ms: 1_000,
+            max_delay_ms: 16_000,
+            max_attempts: -1,
+        }
+    }
+}
+
+fn fail(key: &str, reason: &str) -> Result<(), ConfigError> {
+    Err(ConfigError {
+        key: key.to_owned(),
+        reason: reason.to_owned(),
+    })
+}
+
+impl FileConfig {
+    /// The engine's part.
+    pub fn engine(&self) -> Config {
+        Config {
+            strategy: self.strategy.clone(),
+            risk: self.risk.clone(),
+            broker: self.broker.clone(),
+        }
+    }
+
+    /// Checks every section; the first error names its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let r = &self.wire.reconnect;
+        if r.initial_delay_ms == 0 {
+            fail("wire.reconnect.initial_delay_ms", "must be > 0")?;
+        }
+        if r.max_delay_ms < r.initial_delay_ms {
+            fail(
+                "wire.reconnect.max_delay_ms",
+                "must be >= wire.reconnect.initial_delay_ms",
+            )?;
+        }
+        if r.max_attempts < -1 {
+            fail("wire.reconnect.max_attempts", "must be -1 (forever) or >= 0")?;
+        }
+        if self.wire.health_check_interval_s == 0 {
+            fail("wire.health_check_interval_s", "must be > 0")?;
+        }
+        self.engine().validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(yaml: &str, expect: Option<&str>) {
+        let file: FileConfig = serde_json::from_str(yaml).unwrap();
+        assert_eq!(file.validate().err().map(|e| e.to_string()).as_deref(), expect);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        check("{}", None);
+        check(
+            r#"{"wire": {"reconnect": {"initial_delay_ms": 0}}}"#,
+            Some("wire.reconnect.initial_delay_ms: must be > 0"),
+        );
+        check(
+            r#"{"wire": {"reconnect": {"initial_delay_ms": 500, "max_delay_ms": 100}}}"#,
+            Some("wire.reconnect.max_delay_ms: must be >= wire.reconnect.initial_delay_ms"),
+        );
+        check(
+            r#"{"wire": {"reconnect": {"max_attempts": -2}}}"#,
+            Some("wire.reconnect.max_attempts: must be -1 (forever) or >= 0"),
+        );
+        check(
+            r#"{"wire": {"health_check_interval_s": 0}}"#,
+            Some("wire.health_check_interval_s: must be > 0"),
+        );
+        check(
+            r#"{"risk": {"max_position": 0}}"#,
+            Some("risk.max_position: must be > 0"),
+        );
+    }
+}

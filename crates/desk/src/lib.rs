@@ -1,0 +1,50 @@
+//! The desk: the decision engine on the wire. `decision` decides; this
+//! crate feeds it and keeps its records.
+//!
+//! - `run`: wire mode, generic over `transport::Connect` (the simulation
+//!   runs it under turmoil): a client feeds the engine, the audit log and
+//!   checkpoints are written, a restart resumes exactly.
+//! - `embedded`: the stub in-process on the built-in day, when no wire URL
+//!   is given.
+//! - `metrics`: `app(live)`, the `/metrics`, `/metrics.json` and `/healthz`
+//!   router.
+//! - `config`: the YAML file's shape (`wire`, `strategy`, `risk`, `broker`).
+//! - `session`: all of it put together for the `decision` binary, which
+//!   only parses options, sets up logs and binds.
+
+use std::path::PathBuf;
+
+pub mod config;
+pub mod embedded;
+pub mod metrics;
+pub mod run;
+pub mod session;
+
+pub use config::FileConfig;
+pub use run::{Ended, Live, RunOptions, restore, run};
+pub use session::{Options, Session, start};
+
+/// Everything that can stop the desk, each naming what it was about.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] decision::ConfigError),
+    #[error(transparent)]
+    Checkpoint(#[from] decision::CheckpointError),
+    #[error("audit log {path}: {source}")]
+    Audit { path: PathBuf, source: std::io::Error },
+    #[error("state dir {path}: {source}")]
+    StateDir { path: PathBuf, source: std::io::Error },
+    #[error("the wire: {0}")]
+    Wire(#[source] transport::ClientError),
+    #[error("the wire client gave no subscription")]
+    NoSubscription,
+    #[error("the embedded wire: {0}")]
+    Embedded(#[source] std::io::Error),
+    #[error("the metrics listener: {0}")]
+    Metrics(#[source] std::io::Error),
+    #[error(transparent)]
+    Fixture(#[from] wire::fixture::FixtureError),
+    #[error("disk work on the blocking pool did not finish: {0}")]
+    Blocking(#[source] tokio::task::JoinError),
+}

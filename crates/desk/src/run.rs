@@ -1,0 +1,374 @@
+//! Wire mode: the engine fed by a `transport::Client`, writing the audit log
+//! and checkpoints. Generic over the network, so the simulation runs it too.
+//!
+//! Restart safety: the audit log is flushed and synced before each
+//! checkpoint, and on start it is cut back to the checkpoint's last event id
+//! (dropping lines a crash left past it, and a torn last line). So a run
+//! killed anywhere and restarted writes the same log as one that never
+//! stopped.
+//!
+//! Locks and disk: the metrics handlers lock the engine, so a checkpoint
+//! only serializes the state under the lock; the flush, the fsyncs and the
+//! file are written after it is released, on tokio's blocking pool, never
+//! on an async worker. (Under turmoil's paused clock a blocking task holds
+//! simulated time still until it ends, so the simulation stays
+//! deterministic.)
+//!
+//! The configuration is the one given at start, never the checkpoint's: a
+//! restored state past a new limit is logged as a warning per violation.
+//!
+//! Feed health: the client hands over events only in order and with no gap
+//! open, so every event the engine sees is `FeedHealth::Live`; the stale-feed
+//! guard's other states are for decisions not driven by an event. This keeps
+//! the audit log independent of the transport and of the faults on the way.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use decision::{Config, Engine, FeedHealth, checkpoint};
+use transport::{Client, ClientConfig, Connect, Metrics};
+
+use crate::Error;
+
+/// What a run writes and when it stops.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub audit_log: Option<PathBuf>,
+    /// Holds `checkpoint.json`.
+    pub state_dir: Option<PathBuf>,
+    /// Stop after this many events in this run.
+    pub max_events: Option<u64>,
+    /// Stop once this id has been processed (the end of a fixture).
+    pub until_id: Option<u64>,
+    /// Events between checkpoints.
+    pub checkpoint_every: u64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// `max_events` or `until_id` reached.
+    Done,
+    /// Asked to stop (Ctrl-C).
+    Interrupted,
+    /// The wire client stopped for good, for this reason.
+    WireStopped(transport::ClientError),
+    /// The wire client's task ended without a word (it panicked).
+    WireLost,
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::Done => f.write_str("done"),
+            Ended::Interrupted => f.write_str("interrupted"),
+            Ended::WireStopped(e) => write!(f, "the wire stopped: {e}"),
+            Ended::WireLost => f.write_str("the wire client ended without saying why"),
+        }
+    }
+}
+
+/// The engine and the client's metrics, shared with the metrics endpoint.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub engine: Arc<Mutex<Engine>>,
+    pub wire: Arc<Mutex<Option<Arc<Metrics>>>>,
+}
+
+impl Live {
+    pub fn new(engine: Engine) -> Live {
+        Live {
+            engine: Arc::new(Mutex::new(engine)),
+            wire: Arc::default(),
+        }
+    }
+
+    pub fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn wire_metrics(&self) -> Option<Arc<Metrics>> {
+        self.wire.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+pub fn checkpoint_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("checkpoint.json")
+}
+
+/// The engine to start with, under `config`: the state of the checkpoint
+/// in `state_dir` if there is one, else a fresh engine. Each limit the
+/// restored state is past is logged as a warning. The audit log is cut back
+/// to match.
+pub fn restore(config: Config, options: &RunOptions) -> Result<Engine, Error> {
+    let engine = match &options.state_dir {
+        Some(dir) if checkpoint_path(dir).exists() => {
+            let path = checkpoint_path(dir);
+            let loaded = checkpoint::load(&path)?;
+            if loaded.config_ignored() {
+                tracing::warn!(
+                    path = %path.display(),
+                    "checkpoint version 1 holds a configuration too: ignored, the one given now applies"
+                );
+            }
+            Engine::restore(config, loaded.state)?
+        }
+        _ => Engine::new(config)?,
+    };
+    for v in engine.violations() {
+        tracing::warn!(
+            key = v.key,
+            symbol = v.symbol.as_deref().unwrap_or("-"),
+            value = v.value,
+            limit = v.limit,
+            "the restored state breaks the configuration: {v}"
+        );
+    }
+    if let Some(path) = &options.audit_log {
+        reconcile_audit(path, engine.last_event_id()).map_err(|source| Error::Audit {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(engine)
+}
+
+/// Cuts the audit log after the last complete line for an event at or
+/// before `last_id` (everything, when there is no checkpoint).
+fn reconcile_audit(path: &Path, last_id: Option<u64>) -> io::Result<()> {
+    let Ok(file) = File::open(path) else {
+        return Ok(());
+    };
+    let mut keep = 0u64;
+    let mut reader = BufReader::new(file);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 || !line.ends_with('\n') {
+            break;
+        }
+        let id = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v["event_id"].as_u64());
+        match (id, last_id) {
+            (Some(id), Some(last)) if id <= last => keep += line.len() as u64,
+            _ => break,
+        }
+    }
+    let file = OpenOptions::new().write(true).open(path)?;
+    if file.metadata()?.len() != keep {
+        tracing::info!(path = %path.display(), keep, "cutting the audit log back to the checkpoint");
+        file.set_len(keep)?;
+        file.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Runs the engine on the wire until done, interrupted or the wire stops.
+pub async fn run<C: Connect>(
+    connector: C,
+    mut client_config: ClientConfig,
+    live: &Live,
+    options: &RunOptions,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> Result<Ended, Error> {
+    client_config.start_after = live.engine().last_event_id().unwrap_or(0);
+    if options
+        .until_id
+        .is_some_and(|until| client_config.start_after >= until)
+    {
+        return Ok(Ended::Done);
+    }
+    let mut audit = match &options.audit_log {
+        Some(path) => Some(Audit {
+            path: path.clone(),
+            file: BufWriter::new(OpenOptions::new().create(true).append(true).open(path).map_err(
+                |source| Error::Audit {
+                    path: path.clone(),
+                    source,
+                },
+            )?),
+        }),
+        None => None,
+    };
+    let mut client = Client::connect(connector, client_config).map_err(Error::Wire)?;
+    *live.wire.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.metrics());
+    let Some(mut events) = client.subscribe() else {
+        return Err(Error::NoSubscription);
+    };
+    let mut interrupt = std::pin::pin!(interrupt);
+    let mut processed = 0u64;
+    let every = options.checkpoint_every.max(1);
+    let ended = loop {
+        let item = tokio::select! {
+            biased;
+            () = &mut interrupt => break Ended::Interrupted,
+            item = events.next() => item,
+        };
+        let event = match item {
+            Some(Ok(event)) => event,
+            Some(Err(e)) => break Ended::WireStopped(e),
+            None => break Ended::WireLost,
+        };
+        let records = live.engine().on_event(&event, FeedHealth::Live);
+        if let Some(a) = audit.as_mut() {
+            for r in &records {
+                a.file
+                    .write_all(r.to_json_line().as_bytes())
+                    .and_then(|()| a.file.write_all(b"\n"))
+                    .map_err(|source| Error::Audit {
+                        path: a.path.clone(),
+                        source,
+                    })?;
+            }
+        }
+        processed += 1;
+        if processed.is_multiple_of(every) {
+            audit = save(live, audit, options).await?;
+        }
+        if options.max_events.is_some_and(|m| processed >= m)
+            || options.until_id.is_some_and(|u| event.id >= u)
+        {
+            break Ended::Done;
+        }
+    };
+    save(live, audit, options).await?;
+    client.close().await;
+    Ok(ended)
+}
+
+/// The audit log being appended to.
+#[derive(Debug)]
+struct Audit {
+    path: PathBuf,
+    file: BufWriter<File>,
+}
+
+/// Audit log first (flushed, synced), then the checkpoint; both on the
+/// blocking pool, the engine locked only to serialize its state. Hands the
+/// audit log back.
+async fn save(live: &Live, audit: Option<Audit>, options: &RunOptions) -> Result<Option<Audit>, Error> {
+    let audit = match audit {
+        Some(mut a) => Some(
+            blocking(
+                move || match a.file.flush().and_then(|()| a.file.get_ref().sync_data()) {
+                    Ok(()) => Ok(a),
+                    Err(source) => Err(Error::Audit { path: a.path, source }),
+                },
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    if let Some(dir) = &options.state_dir {
+        let json = checkpoint::to_json(&live.engine());
+        let dir = dir.clone();
+        blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|source| Error::StateDir {
+                path: dir.clone(),
+                source,
+            })?;
+            Ok(checkpoint::write(&checkpoint_path(&dir), &json)?)
+        })
+        .await?;
+    }
+    Ok(audit)
+}
+
+/// Runs disk work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work).await.map_err(Error::Blocking)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// An engine whose checkpoint is far bigger than a pipe's buffer.
+    fn big_engine() -> Engine {
+        let mut engine = Engine::new(Config::default()).unwrap();
+        for id in 1..=20_000u64 {
+            let event = wire::Event {
+                id,
+                pub_us: None,
+                payload: wire::Payload::Tick(wire::Tick {
+                    symbol: format!("S{id}"),
+                    last: 100.0,
+                    bid: None,
+                    ask: None,
+                    size: None,
+                    ts_utc: jiff::Timestamp::from_second(1_772_460_000).unwrap(),
+                }),
+            };
+            engine.on_event(&event, FeedHealth::Live);
+        }
+        engine
+    }
+
+    /// The checkpoint's temporary file is a FIFO that nobody reads until
+    /// the test says so: the write blocks in the middle. Meanwhile the
+    /// engine must be unlocked and the runtime's one thread free.
+    #[cfg(unix)]
+    #[test]
+    fn a_checkpoint_is_written_off_the_runtime_and_outside_the_engine_lock() {
+        let dir = std::env::temp_dir().join(format!("tickwire-desk-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("checkpoint.json.tmp");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let live = Live::new(big_engine());
+        let expected = checkpoint::to_json(&live.engine());
+        assert!(expected.len() > 1 << 20, "{} bytes", expected.len());
+        let options = RunOptions {
+            state_dir: Some(dir.clone()),
+            ..RunOptions::default()
+        };
+
+        let (opened_tx, opened_rx) = tokio::sync::oneshot::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let reader = std::thread::spawn(move || {
+            // Returns once the writer has opened its end.
+            let mut pipe = File::open(&fifo).unwrap();
+            let _ = opened_tx.send(());
+            // The writer is now blocked on a full pipe; a runtime blocked
+            // by it could not say go. Bounded, so a failure is not a hang.
+            let went = go_rx.recv_timeout(Duration::from_secs(20)).is_ok();
+            let mut text = String::new();
+            pipe.read_to_string(&mut text).unwrap();
+            (went, text)
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (saved, unlocked) = runtime.block_on(async {
+            let check = async {
+                opened_rx.await.unwrap();
+                let unlocked = live.engine.try_lock().is_ok();
+                go_tx.send(()).unwrap();
+                unlocked
+            };
+            tokio::join!(save(&live, None, &options), check)
+        });
+        let (went, text) = reader.join().unwrap();
+        assert!(went, "the runtime's thread was blocked by the checkpoint write");
+        assert!(unlocked, "the engine was locked during the checkpoint write");
+        assert_eq!(text, expected);
+        // A FIFO cannot be synced: the save reports it, naming the file.
+        let err = saved.unwrap_err().to_string();
+        assert!(err.contains("checkpoint.json.tmp"), "{err}");
+    }
+}
