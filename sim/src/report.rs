@@ -1,0 +1,144 @@
+//! What a run produced: each client's ids, errors, counters and timeline,
+//! the faults as applied; and its trace, the text that insta snapshots and
+//! the determinism hash are taken of.
+
+use std::time::Duration;
+
+use transport::{ClientError, TimelineEntry, Transport};
+
+/// One line of a client's timeline in the simulation: the client's own
+/// lifecycle, or something the harness did to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Client(TimelineEntry),
+    Harness { at: Duration, event: Harness },
+}
+
+/// What the harness does to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Harness {
+    /// The engine's run was dropped mid-flight after this event.
+    EngineKilled { after: u64 },
+}
+
+impl Entry {
+    pub fn at(&self) -> Duration {
+        match self {
+            Entry::Client(t) => t.at,
+            Entry::Harness { at, .. } => *at,
+        }
+    }
+}
+
+impl std::fmt::Display for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Entry::Client(t) => write!(f, "{t}"),
+            Entry::Harness {
+                event: Harness::EngineKilled { after },
+                ..
+            } => write!(f, "engine killed: after event {after}"),
+        }
+    }
+}
+
+/// What one client saw.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientRun {
+    pub kind: Option<Transport>,
+    pub ids: Vec<u64>,
+    /// Simulated time when the last event arrived.
+    pub done_at: Option<Duration>,
+    pub error: Option<ClientError>,
+    pub timeline: Vec<Entry>,
+    pub reconnects: u64,
+    pub fallbacks: u64,
+    pub upgrades: u64,
+    pub gaps_repaired: u64,
+    pub duplicates: u64,
+    /// The engine's audit log, for the client that ran it.
+    pub audit: Option<String>,
+    pub kill_switch_trips: u64,
+    pub engine_restarts: u64,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub seed: u64,
+    pub clients: Vec<ClientRun>,
+    /// Faults as applied, at simulated times.
+    pub applied: Vec<(Duration, String)>,
+    /// The stub's slow-consumer drops, summed over its restarts.
+    pub overflow_drops: u64,
+    /// Simulated time at the end.
+    pub elapsed: Duration,
+    /// The most connections the stub held at once (sampled every second).
+    pub max_connections: usize,
+    /// A panic or a turmoil error, if the run itself broke.
+    pub crashed: Option<String>,
+}
+
+impl Report {
+    /// A readable trace of the whole run; equal traces mean equal runs.
+    pub fn trace(&self) -> String {
+        let mut out = format!(
+            "seed {}\nslow-consumer drops {}\n",
+            self.seed, self.overflow_drops
+        );
+        for (t, f) in &self.applied {
+            out += &format!("{:>8} fault {f}\n", t.as_millis());
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            out += &format!(
+                "client {i} {:?}: {} events, done at {:?}, error {:?}\n",
+                c.kind,
+                c.ids.len(),
+                c.done_at.map(|d| d.as_millis()),
+                c.error.as_ref().map(ToString::to_string)
+            );
+            out += &format!("  ids {}\n", ranges(&c.ids));
+            if let Some(audit) = &c.audit {
+                out += &format!(
+                    "  engine: {} audit lines, kill switch trips {}, restarts {}\n",
+                    audit.lines().count(),
+                    c.kill_switch_trips,
+                    c.engine_restarts
+                );
+                for line in audit.lines() {
+                    out += &format!("    {line}\n");
+                }
+            }
+            for t in &c.timeline {
+                out += &format!("  {:>8} {t}\n", t.at().as_millis());
+            }
+        }
+        out
+    }
+
+    /// FNV-1a of the trace.
+    pub fn hash(&self) -> u64 {
+        self.trace().bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+}
+
+/// Ids as compact ranges: `1..=200, 202`.
+pub fn ranges(ids: &[u64]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < ids.len() {
+        let mut j = i;
+        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j {
+            ids[i].to_string()
+        } else {
+            format!("{}..={}", ids[i], ids[j])
+        });
+        i = j + 1;
+    }
+    out.join(", ")
+}
