@@ -22,8 +22,15 @@ pub struct FileConfig {
 pub struct WireConfig {
     /// false: ignore `url` and use the embedded wire.
     pub enabled: bool,
+    /// `http`, `https`, `ws` or `wss`. The scheme gives the security; a
+    /// `ws`/`wss` URL also means WebSocket unless `transport` says otherwise.
     pub url: Option<String>,
-    pub transport: Transport,
+    /// None: SSE, or WebSocket for a `ws`/`wss` URL. Given, it wins over the
+    /// URL's scheme (with one warning line when they disagree).
+    pub transport: Option<Transport>,
+    /// A PEM file of CA certificates to trust instead of the platform's
+    /// roots, for a wire on a private CA.
+    pub ca_cert: Option<std::path::PathBuf>,
     pub reconnect: ReconnectConfig,
     pub health_check_interval_s: u64,
 }
@@ -33,7 +40,8 @@ impl Default for WireConfig {
         WireConfig {
             enabled: true,
             url: None,
-            transport: Transport::Sse,
+            transport: None,
+            ca_cert: None,
             reconnect: ReconnectConfig::default(),
             health_check_interval_s: 30,
         }

@@ -18,15 +18,21 @@ struct Args {
     /// YAML config (`wire`, `strategy`, `risk`, `broker` sections).
     #[arg(long, env = "TICKWIRE_CONFIG")]
     config: Option<PathBuf>,
-    /// The wire's base URL; none: an embedded stub on the built-in day.
+    /// The wire's base URL (http, https, ws or wss); none: an embedded stub
+    /// on the built-in day.
     #[arg(long, env = "TICKWIRE_WIRE_URL")]
     wire_url: Option<String>,
     /// Stream over SSE (the default).
     #[arg(long, conflicts_with = "transport")]
     streaming: bool,
-    /// sse, ws or poll (`http` is the same as poll).
+    /// sse, ws or poll (`http` is the same as poll). Default: SSE, or
+    /// WebSocket for a ws:// or wss:// URL; given, it wins over the scheme.
     #[arg(long, env = "TICKWIRE_TRANSPORT")]
     transport: Option<Transport>,
+    /// Trust only the CA certificates in this PEM file for https/wss (a
+    /// private CA) instead of the platform's roots.
+    #[arg(long, env = "TICKWIRE_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     /// Append every decision here, one JSON line each.
     #[arg(long, env = "TICKWIRE_AUDIT_LOG")]
     audit_log: Option<PathBuf>,
@@ -79,6 +85,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         file,
         wire_url: args.wire_url,
         transport: args.transport,
+        ca_cert: args.ca_cert,
         run: desk::RunOptions {
             audit_log: args.audit_log,
             state_dir: args.state_dir,

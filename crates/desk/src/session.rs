@@ -3,10 +3,11 @@
 //! embedded one), the metrics served, the engine run, a summary printed.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use transport::{ClientConfig, TokioConnect, Transport};
+use transport::{ClientConfig, ClientError, Endpoint, Tls, TokioConnect, Transport};
 
 use crate::embedded::{self, Embedded};
 use crate::{Ended, Error, FileConfig, Live, RunOptions, metrics};
@@ -18,6 +19,8 @@ pub struct Options {
     pub wire_url: Option<String>,
     /// Wins over `wire.transport`.
     pub transport: Option<Transport>,
+    /// Wins over `wire.ca_cert`.
+    pub ca_cert: Option<PathBuf>,
     pub run: RunOptions,
     /// Embedded wire only: events/s (none: all at once).
     pub fixture_rate: Option<f64>,
@@ -31,6 +34,7 @@ impl std::fmt::Debug for Options {
             .field("file", &self.file)
             .field("wire_url", &self.wire_url)
             .field("transport", &self.transport)
+            .field("ca_cert", &self.ca_cert)
             .field("run", &self.run)
             .field("fixture_rate", &self.fixture_rate)
             .finish_non_exhaustive()
@@ -67,6 +71,7 @@ pub async fn start(options: Options, metrics: TcpListener) -> Result<Session, Er
         file,
         wire_url,
         transport,
+        ca_cert,
         mut run,
         fixture_rate,
         clock,
@@ -84,9 +89,18 @@ pub async fn start(options: Options, metrics: TcpListener) -> Result<Session, Er
         }
     };
 
-    let kind = transport.unwrap_or(file.wire.transport);
+    let endpoint = Endpoint::parse(&url).map_err(|e| Error::Wire(ClientError::BadUrl(e)))?;
+    let (kind, mismatch) = endpoint
+        .scheme
+        .transport(transport.or(file.wire.transport), Transport::Sse);
+    if let Some(warning) = mismatch {
+        tracing::warn!("{warning}");
+    }
     let mut client = ClientConfig::new(&url, clock.clone());
     client.policy.transport = kind;
+    if let Some(path) = ca_cert.as_ref().or(file.wire.ca_cert.as_ref()) {
+        client.tls = Tls::from_ca_file(path).map_err(Error::Wire)?;
+    }
     client.policy.initial_delay = Duration::from_millis(file.wire.reconnect.initial_delay_ms);
     client.policy.max_delay = Duration::from_millis(file.wire.reconnect.max_delay_ms);
     client.policy.max_attempts = file.wire.reconnect.max_attempts;

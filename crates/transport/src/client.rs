@@ -16,6 +16,7 @@ use crate::metrics::{Metrics, State};
 use crate::net::{Connect, Endpoint, Link};
 use crate::policy::PolicyConfig;
 use crate::timeline::{Timeline, TimelineEntry};
+use crate::tls::Tls;
 
 /// Microseconds since the Unix epoch, for latency (the binary passes the
 /// system clock; the simulation its own).
@@ -39,6 +40,9 @@ pub struct ClientConfig {
     pub start_after: u64,
     /// Bearer token, if the wire wants one.
     pub token: Option<String>,
+    /// Whom to trust on `https://` and `wss://`: the platform's roots by
+    /// default, or a private CA ([`Tls::from_ca_file`]).
+    pub tls: Tls,
     /// Seeds the jitter.
     pub seed: u64,
     /// Events buffered for a slow subscriber before the client stops reading.
@@ -71,6 +75,7 @@ impl ClientConfig {
             poll_limit: 1000,
             start_after: 0,
             token: None,
+            tls: Tls::platform(),
             seed: 0,
             buffer: 1024,
             clock,
@@ -101,9 +106,13 @@ impl Subscription {
 }
 
 impl Client {
-    /// Starts the client's task. Fails only on a bad URL.
+    /// Starts the client's task. Fails only on a bad URL, or on a TLS URL
+    /// whose trust cannot be set up (no platform roots).
     pub fn connect<C: Connect>(connector: C, config: ClientConfig) -> Result<Client, ClientError> {
         let endpoint = Endpoint::parse(&config.url).map_err(ClientError::BadUrl)?;
+        if endpoint.is_tls() {
+            config.tls.check()?;
+        }
         let (tx, rx) = mpsc::channel(config.buffer.max(1));
         let metrics = Arc::new(Metrics::default());
         let reconnect = Arc::new(Notify::new());
@@ -114,6 +123,7 @@ impl Client {
             endpoint,
             token: config.token.clone(),
             timeouts: config.timeouts,
+            tls: config.tls.clone(),
         };
         let driver = Driver::new(
             link,

@@ -27,6 +27,13 @@ pub enum ClientError {
     /// is not `text/event-stream`, an unusable redirect).
     #[error("{0}")]
     Protocol(String),
+    /// The server's certificate failed verification: retrying would not
+    /// help (and would hide a misconfiguration or an attack).
+    #[error("the TLS certificate of {host} is not trusted: {reason}")]
+    Certificate { host: String, reason: String },
+    /// TLS cannot be set up: an unreadable CA file, no platform roots.
+    #[error("TLS setup: {0}")]
+    TlsSetup(String),
     /// `max_attempts` reached: after a first failure, `attempts` more
     /// attempts failed in a row (`attempts == max_attempts`); `last` is the
     /// last cause.

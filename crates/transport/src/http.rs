@@ -1,4 +1,5 @@
-//! A minimal HTTP/1.1 GET over any [`Connect`]: hyper's client connection,
+//! A minimal HTTP GET over any [`Connect`], plain or TLS: hyper's client
+//! connection (HTTP/2 when the server picks `h2` in ALPN, else HTTP/1.1),
 //! a timeout on connect and on the response headers, redirects followed
 //! (with a limit), and the answer's status turned into a policy
 //! [`Failure`] when it is not a success.
@@ -6,6 +7,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, Uri, header};
@@ -15,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::error::ClientError;
 use crate::net::{Connect, Endpoint};
 use crate::policy::Failure;
+use crate::tls::{Alpn, Tls};
 
 const MAX_REDIRECTS: usize = 5;
 
@@ -71,17 +74,24 @@ pub(crate) fn retry(reason: &str) -> Failure {
 }
 
 /// GETs `path` (under the endpoint's prefix) with `headers`, following
-/// redirects. Any status is returned; the caller classifies it.
+/// redirects (never from TLS to plain: a downgrade is refused). Any status
+/// is returned; the caller classifies it.
 pub async fn get<C: Connect>(
     connector: &C,
+    tls: &Tls,
     endpoint: &Endpoint,
     path: &str,
     headers: &[(header::HeaderName, String)],
     timeouts: Timeouts,
 ) -> Result<Reply, Failure> {
-    let mut target = (endpoint.host.clone(), endpoint.port, endpoint.path(path));
+    let mut target = Target {
+        tls: endpoint.is_tls(),
+        host: endpoint.host.clone(),
+        port: endpoint.port,
+        path: endpoint.path(path),
+    };
     for _ in 0..=MAX_REDIRECTS {
-        let reply = get_once(connector, &target, headers, timeouts).await?;
+        let reply = get_once(connector, tls, &target, headers, timeouts).await?;
         let status = reply.response.status();
         if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
             return Ok(reply);
@@ -99,8 +109,21 @@ pub async fn get<C: Connect>(
             })?;
         let path = location.path_and_query().map_or("/", |p| p.as_str()).to_owned();
         target = match (location.scheme_str(), location.host()) {
-            (None, None) => (target.0, target.1, path),
-            (Some("http"), Some(host)) => (host.to_owned(), location.port_u16().unwrap_or(80), path),
+            (None, None) => Target { path, ..target },
+            (Some("http"), Some(_)) if target.tls => {
+                return Err(Failure::Fatal(ClientError::Protocol(format!(
+                    "refusing a redirect from https to plain http ({location}): never downgrade"
+                ))));
+            }
+            (Some(scheme @ ("http" | "https")), Some(host)) => {
+                let tls = scheme == "https";
+                Target {
+                    tls,
+                    host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+                    port: location.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+                    path,
+                }
+            }
             _ => {
                 return Err(Failure::Fatal(ClientError::Protocol(format!(
                     "redirect to an unsupported location {location}"
@@ -113,35 +136,74 @@ pub async fn get<C: Connect>(
     ))))
 }
 
+/// Where one request goes.
+#[derive(Debug)]
+struct Target {
+    tls: bool,
+    host: String,
+    port: u16,
+    path: String,
+}
+
 async fn get_once<C: Connect>(
     connector: &C,
-    (host, port, path): &(String, u16, String),
+    tls: &Tls,
+    target: &Target,
     headers: &[(header::HeaderName, String)],
     timeouts: Timeouts,
 ) -> Result<Reply, Failure> {
-    let stream = tokio::time::timeout(timeouts.connect, connector.connect(host, *port))
-        .await
-        .map_err(|_| retry(&format!("connect to {host}:{port} timed out")))?
-        .map_err(|e| retry(&format!("connect to {host}:{port}: {e}")))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-        .await
-        .map_err(|e| retry(&format!("HTTP handshake: {e}")))?;
-    let conn = AbortOnDrop(tokio::spawn(async move {
-        let _ = conn.await;
-    }));
-    let authority = if *port == 80 {
-        host.clone()
+    let Target { host, port, path, .. } = target;
+    let io = crate::tls::open(
+        connector,
+        target.tls.then_some(tls),
+        host,
+        *port,
+        Alpn::Http,
+        timeouts.connect,
+    )
+    .await?;
+    let h2 = io.is_h2();
+    let default_port = if target.tls { 443 } else { 80 };
+    let authority = if *port == default_port {
+        crate::net::authority(host, *port)
+            .trim_end_matches(&format!(":{port}"))
+            .to_owned()
     } else {
-        format!("{host}:{port}")
+        crate::net::authority(host, *port)
     };
-    let mut req = Request::get(path.as_str()).header(header::HOST, authority);
+    let mut req = if h2 {
+        // HTTP/2 carries the authority in the request's URI, not in `Host`.
+        Request::get(format!("https://{authority}{path}"))
+    } else {
+        Request::get(path.as_str()).header(header::HOST, authority)
+    };
     for (name, value) in headers {
         req = req.header(name, value);
     }
     let req = req
         .body(Empty::new())
         .map_err(|e| Failure::Fatal(ClientError::BadUrl(format!("bad request: {e}"))))?;
-    let response = tokio::time::timeout(timeouts.headers, sender.send_request(req))
+    let (response, conn) = if h2 {
+        let (mut sender, conn) = hyper::client::conn::http2::handshake::<_, _, Empty<Bytes>>(
+            hyper_util::rt::TokioExecutor::new(),
+            TokioIo::new(io),
+        )
+        .await
+        .map_err(|e| retry(&format!("HTTP/2 handshake: {e}")))?;
+        let conn = AbortOnDrop(tokio::spawn(async move {
+            let _ = conn.await;
+        }));
+        (Either::Left(sender.send_request(req)), conn)
+    } else {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(io))
+            .await
+            .map_err(|e| retry(&format!("HTTP handshake: {e}")))?;
+        let conn = AbortOnDrop(tokio::spawn(async move {
+            let _ = conn.await;
+        }));
+        (Either::Right(sender.send_request(req)), conn)
+    };
+    let response = tokio::time::timeout(timeouts.headers, response)
         .await
         .map_err(|_| retry("timed out waiting for response headers"))?
         .map_err(|e| retry(&format!("request failed: {e}")))?;

@@ -2,7 +2,8 @@
 //! transports behind one ordered, exactly-once subscription.
 //!
 //! The network comes in through [`Connect`] (tokio sockets in production,
-//! turmoil's in the simulation); the reconnection [`Policy`] and the
+//! turmoil's in the simulation), with TLS ([`Tls`]) layered over it for
+//! `https://` and `wss://`; the reconnection [`Policy`] and the
 //! exactly-once [`Gate`] are sans-IO state machines the driver feeds; each
 //! transport has its own module; metrics are `prometheus-client` metrics
 //! with a JSON snapshot; the lifecycle is a typed timeline.
@@ -19,12 +20,14 @@ mod poll;
 pub mod raw;
 mod sse;
 mod timeline;
+mod tls;
 mod ws;
 
 pub use client::{Client, ClientConfig, Clock, Subscription};
 pub use error::ClientError;
 pub use gate::{Gate, Offer, PageRequest, Repaired, Stalled};
 pub use metrics::{Metrics, Snapshot, State};
-pub use net::{Connect, Endpoint, TokioConnect};
+pub use net::{Connect, Endpoint, Scheme, TokioConnect};
 pub use policy::{Failure, FallbackReason, Next, Note, Policy, PolicyConfig, Transport};
 pub use timeline::{Lifecycle, TimelineEntry};
+pub use tls::Tls;

@@ -1,12 +1,16 @@
 //! The network seam: a small `Connect` trait the transports are generic
 //! over, so the same client runs on tokio sockets and on turmoil's simulated
-//! network; and `Endpoint`, the parsed base URL.
+//! network; `Endpoint`, the parsed base URL, and its `Scheme` (which gives
+//! the security, and with `ws`/`wss` a default transport). TLS is a layer
+//! over a `Connect` stream (`tls`), never a `Connect` of its own.
 
 use std::future::Future;
 use std::io;
 
 use hyper::Uri;
 use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::policy::Transport;
 
 /// Opens a byte stream to `host:port`.
 pub trait Connect: Clone + Send + Sync + 'static {
@@ -29,9 +33,79 @@ impl Connect for TokioConnect {
     }
 }
 
-/// Where the wire is: `http://host:port[/prefix]`.
+/// A URL's scheme. It gives the security (`http`/`ws` plain, `https`/`wss`
+/// TLS); `ws`/`wss` also ask for the WebSocket transport unless one is
+/// configured explicitly (see [`Scheme::transport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+    Ws,
+    Wss,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+            Scheme::Ws => "ws",
+            Scheme::Wss => "wss",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Scheme> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "http" => Scheme::Http,
+            "https" => Scheme::Https,
+            "ws" => Scheme::Ws,
+            "wss" => Scheme::Wss,
+            _ => return None,
+        })
+    }
+
+    pub fn is_tls(self) -> bool {
+        matches!(self, Scheme::Https | Scheme::Wss)
+    }
+
+    pub fn is_ws(self) -> bool {
+        matches!(self, Scheme::Ws | Scheme::Wss)
+    }
+
+    pub fn default_port(self) -> u16 {
+        if self.is_tls() { 443 } else { 80 }
+    }
+
+    /// The transport for this scheme and an explicitly configured one
+    /// (`None`: not configured). An explicit transport wins; a `ws`/`wss`
+    /// URL with no explicit transport means WebSocket, any other URL the
+    /// default, `default`. The second value is the one warning line to log
+    /// when the explicit transport is not what the scheme suggests (a
+    /// `ws://` URL read over SSE, say): the scheme then gives only the
+    /// security.
+    pub fn transport(self, explicit: Option<Transport>, default: Transport) -> (Transport, Option<String>) {
+        match explicit {
+            None if self.is_ws() => (Transport::Ws, None),
+            None => (default, None),
+            Some(kind) if self.is_ws() && kind != Transport::Ws => (
+                kind,
+                Some(format!(
+                    "a {}:// URL with transport {}: using {} over {}:// (the scheme gives only the security; an explicit transport wins)",
+                    self.as_str(),
+                    kind.as_str(),
+                    kind.as_str(),
+                    if self.is_tls() { "https" } else { "http" },
+                )),
+            ),
+            Some(kind) => (kind, None),
+        }
+    }
+}
+
+/// Where the wire is: `http[s]://host[:port][/prefix]` or `ws[s]://...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
+    pub scheme: Scheme,
     pub host: String,
     pub port: u16,
     /// Path prefix without a trailing slash ("" for the root).
@@ -39,31 +113,36 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Parses a base URL. Only `http` is supported: put a TLS-terminating
-    /// proxy in front for `https`.
+    /// Parses a base URL: `http`, `https`, `ws` or `wss`.
     pub fn parse(url: &str) -> Result<Endpoint, String> {
         let uri: Uri = url.parse().map_err(|e| format!("bad URL {url:?}: {e}"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some(other) => return Err(format!("unsupported scheme {other:?} in {url:?}: only http")),
-            None => return Err(format!("URL {url:?} needs http://")),
-        }
+        let scheme = match uri.scheme_str() {
+            Some(s) => Scheme::parse(s)
+                .ok_or_else(|| format!("unsupported scheme {s:?} in {url:?}: use http, https, ws or wss"))?,
+            None => {
+                return Err(format!(
+                    "URL {url:?} needs a scheme (http://, https://, ws:// or wss://)"
+                ));
+            }
+        };
         let host = uri.host().ok_or_else(|| format!("URL {url:?} has no host"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
         Ok(Endpoint {
+            scheme,
             host,
-            port: uri.port_u16().unwrap_or(80),
+            port: uri.port_u16().unwrap_or(scheme.default_port()),
             prefix: uri.path().trim_end_matches('/').to_owned(),
         })
     }
 
+    /// Whether connections are TLS.
+    pub fn is_tls(&self) -> bool {
+        self.scheme.is_tls()
+    }
+
     /// The `Host` header value.
     pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        authority(&self.host, self.port)
     }
 
     /// A path under the prefix, such as `/stream?cursor=4`.
@@ -72,9 +151,24 @@ impl Endpoint {
     }
 }
 
+/// `host:port`, with brackets around an IPv6 address.
+pub(crate) fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "http://{}{}", self.authority(), self.prefix)
+        write!(
+            f,
+            "{}://{}{}",
+            self.scheme.as_str(),
+            self.authority(),
+            self.prefix
+        )
     }
 }
 
@@ -86,6 +180,8 @@ pub(crate) struct Link<C> {
     pub endpoint: Endpoint,
     pub token: Option<String>,
     pub timeouts: crate::http::Timeouts,
+    /// Whom to trust on `https`/`wss` (and on a redirect to `https`).
+    pub tls: crate::tls::Tls,
 }
 
 impl<C: Connect> Link<C> {
@@ -105,6 +201,55 @@ impl<C: Connect> Link<C> {
     ) -> Result<crate::http::Reply, crate::policy::Failure> {
         let mut headers = self.auth_headers();
         headers.extend_from_slice(extra);
-        crate::http::get(&self.connector, &self.endpoint, path, &headers, timeouts).await
+        crate::http::get(
+            &self.connector,
+            &self.tls,
+            &self.endpoint,
+            path,
+            &headers,
+            timeouts,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(url: &str, explicit: Option<Transport>, expect: (Scheme, u16, Transport, bool)) {
+        let e = Endpoint::parse(url).unwrap();
+        let (kind, warning) = e.scheme.transport(explicit, Transport::Sse);
+        assert_eq!(
+            (e.scheme, e.port, kind, warning.is_some()),
+            expect,
+            "{url} {explicit:?}"
+        );
+    }
+
+    #[test]
+    fn the_scheme_gives_the_security_and_a_ws_url_means_websocket_unless_told_otherwise() {
+        use Transport::*;
+        check("http://h", None, (Scheme::Http, 80, Sse, false));
+        check("https://h", None, (Scheme::Https, 443, Sse, false));
+        check("ws://h:8091", None, (Scheme::Ws, 8091, Ws, false));
+        check("wss://h", None, (Scheme::Wss, 443, Ws, false));
+        check("WSS://h", None, (Scheme::Wss, 443, Ws, false));
+        // The original plan's YAML: a ws:// URL read over SSE, plain.
+        check("ws://localhost:8091", Some(Sse), (Scheme::Ws, 8091, Sse, true));
+        check("wss://h", Some(Poll), (Scheme::Wss, 443, Poll, true));
+        check("wss://h", Some(Ws), (Scheme::Wss, 443, Ws, false));
+        check("http://h", Some(Ws), (Scheme::Http, 80, Ws, false));
+        check("https://h", Some(Poll), (Scheme::Https, 443, Poll, false));
+        assert!(
+            Endpoint::parse("ftp://h")
+                .unwrap_err()
+                .contains("http, https, ws or wss")
+        );
+        assert!(Endpoint::parse("localhost:8091").is_err());
+        assert_eq!(
+            Endpoint::parse("wss://h:9/p/").unwrap().to_string(),
+            "wss://h:9/p"
+        );
     }
 }

@@ -15,6 +15,7 @@ use hyper::header;
 use crate::http::{self, Timeouts};
 use crate::net::{Connect, Endpoint};
 use crate::policy::Failure;
+use crate::tls::Tls;
 
 #[derive(Debug, Clone)]
 pub struct RawConfig {
@@ -26,6 +27,8 @@ pub struct RawConfig {
     /// The reconnection time until a `retry:` field says otherwise.
     pub initial_retry: Duration,
     pub timeouts: Timeouts,
+    /// Whom to trust on `https://`.
+    pub tls: Tls,
 }
 
 impl RawConfig {
@@ -38,6 +41,7 @@ impl RawConfig {
                 connect: Duration::from_secs(10),
                 headers: Duration::from_secs(30),
             },
+            tls: Tls::platform(),
         }
     }
 }
@@ -87,7 +91,16 @@ pub async fn read<C: Connect>(
                 last_event_id.clone(),
             ));
         }
-        let failure = match http::get(connector, &endpoint, &path, &headers, config.timeouts).await {
+        let failure = match http::get(
+            connector,
+            &config.tls,
+            &endpoint,
+            &path,
+            &headers,
+            config.timeouts,
+        )
+        .await
+        {
             Err(Failure::Fatal(reason)) => return RawEnd::Failed(reason.to_string()),
             Err(f) => format!("{f:?}"),
             Ok(reply) => {
@@ -171,10 +184,13 @@ pub async fn read<C: Connect>(
     }
 }
 
-/// `http://host:port/path?query` into the endpoint and the path.
+/// `http[s]://host:port/path?query` into the endpoint and the path.
 fn split_url(url: &str) -> Result<(Endpoint, String), String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("bad URL {url:?}: {e}"))?;
     let endpoint = Endpoint::parse(url)?;
+    if endpoint.scheme.is_ws() {
+        return Err(format!("{url:?}: an SSE stream is read over http:// or https://"));
+    }
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     Ok((
         Endpoint {

@@ -1,4 +1,5 @@
-//! The WebSocket transport: `GET /ws?cursor=N` upgraded by tungstenite's
+//! The WebSocket transport (`ws://`, or `wss://` over TLS offering only
+//! `http/1.1`): `GET /ws?cursor=N` upgraded by tungstenite's
 //! handshake (a refused upgrade classified like any HTTP answer), then text
 //! messages decoded into wire messages under an idle deadline. It does not
 //! deliver: the driver routes what it yields through the gate.
@@ -13,11 +14,12 @@ use crate::error::ClientError;
 use crate::http::{self, retry};
 use crate::net::{Connect, Link};
 use crate::policy::Failure;
+use crate::tls::{Alpn, Io};
 
 /// An open WebSocket.
 #[derive(Debug)]
 pub(crate) struct Stream<S> {
-    ws: WebSocketStream<S>,
+    ws: WebSocketStream<Io<S>>,
     idle: Duration,
 }
 
@@ -29,7 +31,8 @@ pub(crate) async fn open<C: Connect>(
 ) -> Result<Stream<C::Stream>, Failure> {
     use tungstenite::client::IntoClientRequest;
     let url = format!(
-        "ws://{}{}",
+        "{}://{}{}",
+        if link.endpoint.is_tls() { "wss" } else { "ws" },
         link.endpoint.authority(),
         link.endpoint.path(&format!("/ws?cursor={after}"))
     );
@@ -42,13 +45,10 @@ pub(crate) async fn open<C: Connect>(
         }
     }
     let t = link.timeouts;
-    let stream = tokio::time::timeout(
-        t.connect,
-        link.connector.connect(&link.endpoint.host, link.endpoint.port),
-    )
-    .await
-    .map_err(|_| retry("WebSocket connect timed out"))?
-    .map_err(|e| retry(&format!("WebSocket connect: {e}")))?;
+    // Only `http/1.1` in ALPN: the upgrade is an HTTP/1.1 affair.
+    let tls = link.endpoint.is_tls().then_some(&link.tls);
+    let (host, port) = (&link.endpoint.host, link.endpoint.port);
+    let stream = crate::tls::open(&link.connector, tls, host, port, Alpn::Http1, t.connect).await?;
     let mut config = tungstenite::protocol::WebSocketConfig::default();
     config.max_message_size = Some(16 << 20);
     config.max_frame_size = Some(16 << 20);

@@ -8,15 +8,18 @@ use std::time::Duration;
 
 use clap::Parser;
 use transport::raw::{RawConfig, RawEnd};
-use transport::{Client, ClientConfig, TokioConnect, Transport};
+use transport::{Client, ClientConfig, Endpoint, Tls, TokioConnect, Transport};
 
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// The wire's base URL (with --raw: the stream's exact URL).
+    /// The wire's base URL: http, https, ws or wss (with --raw: the stream's
+    /// exact http or https URL).
     #[arg(long, default_value = "http://127.0.0.1:8091")]
     url: String,
-    /// sse, ws, http (polling) or auto (SSE, falling back to polling).
+    /// sse, ws, http (polling) or auto (SSE, falling back to polling; with
+    /// a ws:// or wss:// URL, WebSocket). An explicit transport wins over
+    /// the URL's scheme, which then gives only the security.
     #[arg(long, default_value = "auto")]
     transport: String,
     /// Start after this event id (0: from the first).
@@ -31,6 +34,10 @@ struct Args {
     /// With --raw: exit when the stream ends instead of reconnecting.
     #[arg(long, requires = "raw")]
     no_reconnect: bool,
+    /// Trust only the CA certificates in this PEM file for https/wss (a
+    /// private CA) instead of the platform's roots.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<std::path::PathBuf>,
     /// Bearer token for the wire.
     #[arg(long, env = "WIRE_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -56,9 +63,24 @@ fn main() {
     std::process::exit(code);
 }
 
+/// The trust for https/wss: the platform's roots, or `--ca-cert`.
+fn tls(args: &Args) -> Result<Tls, i32> {
+    match &args.ca_cert {
+        None => Ok(Tls::platform()),
+        Some(path) => Tls::from_ca_file(path).map_err(|e| {
+            eprintln!("wire-tail: --ca-cert: {e}");
+            2
+        }),
+    }
+}
+
 async fn raw(args: &Args) -> i32 {
     let mut config = RawConfig::new(&args.url);
     config.reconnect = !args.no_reconnect;
+    config.tls = match tls(args) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     let mut out = std::io::stdout().lock();
     let mut count = 0;
     let end = transport::raw::read(&TokioConnect, &config, |e| {
@@ -78,20 +100,35 @@ async fn raw(args: &Args) -> i32 {
 }
 
 async fn tail(args: &Args) -> i32 {
-    let kind = match args.transport.as_str() {
-        "auto" => Transport::Sse,
+    let explicit = match args.transport.as_str() {
+        "auto" => None,
         name => match name.parse::<Transport>() {
-            Ok(kind) => kind,
+            Ok(kind) => Some(kind),
             Err(e) => {
                 eprintln!("wire-tail: --transport: {e}, or auto");
                 return 2;
             }
         },
     };
+    let endpoint = match Endpoint::parse(&args.url) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("wire-tail: --url: {e}");
+            return 2;
+        }
+    };
+    let (kind, mismatch) = endpoint.scheme.transport(explicit, Transport::Sse);
+    if let Some(warning) = mismatch {
+        tracing::warn!("{warning}");
+    }
     let mut config = ClientConfig::new(&args.url, Arc::new(cli::system_clock_us));
     config.policy.transport = kind;
     config.start_after = args.from_id;
     config.token = args.token.clone();
+    config.tls = match tls(args) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     config.seed = cli::system_clock_us();
     let mut client = match Client::connect(TokioConnect, config) {
         Ok(c) => c,

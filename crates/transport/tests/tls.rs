@@ -1,0 +1,421 @@
+//! The client over TLS, on real TCP, with a CA and a server certificate
+//! made at test time (`rcgen`, for `localhost` and `127.0.0.1`). In front
+//! of the plain in-process stub stands a TLS terminator that records what
+//! each client offered and got in ALPN, and every request's HTTP version:
+//! with `h2` negotiated it serves HTTP/2 and forwards each request to the
+//! stub over HTTP/1.1; otherwise it copies bytes. `wire-tail` runs as the
+//! real binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use stub::{Config, Log, Source, Stub};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use transport::raw::{RawConfig, RawEnd};
+use transport::{Client, ClientConfig, ClientError, Tls, TokioConnect, Transport};
+
+/// A CA and a server certificate it signed.
+struct Pki {
+    ca_pem: String,
+    cert: CertificateDer<'static>,
+    key: PrivatePkcs8KeyDer<'static>,
+}
+
+fn pki() -> Pki {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "tickwire test CA");
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    Pki {
+        ca_pem: ca_cert.pem(),
+        cert: cert.der().clone(),
+        key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+    }
+}
+
+fn temp(name: &str, text: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("tickwire-tls-{}-{name}", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// What one TLS connection offered and got, and the requests on it.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    offered: Vec<String>,
+    chosen: Option<String>,
+    /// `HTTP/2.0 /stream?...` or, for copied bytes, the first request line.
+    requests: Vec<String>,
+}
+
+/// The plain stub, with `events` events published.
+async fn plain_stub(events: usize) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stub = Stub::new(Config::default(), Log::new(100_000), Arc::new(|| 1));
+    let payloads: Vec<_> = wire::fixture::parse("default", wire::fixture::DEFAULT)
+        .unwrap()
+        .into_iter()
+        .take(events)
+        .collect();
+    stub.publish(Source::Fixture, &payloads).unwrap();
+    tokio::spawn(stub::serve(listener, stub, std::future::pending()));
+    addr
+}
+
+/// A TLS front for `backend`, choosing among `alpn` (server preference).
+async fn front(pki: &Pki, alpn: &[&[u8]], backend: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![pki.cert.clone()], PrivateKeyDer::Pkcs8(pki.key.clone_key()))
+        .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let config = Arc::new(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (config, log) = (config.clone(), log.clone());
+            tokio::spawn(async move {
+                let acceptor =
+                    tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+                let Ok(start) = acceptor.await else { return };
+                let offered = start
+                    .client_hello()
+                    .alpn()
+                    .map(|a| a.map(|p| String::from_utf8_lossy(p).into_owned()).collect())
+                    .unwrap_or_default();
+                let index = {
+                    let mut log = log.lock().unwrap();
+                    log.push(Seen {
+                        offered,
+                        ..Seen::default()
+                    });
+                    log.len() - 1
+                };
+                let Ok(tls) = start.into_stream(config).await else {
+                    return;
+                };
+                let chosen = tls
+                    .get_ref()
+                    .1
+                    .alpn_protocol()
+                    .map(|p| String::from_utf8_lossy(p).into_owned());
+                log.lock().unwrap()[index].chosen = chosen.clone();
+                if chosen.as_deref() == Some("h2") {
+                    serve_h2(tls, backend, log, index).await;
+                } else {
+                    copy(tls, backend, log, index).await;
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// HTTP/2 in front, each request forwarded to the stub over HTTP/1.1.
+async fn serve_h2(
+    tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    backend: SocketAddr,
+    log: Arc<Mutex<Vec<Seen>>>,
+    index: usize,
+) {
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let log = log.clone();
+        async move {
+            let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+            log.lock().unwrap()[index]
+                .requests
+                .push(format!("{:?} {path}", req.version()));
+            let tcp = tokio::net::TcpStream::connect(backend)
+                .await
+                .map_err(anyhow::Error::from)?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+            tokio::spawn(conn);
+            let mut forward = hyper::Request::get(path).header("host", backend.to_string());
+            for (name, value) in req.headers() {
+                forward = forward.header(name, value);
+            }
+            let forward = forward
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap();
+            anyhow::Ok(sender.send_request(forward).await?)
+        }
+    });
+    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+        .await;
+}
+
+/// Bytes both ways; the first request line recorded.
+async fn copy(
+    mut tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    backend: SocketAddr,
+    log: Arc<Mutex<Vec<Seen>>>,
+    index: usize,
+) {
+    let mut first = vec![0u8; 4096];
+    let Ok(n) = tls.read(&mut first).await else { return };
+    let line = String::from_utf8_lossy(&first[..n])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    log.lock().unwrap()[index].requests.push(line);
+    let Ok(mut tcp) = tokio::net::TcpStream::connect(backend).await else {
+        return;
+    };
+    if tcp.write_all(&first[..n]).await.is_ok() {
+        let _ = tokio::io::copy_bidirectional(&mut tls, &mut tcp).await;
+    }
+}
+
+/// Runs `wire-tail` with `args`, within 20 s.
+async fn wire_tail(args: &[&str]) -> std::process::Output {
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_wire-tail"))
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("wire-tail ends by itself")
+        .unwrap()
+}
+
+/// The ids of the JSON lines `wire-tail` printed.
+fn ids(out: &std::process::Output) -> Vec<u64> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn wire_tail_streams_sse_over_https_on_http1_when_the_server_picks_it() {
+    let pki = pki();
+    let ca = temp("ca-h1.pem", &pki.ca_pem);
+    let (addr, seen) = front(&pki, &[b"http/1.1"], plain_stub(20).await).await;
+    let url = format!("https://localhost:{}", addr.port());
+    let out = wire_tail(&[
+        "--url",
+        &url,
+        "--ca-cert",
+        ca.to_str().unwrap(),
+        "--max-events",
+        "20",
+    ])
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(ids(&out), (1..=20).collect::<Vec<_>>());
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen[0].offered, ["h2", "http/1.1"], "SSE offers both");
+    assert_eq!(seen[0].chosen.as_deref(), Some("http/1.1"));
+    assert!(
+        seen[0].requests[0].starts_with("GET /stream?cursor=0 HTTP/1.1"),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn wire_tail_speaks_http2_when_the_server_picks_h2_for_sse_and_polling() {
+    let pki = pki();
+    let ca = temp("ca-h2.pem", &pki.ca_pem);
+    let (addr, seen) = front(&pki, &[b"h2", b"http/1.1"], plain_stub(30).await).await;
+    let url = format!("https://127.0.0.1:{}", addr.port());
+    for (transport, path) in [("sse", "/stream?cursor=0"), ("http", "/events?cursor=0")] {
+        let args = [
+            "--url",
+            &url,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "--max-events",
+            "30",
+        ];
+        let out = wire_tail(&[&args[..], &["--transport", transport]].concat()).await;
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(ids(&out), (1..=30).collect::<Vec<_>>());
+        let seen = seen.lock().unwrap().clone();
+        let last = seen.last().unwrap();
+        assert_eq!(last.chosen.as_deref(), Some("h2"), "{seen:?}");
+        assert!(
+            last.requests[0].starts_with(&format!("HTTP/2.0 {path}")),
+            "{seen:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_wss_url_means_websocket_offering_only_http1() {
+    let pki = pki();
+    let ca = temp("ca-ws.pem", &pki.ca_pem);
+    // The server would pick h2 if offered it.
+    let (addr, seen) = front(&pki, &[b"h2", b"http/1.1"], plain_stub(25).await).await;
+    let url = format!("wss://localhost:{}", addr.port());
+    let out = wire_tail(&[
+        "--url",
+        &url,
+        "--ca-cert",
+        ca.to_str().unwrap(),
+        "--max-events",
+        "25",
+    ])
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(ids(&out), (1..=25).collect::<Vec<_>>());
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen[0].offered, ["http/1.1"], "{seen:?}");
+    assert!(
+        seen[0].requests[0].starts_with("GET /ws?cursor=0 HTTP/1.1"),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_explicit_transport_wins_over_a_ws_url_with_one_warning() {
+    let stub = plain_stub(5).await;
+    let url = format!("ws://127.0.0.1:{}", stub.port());
+    let out = wire_tail(&["--url", &url, "--transport", "sse", "--max-events", "5"]).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(ids(&out), [1, 2, 3, 4, 5]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("WARN").count(), 1, "{err}");
+    assert!(err.contains("ws:// URL with transport sse"), "{err}");
+}
+
+#[tokio::test]
+async fn a_certificate_from_an_unknown_ca_is_a_fatal_error_naming_the_host() {
+    let pki = pki();
+    let other = temp("other-ca.pem", &self::pki().ca_pem);
+    let (addr, seen) = front(&pki, &[b"http/1.1"], plain_stub(5).await).await;
+    let url = format!("https://localhost:{}", addr.port());
+    for transport in ["sse", "ws", "http"] {
+        let out = wire_tail(&[
+            "--url",
+            &url,
+            "--ca-cert",
+            other.to_str().unwrap(),
+            "--transport",
+            transport,
+        ])
+        .await;
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(out.stdout.is_empty());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("the TLS certificate of localhost is not trusted"),
+            "{err}"
+        );
+    }
+    assert_eq!(seen.lock().unwrap().len(), 3, "one handshake each: no retry loop");
+
+    // The raw reader says the same, and stops.
+    let mut config = RawConfig::new(&format!("{url}/stream"));
+    config.tls = Tls::from_ca_file(&other).unwrap();
+    let end = tokio::time::timeout(
+        Duration::from_secs(10),
+        transport::raw::read(&TokioConnect, &config, |_| true),
+    )
+    .await
+    .expect("the reader stops");
+    assert!(
+        matches!(&end, RawEnd::Failed(e) if e.contains("certificate of localhost is not trusted")),
+        "{end:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_client_library_stops_on_an_untrusted_certificate_and_streams_with_the_ca() {
+    let pki = pki();
+    let (addr, _) = front(&pki, &[b"h2", b"http/1.1"], plain_stub(10).await).await;
+    let url = format!("https://localhost:{}", addr.port());
+    let mut config = ClientConfig::new(&url, Arc::new(|| 0));
+    config.policy.transport = Transport::Sse;
+    config.tls = Tls::from_ca_pem(self::pki().ca_pem.as_bytes(), "another CA").unwrap();
+    let mut client = Client::connect(TokioConnect, config.clone()).unwrap();
+    let mut events = client.subscribe().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&first, Some(Err(ClientError::Certificate { host, .. })) if host == "localhost"),
+        "{first:?}"
+    );
+
+    config.tls = Tls::from_ca_pem(pki.ca_pem.as_bytes(), "the test CA").unwrap();
+    let mut client = Client::connect(TokioConnect, config).unwrap();
+    let mut events = client.subscribe().unwrap();
+    for id in 1..=10 {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .unwrap();
+        assert_eq!(e.unwrap().unwrap().id, id);
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_from_https_to_http_is_refused() {
+    let pki = pki();
+    let plain = plain_stub(3).await;
+    let target = format!("http://127.0.0.1:{}/stream", plain.port());
+    // A TLS server whose every answer redirects to the plain stub.
+    let redirector = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let target = target.clone();
+                let service =
+                    hyper::service::service_fn(move |_req: hyper::Request<hyper::body::Incoming>| {
+                        let res = hyper::Response::builder()
+                            .status(302)
+                            .header("location", target.clone())
+                            .body(http_body_util::Empty::<bytes::Bytes>::new());
+                        async move { res }
+                    });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        });
+        addr
+    };
+    // TLS in front of the redirector.
+    let (addr, seen) = front(&pki, &[b"http/1.1"], redirector).await;
+    let mut config = RawConfig::new(&format!("https://localhost:{}/stream", addr.port()));
+    config.reconnect = false;
+    config.tls = Tls::from_ca_pem(pki.ca_pem.as_bytes(), "the test CA").unwrap();
+    // Followed, the redirect would stream from the plain stub for ever.
+    let end = tokio::time::timeout(
+        Duration::from_secs(10),
+        transport::raw::read(&TokioConnect, &config, |_| true),
+    )
+    .await
+    .expect("the reader stops at the redirect");
+    assert!(
+        matches!(&end, RawEnd::Failed(e) if e.contains("never downgrade")),
+        "{end:?}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
