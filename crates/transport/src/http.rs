@@ -72,6 +72,11 @@ pub(crate) fn retry(reason: &str) -> Failure {
 
 /// GETs `path` (under the endpoint's prefix) with `headers`, following
 /// redirects. Any status is returned; the caller classifies it.
+///
+/// Credentials stay home: once a redirect leaves the endpoint's origin
+/// (scheme, host or port differ), `Authorization` is dropped for that hop
+/// and every later one, as browsers (Fetch: "remove Authorization on a
+/// cross-origin redirect") and curl do. A same-origin redirect keeps it.
 pub async fn get<C: Connect>(
     connector: &C,
     endpoint: &Endpoint,
@@ -79,9 +84,16 @@ pub async fn get<C: Connect>(
     headers: &[(header::HeaderName, String)],
     timeouts: Timeouts,
 ) -> Result<Reply, Failure> {
+    let origin = (endpoint.host.to_ascii_lowercase(), endpoint.port);
     let mut target = (endpoint.host.clone(), endpoint.port, endpoint.path(path));
+    let mut headers = headers.to_vec();
     for _ in 0..=MAX_REDIRECTS {
-        let reply = get_once(connector, &target, headers, timeouts).await?;
+        // Only `http` is followed (below), so the scheme is the same
+        // whenever host and port are.
+        if (target.0.to_ascii_lowercase(), target.1) != origin {
+            headers.retain(|(name, _)| name != header::AUTHORIZATION);
+        }
+        let reply = get_once(connector, &target, &headers, timeouts).await?;
         let status = reply.response.status();
         if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
             return Ok(reply);

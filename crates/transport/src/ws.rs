@@ -56,6 +56,9 @@ pub(crate) async fn open<C: Connect>(
     match tokio::time::timeout(t.headers, handshake).await {
         Err(_) => Err(retry("WebSocket handshake timed out")),
         Ok(Ok((ws, _))) => Ok(Stream { ws, idle }),
+        // tungstenite follows no redirect: a 3xx to the upgrade lands here
+        // and is refused (classified as a 4xx-like answer), so the token is
+        // never sent anywhere but the configured endpoint.
         Ok(Err(tungstenite::Error::Http(res))) => {
             let body = res
                 .body()
