@@ -117,3 +117,19 @@ fn attempts_restart_at_one_only_after_a_reset() {
     assert_eq!(run(true), Ok(()));
     assert_eq!(run(false), Err(ms(500)));
 }
+
+#[test]
+fn at_the_cap_a_wait_is_within_the_top_band_and_never_above_the_cap() {
+    let at_fifth = |wait| {
+        let mut t = Vec::new();
+        for (attempt, w) in [(1, 1000), (2, 2000), (3, 4000), (4, 8000), (5, wait)] {
+            t.extend([connecting(), disconnected(), backoff(attempt, w)]);
+        }
+        check(t)
+    };
+    assert_eq!(at_fifth(16_000), Ok(()));
+    assert_eq!(at_fifth(12_800), Ok(()));
+    assert_eq!(at_fifth(16_001), Err(ms(1400)), "over the cap");
+    assert_eq!(at_fifth(17_600), Err(ms(1400)), "jitter on top of the cap");
+    assert_eq!(at_fifth(12_799), Err(ms(1400)), "under the top band");
+}

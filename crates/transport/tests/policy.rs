@@ -62,13 +62,19 @@ fn backoff_doubles_from_one_second_and_caps_at_sixteen() {
 }
 
 #[test]
-fn jitter_only_adds_within_its_bound_and_follows_the_seed() {
+fn jitter_adds_below_the_cap_stays_inside_it_at_the_cap_and_follows_the_seed() {
     let t = t0();
     let delays = |seed| failing_delays(&mut Policy::new(PolicyConfig::default(), seed, t), t, 8);
     let a = delays(7);
-    for (d, base) in a.iter().zip([1.0, 2.0, 4.0, 8.0, 16.0, 16.0, 16.0, 16.0].map(s)) {
+    for (d, base) in a.iter().zip([1.0, 2.0, 4.0, 8.0].map(s)) {
         assert!(*d >= base && *d < base.mul_f64(1.2), "{d:?} vs {base:?}");
     }
+    // At the cap: within [0.8·cap, cap], and spread (not all equal).
+    let at_cap = &a[4..];
+    for d in at_cap {
+        assert!(*d >= s(12.8) && *d <= s(16.0), "{d:?} at the 16 s cap");
+    }
+    assert!(at_cap.windows(2).any(|w| w[0] != w[1]), "{at_cap:?}");
     assert_eq!(a, delays(7), "same seed, same schedule");
     assert_ne!(a, delays(8), "another seed, another schedule");
 }
@@ -107,6 +113,25 @@ fn retry_after_is_honoured() {
         },
     );
     assert_eq!(p.next(t), Next::WaitUntil(t + s(7.0)));
+}
+
+#[test]
+fn a_server_hint_above_the_cap_wins_exactly() {
+    let t = t0();
+    let mut p = Policy::new(PolicyConfig::default(), 1, t);
+    assert!(matches!(p.next(t), Next::Attempt(Transport::Sse)));
+    p.failed(
+        t,
+        Failure::Retry {
+            reason: "429".into(),
+            retry_after: Some(s(60.0)),
+        },
+    );
+    assert_eq!(p.next(t), Next::WaitUntil(t + s(60.0)));
+    // retry: above the cap too, every time.
+    let mut p = Policy::new(PolicyConfig::default(), 1, t);
+    p.retry_hint(20_000);
+    assert_eq!(failing_delays(&mut p, t, 6), [s(20.0); 6]);
 }
 
 #[test]
