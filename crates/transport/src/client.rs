@@ -26,8 +26,10 @@ pub struct ClientConfig {
     /// The wire's base URL, such as `http://127.0.0.1:8091`.
     pub url: String,
     pub policy: PolicyConfig,
-    /// No byte for this long (heartbeats included) and the connection is
-    /// deemed dead and replaced. The config's `health_check_interval_s`.
+    /// No whole message for this long (an event, a heartbeat, an SSE
+    /// comment, a WebSocket ping; bytes of an unfinished one do not count)
+    /// and the connection is deemed dead and replaced. The config's
+    /// `health_check_interval_s`.
     pub idle_timeout: Duration,
     pub timeouts: Timeouts,
     /// Long-poll wait on `GET /events`; zero polls without waiting.

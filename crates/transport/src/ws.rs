@@ -76,6 +76,9 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Stream<S> {
     /// delivered) only names where a bad message was.
     pub(crate) async fn next(&mut self, last: u64) -> Result<Frame, Failure> {
         loop {
+            // tungstenite yields whole messages only (a dripped frame stays
+            // inside it), so the deadline is per message; pings and pongs
+            // are messages and count as liveness.
             let msg = match tokio::time::timeout(self.idle, self.ws.next()).await {
                 Err(_) => return Err(crate::driver::idle_failure(self.idle)),
                 Ok(None) => return Err(retry("the server closed the WebSocket")),
