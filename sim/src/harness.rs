@@ -93,7 +93,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         if i == 0
             && let Some(kill_at) = scenario.engine
         {
-            let config = client_config(kind, seed.wrapping_mul(31));
+            let config = client_config(kind, scenario.fallback, seed.wrapping_mul(31));
             let total = payloads.len() as u64;
             let delay = scenario.client_delay;
             let dir = std::env::temp_dir().join(format!(
@@ -113,7 +113,11 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         let total = payloads.len() as u64;
         let slow = if i == 0 { scenario.slow_reader } else { None };
         let delay = scenario.client_delay;
-        let mut config = client_config(kind, seed.wrapping_mul(31).wrapping_add(i as u64));
+        let mut config = client_config(
+            kind,
+            scenario.fallback,
+            seed.wrapping_mul(31).wrapping_add(i as u64),
+        );
         if slow.is_some() {
             // A slow reader with little buffer: the server sees it fall behind.
             config.buffer = 16;

@@ -5,7 +5,7 @@
 
 use decision::{Config, ConfigError};
 use serde::Deserialize;
-use transport::Transport;
+use transport::Preference;
 
 /// The config file, in the original plan's shape.
 #[derive(Debug, Default, Deserialize)]
@@ -23,7 +23,9 @@ pub struct WireConfig {
     /// false: ignore `url` and use the embedded wire.
     pub enabled: bool,
     pub url: Option<String>,
-    pub transport: Transport,
+    /// auto (the default: SSE, falling back to polling), or strictly sse,
+    /// ws or poll.
+    pub transport: Preference,
     pub reconnect: ReconnectConfig,
     pub health_check_interval_s: u64,
 }
@@ -33,7 +35,7 @@ impl Default for WireConfig {
         WireConfig {
             enabled: true,
             url: None,
-            transport: Transport::Sse,
+            transport: Preference::Auto,
             reconnect: ReconnectConfig::default(),
             health_check_interval_s: 30,
         }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use transport::Transport;
+use transport::Preference;
 
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -21,12 +21,14 @@ struct Args {
     /// The wire's base URL; none: an embedded stub on the built-in day.
     #[arg(long, env = "TICKWIRE_WIRE_URL")]
     wire_url: Option<String>,
-    /// Stream over SSE (the default).
-    #[arg(long, conflicts_with = "transport")]
+    /// A streaming transport: auto (SSE, falling back to polling) unless
+    /// --transport names sse or ws; refused with --transport poll.
+    #[arg(long)]
     streaming: bool,
+    /// auto (SSE, falling back to polling and probing back), or strictly
     /// sse, ws or poll (`http` is the same as poll).
     #[arg(long, env = "TICKWIRE_TRANSPORT")]
-    transport: Option<Transport>,
+    transport: Option<Preference>,
     /// Append every decision here, one JSON line each.
     #[arg(long, env = "TICKWIRE_AUDIT_LOG")]
     audit_log: Option<PathBuf>,
@@ -78,7 +80,15 @@ async fn run(args: Args) -> anyhow::Result<i32> {
     let options = desk::Options {
         file,
         wire_url: args.wire_url,
-        transport: args.transport,
+        transport: match (args.streaming, args.transport) {
+            (true, Some(Preference::Poll)) => {
+                anyhow::bail!(
+                    "--streaming asks for a streaming transport and --transport poll for polling: drop one"
+                )
+            }
+            (true, None) => Some(Preference::Auto),
+            (_, t) => t,
+        },
         run: desk::RunOptions {
             audit_log: args.audit_log,
             state_dir: args.state_dir,

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use transport::{ClientConfig, TokioConnect, Transport};
+use transport::{ClientConfig, Preference, TokioConnect};
 
 use crate::embedded::{self, Embedded};
 use crate::{Ended, Error, FileConfig, Live, RunOptions, metrics};
@@ -17,7 +17,7 @@ pub struct Options {
     /// Wins over `wire.url`; none (and no `wire.url`): the embedded wire.
     pub wire_url: Option<String>,
     /// Wins over `wire.transport`.
-    pub transport: Option<Transport>,
+    pub transport: Option<Preference>,
     pub run: RunOptions,
     /// Embedded wire only: events/s (none: all at once).
     pub fixture_rate: Option<f64>,
@@ -41,7 +41,7 @@ impl std::fmt::Debug for Options {
 pub struct Session {
     pub live: Live,
     pub url: String,
-    pub transport: Transport,
+    pub transport: Preference,
     pub embedded: Option<Embedded>,
     pub metrics_addr: SocketAddr,
     client: ClientConfig,
@@ -86,7 +86,7 @@ pub async fn start(options: Options, metrics: TcpListener) -> Result<Session, Er
 
     let kind = transport.unwrap_or(file.wire.transport);
     let mut client = ClientConfig::new(&url, clock.clone());
-    client.policy.transport = kind;
+    kind.apply(&mut client.policy);
     client.policy.initial_delay = Duration::from_millis(file.wire.reconnect.initial_delay_ms);
     client.policy.max_delay = Duration::from_millis(file.wire.reconnect.max_delay_ms);
     client.policy.max_attempts = file.wire.reconnect.max_attempts;

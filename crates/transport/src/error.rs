@@ -20,6 +20,10 @@ pub enum ClientError {
     /// 204 No Content: the server asked the client to stop.
     #[error("204 No Content: the server asked the client to stop")]
     StoppedByServer,
+    /// The streaming endpoint answered 404 and the transport was asked for
+    /// strictly (`sse`, `ws`): only `auto` falls back to polling.
+    #[error("the {0} endpoint is missing (404) and {0} is strict: use auto to fall back to polling")]
+    StreamingMissing(wire::Transport),
     /// The polling endpoint itself answered 404.
     #[error("polling endpoint missing (404)")]
     PollingMissing,

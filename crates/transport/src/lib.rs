@@ -16,6 +16,7 @@ mod metrics;
 mod net;
 pub mod policy;
 mod poll;
+mod preference;
 pub mod raw;
 mod sse;
 mod timeline;
@@ -26,5 +27,7 @@ pub use error::ClientError;
 pub use gate::{Gate, Offer, PageRequest, Repaired, Stalled};
 pub use metrics::{Metrics, Snapshot, State};
 pub use net::{Connect, Endpoint, TokioConnect};
-pub use policy::{Failure, FallbackReason, Next, Note, Policy, PolicyConfig, Transport};
+pub use policy::{
+    Failure, FallbackReason, Next, Note, Policy, PolicyConfig, Preference, Transport, UnknownPreference,
+};
 pub use timeline::{Lifecycle, TimelineEntry};

@@ -7,9 +7,12 @@
 //! [`backoff_delay`]); a server's `retry:` and `Retry-After` are floors,
 //! and win over the cap when above it; backoff resets only after a connection stayed healthy for
 //! `healthy_after`; `max_attempts` consecutive failures stop the client
-//! (-1: never); one attempt at a time; fallback from streaming to polling
-//! when the stream endpoint is missing or streaming fails `fallback_after`
-//! times in a row, and a streaming probe every `probe_interval` to upgrade.
+//! (-1: never); one attempt at a time; with `fallback` (the `auto`
+//! preference), fallback from streaming to polling when the stream endpoint
+//! is missing or streaming fails `fallback_after` times in a row, and a
+//! streaming probe every `probe_interval` to upgrade. Without it the
+//! transport is strict: it never switches, and a missing stream endpoint
+//! stops the client.
 
 use std::time::{Duration, Instant};
 
@@ -21,10 +24,15 @@ use crate::error::ClientError;
 /// The transport vocabulary is the protocol's: `wire::Transport`.
 pub use wire::Transport;
 
+pub use crate::preference::{Preference, UnknownPreference};
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyConfig {
-    /// The preferred transport; `Http` means polling only.
+    /// The transport tried first; `Poll` means polling only.
     pub transport: Transport,
+    /// Fall back from streaming to polling (and probe back): the `auto`
+    /// preference. false: strict, the transport never switches.
+    pub fallback: bool,
     pub initial_delay: Duration,
     /// No backoff delay exceeds it, jitter included. Only a server's
     /// explicit `retry:` or `Retry-After` above it is waited longer.
@@ -51,6 +59,7 @@ impl Default for PolicyConfig {
     fn default() -> Self {
         PolicyConfig {
             transport: Transport::Sse,
+            fallback: true,
             initial_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(16),
             jitter: 0.2,
@@ -309,6 +318,9 @@ impl Policy {
         }
         let (reason, retry_after) = match failure {
             Failure::Fatal(reason) => return self.stop(reason),
+            Failure::StreamMissing if kind.is_streaming() && !self.config.fallback => {
+                return self.stop(ClientError::StreamingMissing(kind));
+            }
             Failure::StreamMissing if kind.is_streaming() => {
                 // Polling is another endpoint: switch to it at once, as no
                 // failure of its own.
@@ -325,6 +337,7 @@ impl Policy {
         if kind.is_streaming() && !healthy {
             self.stream_failures += 1;
             if !self.fallen_back
+                && self.config.fallback
                 && self.config.transport.is_streaming()
                 && self.stream_failures >= self.config.fallback_after
             {
@@ -353,7 +366,7 @@ impl Policy {
     }
 
     fn fall_back(&mut self, reason: FallbackReason) {
-        if self.fallen_back || !self.config.transport.is_streaming() {
+        if self.fallen_back || !self.config.fallback || !self.config.transport.is_streaming() {
             return;
         }
         self.fallen_back = true;

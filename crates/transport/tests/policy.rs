@@ -294,3 +294,55 @@ fn polling_only_never_falls_back_nor_probes() {
         "polling itself missing stops"
     );
 }
+
+#[test]
+fn a_strict_transport_never_switches() {
+    let t = t0();
+    for kind in [Transport::Sse, Transport::Ws] {
+        let strict = PolicyConfig {
+            transport: kind,
+            fallback: false,
+            ..no_jitter()
+        };
+        // Failures in a row: backoff on the same transport, no fallback.
+        let mut p = Policy::new(strict.clone(), 1, t);
+        let mut now = t;
+        for _ in 0..6 {
+            assert_eq!(p.next(now), Next::Attempt(kind));
+            p.failed(now, fail("refused"));
+            let Next::WaitUntil(at) = p.next(now) else {
+                panic!("a wait")
+            };
+            now = at;
+        }
+        assert!(!p.is_fallen_back());
+        assert!(!p.take_notes().iter().any(|n| matches!(n, Note::Fallback { .. })));
+        // A missing endpoint stops it, naming the way out.
+        let mut p = Policy::new(strict, 1, t);
+        assert_eq!(p.next(t), Next::Attempt(kind));
+        p.failed(t, Failure::StreamMissing);
+        assert_eq!(p.next(t), Next::Stop(ClientError::StreamingMissing(kind)));
+    }
+}
+
+#[test]
+fn preferences_read_and_set_the_policy() {
+    use transport::Preference;
+    for (name, transport, fallback) in [
+        ("auto", Transport::Sse, true),
+        ("sse", Transport::Sse, false),
+        ("ws", Transport::Ws, false),
+        ("poll", Transport::Poll, false),
+        ("http", Transport::Poll, false),
+    ] {
+        let pref: Preference = name.parse().unwrap();
+        let mut c = PolicyConfig::default();
+        pref.apply(&mut c);
+        assert_eq!((c.transport, c.fallback), (transport, fallback), "{name}");
+    }
+    assert_eq!(
+        "udp".parse::<Preference>().unwrap_err().to_string(),
+        "transport must be auto, sse, ws or poll (or http), not \"udp\""
+    );
+    assert_eq!(Preference::default(), Preference::Auto);
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use transport::raw::{RawConfig, RawEnd};
-use transport::{Client, ClientConfig, TokioConnect, Transport};
+use transport::{Client, ClientConfig, Preference, TokioConnect};
 
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -16,9 +16,10 @@ struct Args {
     /// The wire's base URL (with --raw: the stream's exact URL).
     #[arg(long, default_value = "http://127.0.0.1:8091")]
     url: String,
-    /// sse, ws, http (polling) or auto (SSE, falling back to polling).
+    /// auto (SSE, falling back to polling and probing back), or strictly
+    /// sse, ws or poll (`http` is the same as poll): these never switch.
     #[arg(long, default_value = "auto")]
-    transport: String,
+    transport: Preference,
     /// Start after this event id (0: from the first).
     #[arg(long, default_value_t = 0)]
     from_id: u64,
@@ -78,18 +79,8 @@ async fn raw(args: &Args) -> i32 {
 }
 
 async fn tail(args: &Args) -> i32 {
-    let kind = match args.transport.as_str() {
-        "auto" => Transport::Sse,
-        name => match name.parse::<Transport>() {
-            Ok(kind) => kind,
-            Err(e) => {
-                eprintln!("wire-tail: --transport: {e}, or auto");
-                return 2;
-            }
-        },
-    };
     let mut config = ClientConfig::new(&args.url, Arc::new(cli::system_clock_us));
-    config.policy.transport = kind;
+    args.transport.apply(&mut config.policy);
     config.start_after = args.from_id;
     config.token = args.token.clone();
     config.seed = cli::system_clock_us();
