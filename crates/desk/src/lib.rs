@@ -6,7 +6,7 @@
 //!   checkpoints are written, a restart resumes exactly.
 //! - `embedded`: the stub in-process on the built-in day, when no wire URL
 //!   is given.
-//! - `metrics`: `app(live)`, the `/metrics`, `/metrics.json` and `/healthz`
+//! - `metrics`: `app(live)`, the `/metrics`, `/metrics.json`, `/healthz` and `/readyz`
 //!   router.
 //! - `config`: the YAML file's shape (`wire`, `strategy`, `risk`, `broker`).
 //! - `session`: all of it put together for the `decision` binary, which

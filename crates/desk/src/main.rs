@@ -35,7 +35,7 @@ struct Args {
     /// Keep checkpoints here and resume from them.
     #[arg(long, env = "TICKWIRE_STATE_DIR")]
     state_dir: Option<PathBuf>,
-    /// /metrics, /metrics.json and /healthz; port 0 picks a free port.
+    /// /metrics, /metrics.json, /healthz and /readyz; port 0 picks a free port.
     #[arg(long, env = "TICKWIRE_METRICS_ADDR", default_value = "127.0.0.1:9090")]
     metrics_addr: SocketAddr,
     /// Exit cleanly after this many events.
