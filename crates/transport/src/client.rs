@@ -136,6 +136,18 @@ impl Client {
         })
     }
 
+    /// The wire's head (its newest id), asked once with `config`'s URL,
+    /// token and timeouts: to start at the head, set `start_after` to it.
+    pub async fn head<C: Connect>(connector: C, config: &ClientConfig) -> Result<u64, ClientError> {
+        let link = Link {
+            connector,
+            endpoint: Endpoint::parse(&config.url).map_err(ClientError::BadUrl)?,
+            token: config.token.clone(),
+            timeouts: config.timeouts,
+        };
+        crate::poll::head(&link).await
+    }
+
     /// The ordered stream of events. There is one: a second call gets `None`.
     pub fn subscribe(&mut self) -> Option<Subscription> {
         self.events.take().map(Subscription)

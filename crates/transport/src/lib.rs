@@ -28,6 +28,7 @@ pub use gate::{Gate, Offer, PageRequest, Repaired, Stalled};
 pub use metrics::{Metrics, Snapshot, State};
 pub use net::{Connect, Endpoint, TokioConnect};
 pub use policy::{
-    Failure, FallbackReason, Next, Note, Policy, PolicyConfig, Preference, Transport, UnknownPreference,
+    BadStart, Failure, FallbackReason, Next, Note, Policy, PolicyConfig, Preference, Start, Transport,
+    UnknownPreference,
 };
 pub use timeline::{Lifecycle, TimelineEntry};

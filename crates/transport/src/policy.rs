@@ -24,7 +24,7 @@ use crate::error::ClientError;
 /// The transport vocabulary is the protocol's: `wire::Transport`.
 pub use wire::Transport;
 
-pub use crate::preference::{Preference, UnknownPreference};
+pub use crate::preference::{BadStart, Preference, Start, UnknownPreference};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyConfig {

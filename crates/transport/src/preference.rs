@@ -1,5 +1,6 @@
-//! The user's transport preference, `auto` or one transport strictly, and
-//! how it sets the policy. Read from flags, environment and YAML by the
+//! The user's choices: the transport preference, `auto` or one transport
+//! strictly, and how it sets the policy; and the start point, the head or
+//! after an id. Read from flags, environment and YAML by the
 //! binaries; the wire itself only knows `wire::Transport`.
 
 use crate::policy::{PolicyConfig, Transport};
@@ -71,6 +72,39 @@ impl std::str::FromStr for Preference {
             "ws" => Ok(Preference::Ws),
             "poll" | "http" => Ok(Preference::Poll),
             other => Err(UnknownPreference(other.to_owned())),
+        }
+    }
+}
+
+/// Where a client starts: after an id (0: from the first event), or at the
+/// head, learnt from the wire first ([`crate::Client::head`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    Head,
+    After(u64),
+}
+
+/// A start point that is neither `head` nor an id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a start point is head or an event id, not {0:?}")]
+pub struct BadStart(pub String);
+
+impl std::str::FromStr for Start {
+    type Err = BadStart;
+
+    fn from_str(s: &str) -> Result<Start, BadStart> {
+        match s {
+            "head" => Ok(Start::Head),
+            id => id.parse().map(Start::After).map_err(|_| BadStart(id.to_owned())),
+        }
+    }
+}
+
+impl std::fmt::Display for Start {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Start::Head => f.write_str("head"),
+            Start::After(id) => write!(f, "{id}"),
         }
     }
 }

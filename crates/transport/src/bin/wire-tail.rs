@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use transport::raw::{RawConfig, RawEnd};
-use transport::{Client, ClientConfig, Preference, TokioConnect};
+use transport::{Client, ClientConfig, Preference, Start, TokioConnect};
 
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -20,9 +20,11 @@ struct Args {
     /// sse, ws or poll (`http` is the same as poll): these never switch.
     #[arg(long, default_value = "auto")]
     transport: Preference,
-    /// Start after this event id (0: from the first).
-    #[arg(long, default_value_t = 0)]
-    from_id: u64,
+    /// Where to start: head (after the wire's newest event, learnt first)
+    /// or an event id to start after (0: from the first). `--from-id N` is
+    /// the same.
+    #[arg(long, alias = "from-id", default_value = "0")]
+    from: Start,
     /// Exit 0 after this many events.
     #[arg(long)]
     max_events: Option<u64>,
@@ -32,13 +34,18 @@ struct Args {
     /// With --raw: exit when the stream ends instead of reconnecting.
     #[arg(long, requires = "raw")]
     no_reconnect: bool,
-    /// Bearer token for the wire.
-    #[arg(long, env = "WIRE_TOKEN", hide_env_values = true)]
+    /// Bearer token for the wire (or TICKWIRE_TOKEN; the older WIRE_TOKEN
+    /// is read when neither is given).
+    #[arg(long, env = "TICKWIRE_TOKEN", hide_env_values = true)]
     token: Option<String>,
 }
 
 fn main() {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    // clap's `env` takes one name: the old one is an alias read here.
+    if args.token.is_none() {
+        args.token = std::env::var("WIRE_TOKEN").ok().filter(|t| !t.is_empty());
+    }
     cli::init_logs(false, "warn");
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
@@ -81,9 +88,18 @@ async fn raw(args: &Args) -> i32 {
 async fn tail(args: &Args) -> i32 {
     let mut config = ClientConfig::new(&args.url, Arc::new(cli::system_clock_us));
     args.transport.apply(&mut config.policy);
-    config.start_after = args.from_id;
     config.token = args.token.clone();
     config.seed = cli::system_clock_us();
+    config.start_after = match args.from {
+        Start::After(id) => id,
+        Start::Head => match Client::head(TokioConnect, &config).await {
+            Ok(head) => head,
+            Err(e) => {
+                eprintln!("wire-tail: --from head: {e}");
+                return 1;
+            }
+        },
+    };
     let mut client = match Client::connect(TokioConnect, config) {
         Ok(c) => c,
         Err(e) => {
