@@ -28,6 +28,9 @@ pub struct WireConfig {
     pub transport: Preference,
     pub reconnect: ReconnectConfig,
     pub health_check_interval_s: u64,
+    /// Bearer token for a wire that needs one (`--token` and
+    /// `TICKWIRE_TOKEN` win over it).
+    pub token: Option<String>,
 }
 
 impl Default for WireConfig {
@@ -38,6 +41,7 @@ impl Default for WireConfig {
             transport: Preference::Auto,
             reconnect: ReconnectConfig::default(),
             health_check_interval_s: 30,
+            token: None,
         }
     }
 }
