@@ -93,3 +93,35 @@ async fn a_same_origin_redirect_keeps_the_token() {
     assert_eq!(get_with_token(addr, "/here").await, StatusCode::OK);
     assert_eq!(*seen.lock().unwrap(), vec![Some("Bearer s3cret".to_owned())]);
 }
+
+/// The WebSocket handshake follows no redirect: a 3xx to the upgrade stops
+/// the client (a refused answer), and the token goes nowhere else.
+#[tokio::test]
+async fn the_websocket_handshake_follows_no_redirect() {
+    let (final_addr, seen) = recorder().await;
+    let location = format!("http://{final_addr}/final");
+    let app = Router::new().route(
+        "/ws",
+        get(move || {
+            let location = location.clone();
+            async move { (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response() }
+        }),
+    );
+    let first = serve(app).await;
+    let mut config = transport::ClientConfig::new(&format!("http://{first}"), Arc::new(|| 1));
+    config.policy.transport = transport::Transport::Ws;
+    config.policy.fallback = false;
+    config.token = Some("s3cret".into());
+    let mut client = transport::Client::connect(TokioConnect, config).unwrap();
+    let mut sub = client.subscribe().unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("the client stops")
+        .unwrap();
+    assert!(
+        matches!(end, Err(transport::ClientError::Refused { status: 307, .. })),
+        "{end:?}"
+    );
+    assert!(seen.lock().unwrap().is_empty(), "the redirect was followed");
+    client.close().await;
+}
