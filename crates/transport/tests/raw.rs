@@ -284,6 +284,44 @@ async fn the_last_event_id_persists_across_connections() {
     assert!(!requests[5].contains("last-event-id"), "{}", requests[5]);
 }
 
+/// Log lines, captured.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn what_the_decoder_drops_is_logged_and_reading_goes_on() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let long = format!("data: {}\n\n", "x".repeat(100));
+    let (addr, _) = server(vec![sse(&[long.as_bytes(), b"data: ok\n\n"])]).await;
+    let mut c = config(addr, "/s");
+    c.limits.max_line = 64;
+    let (events, end) = read_all(&c, 10).await;
+    assert_eq!(events, [ev("message", "ok", "")]);
+    assert_eq!(end, RawEnd::Ended);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("WARN") && text.contains("dropped") && text.contains("64-byte limit"),
+        "{text}"
+    );
+}
+
 /// The binary: JSON lines on stdout, nothing on stdout and a non-zero exit
 /// when the response fails, exit 0 when the stream ends (--no-reconnect).
 #[tokio::test]
