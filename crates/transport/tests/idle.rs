@@ -77,3 +77,67 @@ async fn a_stream_dripping_bytes_of_an_unfinished_event_is_silent() {
     assert!(silent, "{:#?}", client.timeline());
     client.close().await;
 }
+
+/// A server that keeps the stream alive with comment lines (every 200 ms,
+/// 1.6 s of them, past the 1 s deadline) and then sends event 1.
+async fn commenting_server() -> (String, mpsc::UnboundedReceiver<tokio::time::Instant>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let payload = wire::fixture::parse("default", wire::fixture::DEFAULT).unwrap()[0].clone();
+    let mut event = Vec::new();
+    wire::sse::encode_event(
+        &mut event,
+        &wire::Event {
+            id: 1,
+            pub_us: None,
+            payload,
+        },
+    );
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let _ = tx.send(tokio::time::Instant::now());
+            let event = event.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n";
+                let _ = sock.write_all(head.as_bytes()).await;
+                for _ in 0..8 {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if sock.write_all(b": keep-alive\n").await.is_err() {
+                        return;
+                    }
+                }
+                let _ = sock.write_all(&event).await;
+                // Hold the connection open.
+                let _ = sock.read(&mut buf).await;
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn comment_lines_keep_a_stream_alive() {
+    let (url, mut connections) = commenting_server().await;
+    let mut config = ClientConfig::new(&url, Arc::new(|| 1));
+    config.policy.jitter = 0.0;
+    config.idle_timeout = Duration::from_secs(1);
+    let mut client = Client::connect(TokioConnect, config).unwrap();
+    let mut sub = client.subscribe().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("event 1 arrives")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.id, 1);
+    connections.recv().await.unwrap();
+    assert!(
+        connections.try_recv().is_err(),
+        "the client reconnected: {:#?}",
+        client.timeline()
+    );
+    client.close().await;
+}
