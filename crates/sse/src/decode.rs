@@ -10,7 +10,9 @@ use std::fmt;
 /// Size limits. Both end in a [`DecodeError`], never in unbounded memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Longest line, in bytes, without its line end.
+    /// Longest line, in bytes as buffered (decoded UTF-8: an invalid byte
+    /// counts as the three bytes of the U+FFFD that replaces it), without its
+    /// line end.
     pub max_line: usize,
     /// Largest data buffer of one event, in bytes (LFs between lines count).
     pub max_event: usize,
@@ -77,9 +79,19 @@ pub enum Frame<'a> {
 ///
 /// Feed it with [`push`](Decoder::push), then call
 /// [`next_frame`](Decoder::next_frame) until it returns `None`; call
-/// [`finish`](Decoder::finish) when the stream ends. Memory stays within the
-/// largest pushed chunk plus [`Limits::max_line`] plus [`Limits::max_event`],
-/// provided frames are pulled after each push.
+/// [`finish`](Decoder::finish) when the stream ends.
+///
+/// Memory, provided frames are pulled until `None` after each push (`M` is
+/// [`Limits::max_line`], `C` the largest chunk pushed):
+/// - [`buffered`](Decoder::buffered) is at most `max(M, 3)` once frames are
+///   pulled (3: the bytes of one split character are held until it is
+///   complete), and at most `max(M, 3) + 3 * (C + 2)` while a chunk's frames
+///   are being pulled: decoding turns each invalid byte into a 3-byte U+FFFD,
+///   and the up to 2 further bytes a held character can grow to.
+/// - the data buffer holds at most [`Limits::max_event`] bytes; the event
+///   type, the id and the committed id at most `M` each.
+/// - plus the allocator's slack: buffers grow by doubling and are kept for
+///   reuse, so capacity can reach twice the largest length held.
 ///
 /// Bytes are decoded to text as they are pushed, as the standard says (decode
 /// the stream, then split it into lines): one SIMD validation pass per byte,
@@ -199,7 +211,8 @@ impl Decoder {
         self.dispatches
     }
 
-    /// Bytes held for an unfinished line.
+    /// Bytes held for unfinished lines: decoded text not yet consumed, plus
+    /// the raw bytes of a character split across pushes.
     pub fn buffered(&self) -> usize {
         self.text.len() - self.pos + self.carry.len()
     }
@@ -333,7 +346,10 @@ impl Decoder {
                 self.pos = len;
                 return Line::NeedMore;
             }
-            if len - self.pos > self.limits.max_line {
+            // The carried bytes of a split character belong to this line and
+            // will decode to at least as many bytes, so counting them keeps
+            // the bound exact. Once per push, not per byte.
+            if len - self.pos + self.carry.len() > self.limits.max_line {
                 // The line will be too long whatever comes next.
                 self.discard_line = true;
                 self.pos = len;
