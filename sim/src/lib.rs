@@ -568,5 +568,5 @@ async fn engine_client(
 }
 
 fn overflow_drops(stub: &Stub) -> u64 {
-    stub.metrics_json()["slow_consumer_drops"].as_u64().unwrap_or(0)
+    stub.slow_consumer_drops()
 }
