@@ -230,5 +230,5 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
 }
 
 fn overflow_drops(stub: &Stub) -> u64 {
-    stub.metrics_json()["slow_consumer_drops"].as_u64().unwrap_or(0)
+    stub.slow_consumer_drops()
 }

@@ -26,7 +26,7 @@ fn temp(name: &str) -> PathBuf {
 
 async fn stub(config: stub::Config, events: usize) -> (Stub, String) {
     let stub = Stub::new(config.clone(), Log::new(config.retention), Arc::new(|| 1));
-    stub.publish(Source::Fixture, &fixture()[..events]).unwrap();
+    stub.publish(Source::Fixture, &fixture()[..events]).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(stub::serve(listener, stub.clone(), std::future::pending()));
@@ -77,7 +77,7 @@ async fn from_an_id_or_the_head() {
 
     // The head is learnt at start; what is published after it comes first.
     let s = session(options(&url, Some(Start::Head), max(1))).await.unwrap();
-    stub.publish(Source::Ingest, &fixture()[20..25]).unwrap();
+    stub.publish(Source::Ingest, &fixture()[20..25]).await.unwrap();
     assert_eq!(run(&s).await, Ended::Done);
     assert_eq!(s.live.engine().last_event_id(), Some(21));
 }

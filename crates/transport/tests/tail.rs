@@ -55,7 +55,7 @@ async fn tail(args: &[&str], envs: &[(&str, &str)]) -> (Vec<u64>, String, bool) 
 #[tokio::test]
 async fn head_is_learnt_from_the_wire() {
     let (stub, url) = start(Config::default()).await;
-    stub.publish(Source::Fixture, &fixture()[..12]).unwrap();
+    stub.publish(Source::Fixture, &fixture()[..12]).await.unwrap();
     let config = ClientConfig::new(&url, Arc::new(|| 1));
     assert_eq!(Client::head(TokioConnect, &config).await, Ok(12));
 }
@@ -64,7 +64,7 @@ async fn head_is_learnt_from_the_wire() {
 async fn wire_tail_starts_after_an_id_or_at_the_head() {
     let (stub, url) = start(Config::default()).await;
     let f = fixture();
-    stub.publish(Source::Fixture, &f[..10]).unwrap();
+    stub.publish(Source::Fixture, &f[..10]).await.unwrap();
     for flag in ["--from", "--from-id"] {
         let (ids, err, ok) = tail(&["--url", &url, flag, "4", "--max-events", "2"], &[]).await;
         assert!(ok, "{flag}: {err}");
@@ -76,7 +76,7 @@ async fn wire_tail_starts_after_an_id_or_at_the_head() {
     let feeder = tokio::spawn(async move {
         for chunk in more.chunks(1) {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            publisher.publish(Source::Ingest, chunk).unwrap();
+            publisher.publish(Source::Ingest, chunk).await.unwrap();
         }
     });
     let (ids, err, ok) = tail(&["--url", &url, "--from", "head", "--max-events", "1"], &[]).await;
@@ -95,7 +95,7 @@ async fn the_token_comes_from_tickwire_token_or_the_older_wire_token() {
         ..Config::default()
     })
     .await;
-    stub.publish(Source::Fixture, &fixture()[..3]).unwrap();
+    stub.publish(Source::Fixture, &fixture()[..3]).await.unwrap();
     let args = ["--url", url.as_str(), "--max-events", "1"];
     for envs in [
         &[("TICKWIRE_TOKEN", "s3cret")][..],
@@ -123,7 +123,7 @@ async fn an_expired_cursor_says_how_to_start_elsewhere() {
         ..Config::default()
     })
     .await;
-    stub.publish(Source::Fixture, &fixture()[..200]).unwrap();
+    stub.publish(Source::Fixture, &fixture()[..200]).await.unwrap();
     let mut config = ClientConfig::new(&url, Arc::new(|| 1));
     config.start_after = 3;
     let mut client = Client::connect(TokioConnect, config).unwrap();
