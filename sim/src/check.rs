@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use transport::{Lifecycle, TimelineEntry};
 
-use crate::{ClientRun, Entry, Report, Scenario};
+use crate::{Broke, ClientRun, Entry, Report, Scenario};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
@@ -53,10 +53,9 @@ fn violation(class: Class, at: Option<Duration>, what: String) -> Violation {
 pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
     if let Some(c) = &report.crashed {
         // turmoil gives up when clients never finish: that is liveness.
-        let class = if c.contains("Ran for duration") {
-            Class::Liveness
-        } else {
-            Class::Crash
+        let class = match c {
+            Broke::OutOfTime(_) => Class::Liveness,
+            Broke::Error(_) | Broke::Panic(_) => Class::Crash,
         };
         let stuck: Vec<String> = report
             .clients

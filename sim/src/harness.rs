@@ -12,7 +12,7 @@ use transport::Client;
 
 use crate::engine::engine_client;
 use crate::net;
-use crate::report::{ClientRun, Entry, Report};
+use crate::report::{Broke, ClientRun, Entry, Report};
 use crate::scenario::{Fault, Scenario, client_config};
 
 /// The simulated clock for publish times and latency, in µs since the epoch.
@@ -23,6 +23,10 @@ pub(crate) fn sim_clock_us() -> u64 {
 /// The simulation's tick: 10 ms. Every tick is a step of every host, so a
 /// coarser tick runs faster; timelines are accurate to one tick.
 pub const TICK: Duration = Duration::from_millis(10);
+
+/// turmoil gives up after this much simulated time: a run still going then
+/// never finished, which is a liveness failure, not a crash.
+const SIM_DURATION: Duration = Duration::from_secs(3600);
 
 /// State the harness shares with the simulated hosts.
 #[derive(Default)]
@@ -45,7 +49,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         .rng_seed(seed)
         .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(1_772_461_800))
         .tick_duration(scenario.tick)
-        .simulation_duration(Duration::from_secs(3600))
+        .simulation_duration(SIM_DURATION)
         // Room for every client's connection in the accept queue.
         .tcp_capacity(64.max(scenario.clients.len() * 4))
         .min_message_latency(Duration::from_millis(1))
@@ -170,7 +174,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         .collect();
     let crashed = loop {
         while let Some((at, fault)) = schedule.next_if(|(at, _)| *at <= sim.elapsed()) {
-            applied.push((sim.elapsed(), format!("{fault:?}")));
+            applied.push((sim.elapsed(), fault.clone()));
             let _ = at;
             let targets = |c: &Option<usize>| -> Vec<String> {
                 match c {
@@ -206,14 +210,15 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step())) {
             Ok(Ok(true)) => break None,
             Ok(Ok(false)) => {}
-            Ok(Err(e)) => break Some(format!("simulation error: {e}")),
+            Ok(Err(_)) if sim.elapsed() >= SIM_DURATION => break Some(Broke::OutOfTime(sim.elapsed())),
+            Ok(Err(e)) => break Some(Broke::Error(e.to_string())),
             Err(p) => {
-                break Some(
+                break Some(Broke::Panic(
                     p.downcast_ref::<String>()
                         .cloned()
                         .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                         .unwrap_or_else(|| "panic".into()),
-                );
+                ));
             }
         }
     };
