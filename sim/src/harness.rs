@@ -12,7 +12,7 @@ use transport::Client;
 
 use crate::engine::engine_client;
 use crate::net;
-use crate::report::{ClientRun, Entry, Report};
+use crate::report::{Broke, ClientRun, Entry, Report};
 use crate::scenario::{Fault, Scenario, client_config};
 
 /// The simulated clock for publish times and latency, in µs since the epoch.
@@ -23,6 +23,10 @@ pub(crate) fn sim_clock_us() -> u64 {
 /// The simulation's tick: 10 ms. Every tick is a step of every host, so a
 /// coarser tick runs faster; timelines are accurate to one tick.
 pub const TICK: Duration = Duration::from_millis(10);
+
+/// turmoil gives up after this much simulated time: a run still going then
+/// never finished, which is a liveness failure, not a crash.
+const SIM_DURATION: Duration = Duration::from_secs(3600);
 
 /// State the harness shares with the simulated hosts.
 #[derive(Default)]
@@ -45,7 +49,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         .rng_seed(seed)
         .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(1_772_461_800))
         .tick_duration(scenario.tick)
-        .simulation_duration(Duration::from_secs(3600))
+        .simulation_duration(SIM_DURATION)
         // Room for every client's connection in the accept queue.
         .tcp_capacity(64.max(scenario.clients.len() * 4))
         .min_message_latency(Duration::from_millis(1))
@@ -93,7 +97,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         if i == 0
             && let Some(kill_at) = scenario.engine
         {
-            let config = client_config(kind, seed.wrapping_mul(31));
+            let config = client_config(kind, scenario.fallback, seed.wrapping_mul(31));
             let total = payloads.len() as u64;
             let delay = scenario.client_delay;
             let dir = std::env::temp_dir().join(format!(
@@ -113,7 +117,11 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         let total = payloads.len() as u64;
         let slow = if i == 0 { scenario.slow_reader } else { None };
         let delay = scenario.client_delay;
-        let mut config = client_config(kind, seed.wrapping_mul(31).wrapping_add(i as u64));
+        let mut config = client_config(
+            kind,
+            scenario.fallback,
+            seed.wrapping_mul(31).wrapping_add(i as u64),
+        );
         if slow.is_some() {
             // A slow reader with little buffer: the server sees it fall behind.
             config.buffer = 16;
@@ -166,7 +174,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         .collect();
     let crashed = loop {
         while let Some((at, fault)) = schedule.next_if(|(at, _)| *at <= sim.elapsed()) {
-            applied.push((sim.elapsed(), format!("{fault:?}")));
+            applied.push((sim.elapsed(), fault.clone()));
             let _ = at;
             let targets = |c: &Option<usize>| -> Vec<String> {
                 match c {
@@ -202,14 +210,15 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step())) {
             Ok(Ok(true)) => break None,
             Ok(Ok(false)) => {}
-            Ok(Err(e)) => break Some(format!("simulation error: {e}")),
+            Ok(Err(_)) if sim.elapsed() >= SIM_DURATION => break Some(Broke::OutOfTime(sim.elapsed())),
+            Ok(Err(e)) => break Some(Broke::Error(e.to_string())),
             Err(p) => {
-                break Some(
+                break Some(Broke::Panic(
                     p.downcast_ref::<String>()
                         .cloned()
                         .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                         .unwrap_or_else(|| "panic".into()),
-                );
+                ));
             }
         }
     };
@@ -226,5 +235,5 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
 }
 
 fn overflow_drops(stub: &Stub) -> u64 {
-    stub.metrics_json()["slow_consumer_drops"].as_u64().unwrap_or(0)
+    stub.slow_consumer_drops()
 }

@@ -23,5 +23,5 @@ pub mod scenarios;
 
 pub use engine::{engine_config, offline_audit};
 pub use harness::{TICK, run};
-pub use report::{ClientRun, Entry, Harness, Report, ranges};
+pub use report::{Broke, ClientRun, Entry, Harness, Report, ranges};
 pub use scenario::{Expected, Fault, Scenario, Sometimes, client_config};

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use transport::{ClientError, TimelineEntry, Transport};
 
+use crate::scenario::Fault;
+
 /// One line of a client's timeline in the simulation: the client's own
 /// lifecycle, or something the harness did to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,15 +70,36 @@ pub struct Report {
     pub seed: u64,
     pub clients: Vec<ClientRun>,
     /// Faults as applied, at simulated times.
-    pub applied: Vec<(Duration, String)>,
+    pub applied: Vec<(Duration, Fault)>,
     /// The stub's slow-consumer drops, summed over its restarts.
     pub overflow_drops: u64,
     /// Simulated time at the end.
     pub elapsed: Duration,
     /// The most connections the stub held at once (sampled every second).
     pub max_connections: usize,
-    /// A panic or a turmoil error, if the run itself broke.
-    pub crashed: Option<String>,
+    /// How the run itself broke, if it did.
+    pub crashed: Option<Broke>,
+}
+
+/// A run that did not finish normally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Broke {
+    /// Still running when turmoil's time ran out: some client never finished.
+    OutOfTime(Duration),
+    /// turmoil stopped with an error (a host's or a client's).
+    Error(String),
+    /// The simulation panicked.
+    Panic(String),
+}
+
+impl std::fmt::Display for Broke {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Broke::OutOfTime(t) => write!(f, "still running after {} simulated s", t.as_secs()),
+            Broke::Error(e) => write!(f, "simulation error: {e}"),
+            Broke::Panic(p) => write!(f, "panic: {p}"),
+        }
+    }
 }
 
 impl Report {
@@ -87,7 +110,7 @@ impl Report {
             self.seed, self.overflow_drops
         );
         for (t, f) in &self.applied {
-            out += &format!("{:>8} fault {f}\n", t.as_millis());
+            out += &format!("{:>8} fault {f:?}\n", t.as_millis());
         }
         for (i, c) in self.clients.iter().enumerate() {
             out += &format!(

@@ -37,6 +37,9 @@ pub struct Scenario {
     pub name: &'static str,
     /// One client per entry, on this transport.
     pub clients: Vec<Transport>,
+    /// Streaming clients fall back to polling and probe back (`auto`, for
+    /// SSE); false: each transport is strict and never switches.
+    pub fallback: bool,
     /// Fixture events the stub publishes (the first N of the default day).
     pub events: usize,
     /// Publishing rate, events per simulated second.
@@ -115,6 +118,7 @@ impl Scenario {
         Scenario {
             name,
             clients,
+            fallback: false,
             events: 400,
             rate: 20.0,
             faults: Vec::new(),
@@ -141,11 +145,13 @@ impl Scenario {
 }
 
 /// The client settings every scenario uses: production rules, with the
-/// idle deadline scaled to the stub's 2 s heartbeat.
-pub fn client_config(kind: Transport, seed: u64) -> ClientConfig {
+/// idle deadline scaled to the stub's 2 s heartbeat; `fallback` as the
+/// scenario says.
+pub fn client_config(kind: Transport, fallback: bool, seed: u64) -> ClientConfig {
     let mut c = ClientConfig::new("http://stub:8091", Arc::new(sim_clock_us));
     c.policy = PolicyConfig {
         transport: kind,
+        fallback,
         probe_interval: Duration::from_secs(10),
         ..PolicyConfig::default()
     };

@@ -175,15 +175,16 @@ pub fn slow_consumer() -> Scenario {
     sc
 }
 
-/// Streaming is off at first (404): clients fall back to polling; it comes
-/// back at 15 s and they upgrade on their next probe (every 10 s), while
-/// events still flow (30 s of them).
+/// Streaming is off at first (404): the clients, on `auto`, fall back to
+/// polling; it comes back at 15 s and they upgrade on their next probe
+/// (every 10 s), while events still flow (30 s of them).
 pub fn stream_missing_then_back() -> Scenario {
     Scenario {
         sometimes: Some(Sometimes::Upgrade),
         events: 600,
+        fallback: true,
         faults: vec![(Duration::ZERO, Fault::StreamingOff), (s(15), Fault::StreamingOn)],
-        ..Scenario::new("stream_missing_then_back", vec![Transport::Sse, Transport::Ws])
+        ..Scenario::new("stream_missing_then_back", vec![Transport::Sse, Transport::Sse])
     }
 }
 

@@ -117,3 +117,41 @@ fn attempts_restart_at_one_only_after_a_reset() {
     assert_eq!(run(true), Ok(()));
     assert_eq!(run(false), Err(ms(500)));
 }
+
+#[test]
+fn at_the_cap_a_wait_is_within_the_top_band_and_never_above_the_cap() {
+    let at_fifth = |wait| {
+        let mut t = Vec::new();
+        for (attempt, w) in [(1, 1000), (2, 2000), (3, 4000), (4, 8000), (5, wait)] {
+            t.extend([connecting(), disconnected(), backoff(attempt, w)]);
+        }
+        check(t)
+    };
+    assert_eq!(at_fifth(16_000), Ok(()));
+    assert_eq!(at_fifth(12_800), Ok(()));
+    assert_eq!(at_fifth(16_001), Err(ms(1400)), "over the cap");
+    assert_eq!(at_fifth(17_600), Err(ms(1400)), "jitter on top of the cap");
+    assert_eq!(at_fifth(12_799), Err(ms(1400)), "under the top band");
+}
+
+/// A run that ran out of simulated time is a liveness failure; one that
+/// stopped with an error or a panic is a crash. The class decides the
+/// runner's exit code, so it comes from the typed outcome, not a message.
+#[test]
+fn how_a_run_broke_decides_its_class() {
+    let scenario = sim::scenarios::by_name("normal_sse").unwrap();
+    let cases = [
+        (sim::Broke::OutOfTime(Duration::from_secs(3600)), Class::Liveness),
+        (sim::Broke::Error("host stub: boom".into()), Class::Crash),
+        (sim::Broke::Panic("oops".into()), Class::Crash),
+    ];
+    for (broke, want) in cases {
+        let report = sim::Report {
+            crashed: Some(broke.clone()),
+            clients: vec![ClientRun::default()],
+            ..sim::Report::default()
+        };
+        let got = sim::check::check(&scenario, &report).map_err(|v| v.class);
+        assert_eq!(got, Err(want), "{broke}");
+    }
+}

@@ -1,8 +1,7 @@
 //! `cargo xtask tidy`: the layout rules a reviewer would otherwise check by
 //! hand. Every tracked `.rs` file opens with a `//!` line saying what it
 //! does, and no source file (under a `src/` directory) is longer than
-//! [`MAX_LINES`] lines outside its `#[cfg(test)]` module, but the SSE
-//! decoder, whose hot loop is kept in one place on purpose.
+//! [`MAX_LINES`] lines outside its `#[cfg(test)]` module.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,12 +10,6 @@ use anyhow::{Context, bail};
 
 /// A file past this has more than one job.
 const MAX_LINES: usize = 450;
-
-/// Files allowed past [`MAX_LINES`], with the reason.
-const EXEMPT: &[(&str, &str)] = &[(
-    "crates/sse/src/decode.rs",
-    "the decoder's push/scan loop stays in one file so its invariants read together",
-)];
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(extra) = args.first() {
@@ -56,9 +49,8 @@ fn check(path: &str, text: &str) -> Vec<String> {
         ));
     }
     let is_source = path.split('/').any(|part| part == "src");
-    let exempt = EXEMPT.iter().any(|(p, _)| *p == path);
     let lines = lines_outside_tests(text);
-    if is_source && !exempt && lines > MAX_LINES {
+    if is_source && lines > MAX_LINES {
         problems.push(format!(
             "{path}: {lines} lines outside its test module (at most {MAX_LINES}): split it along its jobs"
         ));
@@ -117,9 +109,8 @@ mod tests {
                 "crates/a/src/big.rs: 451 lines outside its test module (at most 450): split it along its jobs"
             ]
         );
-        // Test files and the exempt decoder may be long.
+        // Test files may be long.
         assert!(check("crates/a/tests/big.rs", &long).is_empty());
-        assert!(check("crates/sse/src/decode.rs", &long).is_empty());
         assert_eq!(
             check("crates/a/src/x.rs", "fn f() {}\n"),
             vec!["crates/a/src/x.rs: does not open with a `//!` line saying what it does"]

@@ -5,7 +5,7 @@
 
 use decision::{Config, ConfigError};
 use serde::Deserialize;
-use transport::Transport;
+use transport::Preference;
 
 /// The config file, in the original plan's shape.
 #[derive(Debug, Default, Deserialize)]
@@ -22,17 +22,20 @@ pub struct FileConfig {
 pub struct WireConfig {
     /// false: ignore `url` and use the embedded wire.
     pub enabled: bool,
-    /// `http`, `https`, `ws` or `wss`. The scheme gives the security; a
-    /// `ws`/`wss` URL also means WebSocket unless `transport` says otherwise.
+    /// `http`, `https`, `ws` or `wss`: the scheme gives the security, and
+    /// with `auto` a `ws`/`wss` URL means WebSocket first.
     pub url: Option<String>,
-    /// None: SSE, or WebSocket for a `ws`/`wss` URL. Given, it wins over the
-    /// URL's scheme (with one warning line when they disagree).
-    pub transport: Option<Transport>,
+    /// auto (the default: SSE, falling back to polling), or strictly sse,
+    /// ws or poll.
+    pub transport: Preference,
     /// A PEM file of CA certificates to trust instead of the platform's
     /// roots, for a wire on a private CA.
     pub ca_cert: Option<std::path::PathBuf>,
     pub reconnect: ReconnectConfig,
     pub health_check_interval_s: u64,
+    /// Bearer token for a wire that needs one (`--token` and
+    /// `TICKWIRE_TOKEN` win over it).
+    pub token: Option<String>,
 }
 
 impl Default for WireConfig {
@@ -40,10 +43,11 @@ impl Default for WireConfig {
         WireConfig {
             enabled: true,
             url: None,
-            transport: None,
+            transport: Preference::Auto,
             ca_cert: None,
             reconnect: ReconnectConfig::default(),
             health_check_interval_s: 30,
+            token: None,
         }
     }
 }

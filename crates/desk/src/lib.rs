@@ -6,8 +6,10 @@
 //!   checkpoints are written, a restart resumes exactly.
 //! - `embedded`: the stub in-process on the built-in day, when no wire URL
 //!   is given.
-//! - `metrics`: `app(live)`, the `/metrics`, `/metrics.json` and `/healthz`
+//! - `metrics`: `app(live)`, the `/metrics`, `/metrics.json`, `/healthz` and `/readyz`
 //!   router.
+//! - `options`: the binary's options resolved, flags over environment over
+//!   file, as one pure function.
 //! - `config`: the YAML file's shape (`wire`, `strategy`, `risk`, `broker`).
 //! - `session`: all of it put together for the `decision` binary, which
 //!   only parses options, sets up logs and binds.
@@ -17,6 +19,7 @@ use std::path::PathBuf;
 pub mod config;
 pub mod embedded;
 pub mod metrics;
+pub mod options;
 pub mod run;
 pub mod session;
 
@@ -37,6 +40,19 @@ pub enum Error {
     StateDir { path: PathBuf, source: std::io::Error },
     #[error("the wire: {0}")]
     Wire(#[source] transport::ClientError),
+    /// An option (a flag or a variable, named) that cannot be used.
+    #[error("{name}: {reason}")]
+    Option { name: String, reason: String },
+    /// `--from` that disagrees with the checkpoint a restart resumes from.
+    #[error(
+        "--from {from} with a checkpoint at event {last} in {}: the checkpoint decides where to resume; drop --from (or give --from {last}), or move the state dir away to start elsewhere",
+        dir.display()
+    )]
+    FromWithCheckpoint {
+        from: transport::Start,
+        last: u64,
+        dir: PathBuf,
+    },
     #[error("the wire client gave no subscription")]
     NoSubscription,
     #[error("the embedded wire: {0}")]

@@ -1,8 +1,9 @@
 //! `decision`: the paper-trading engine on a live wire. With no wire URL it
-//! starts the stub in-process on the built-in trading day and runs over SSE,
-//! so `cargo run --release --bin decision` does the whole job and prints a
-//! summary. Options: YAML file, then environment, then flags. Thin: parse,
-//! set up logs, bind, then `desk` does the work.
+//! starts the stub in-process on the built-in trading day and runs over SSE
+//! (auto: falling back to polling), so `cargo run --release --bin decision`
+//! does the whole job and prints a summary. Options: flags win over the
+//! environment, which wins over the YAML file (`desk::options`). Thin:
+//! parse, set up logs, bind, then `desk` does the work.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,38 +11,53 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use transport::Transport;
+use transport::{Preference, Start};
 
+/// The environment is read by `desk::options::resolve`, not by clap, so
+/// that a flag (even `--streaming`) wins over it the same way every time.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// YAML config (`wire`, `strategy`, `risk`, `broker` sections).
-    #[arg(long, env = "TICKWIRE_CONFIG")]
+    /// YAML config (`wire`, `strategy`, `risk`, `broker` sections); or
+    /// TICKWIRE_CONFIG.
+    #[arg(long)]
     config: Option<PathBuf>,
-    /// The wire's base URL (http, https, ws or wss); none: an embedded stub
-    /// on the built-in day.
-    #[arg(long, env = "TICKWIRE_WIRE_URL")]
+    /// The wire's base URL (or TICKWIRE_WIRE_URL, or `wire.url`); none: an
+    /// embedded stub on the built-in day.
+    #[arg(long)]
     wire_url: Option<String>,
-    /// Stream over SSE (the default).
-    #[arg(long, conflicts_with = "transport")]
+    /// A streaming transport: auto (SSE, falling back to polling) unless
+    /// --transport names sse or ws; refused with --transport poll.
+    #[arg(long)]
     streaming: bool,
-    /// sse, ws or poll (`http` is the same as poll). Default: SSE, or
-    /// WebSocket for a ws:// or wss:// URL; given, it wins over the scheme.
-    #[arg(long, env = "TICKWIRE_TRANSPORT")]
-    transport: Option<Transport>,
+    /// auto (the default: SSE, falling back to polling and probing back),
+    /// or strictly sse, ws or poll (`http` is the same as poll); or
+    /// TICKWIRE_TRANSPORT, or `wire.transport`.
+    #[arg(long)]
+    transport: Option<Preference>,
     /// Trust only the CA certificates in this PEM file for https/wss (a
-    /// private CA) instead of the platform's roots.
-    #[arg(long, env = "TICKWIRE_CA_CERT", value_name = "FILE")]
+    /// private CA) instead of the platform's roots; or TICKWIRE_CA_CERT, or
+    /// `wire.ca_cert`.
+    #[arg(long, value_name = "FILE")]
     ca_cert: Option<PathBuf>,
-    /// Append every decision here, one JSON line each.
-    #[arg(long, env = "TICKWIRE_AUDIT_LOG")]
+    /// Bearer token for the wire; or TICKWIRE_TOKEN, or `wire.token`.
+    #[arg(long)]
+    token: Option<String>,
+    /// Where to start without a checkpoint: head (after the wire's newest
+    /// event) or an event id to start after. With a checkpoint only its own
+    /// last id is accepted.
+    #[arg(long)]
+    from: Option<Start>,
+    /// Append every decision here, one JSON line each; or TICKWIRE_AUDIT_LOG.
+    #[arg(long)]
     audit_log: Option<PathBuf>,
-    /// Keep checkpoints here and resume from them.
-    #[arg(long, env = "TICKWIRE_STATE_DIR")]
+    /// Keep checkpoints here and resume from them; or TICKWIRE_STATE_DIR.
+    #[arg(long)]
     state_dir: Option<PathBuf>,
-    /// /metrics, /metrics.json and /healthz; port 0 picks a free port.
-    #[arg(long, env = "TICKWIRE_METRICS_ADDR", default_value = "127.0.0.1:9090")]
-    metrics_addr: SocketAddr,
+    /// /metrics, /metrics.json, /healthz and /readyz; port 0 picks a free
+    /// port; or TICKWIRE_METRICS_ADDR. Default 127.0.0.1:9090.
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
     /// Exit cleanly after this many events.
     #[arg(long)]
     max_events: Option<u64>,
@@ -77,18 +93,37 @@ fn main() {
 }
 
 async fn run(args: Args) -> anyhow::Result<i32> {
-    let file: desk::FileConfig = cli::load_yaml(args.config.as_deref())?;
-    let metrics = tokio::net::TcpListener::bind(args.metrics_addr)
+    let flags = desk::options::Flags {
+        config: args.config,
+        wire_url: args.wire_url,
+        streaming: args.streaming,
+        transport: args.transport,
+        audit_log: args.audit_log,
+        state_dir: args.state_dir,
+        metrics_addr: args.metrics_addr,
+        token: args.token,
+        from: args.from,
+        ca_cert: args.ca_cert,
+    };
+    let env: desk::options::Env = std::env::vars()
+        .filter(|(k, _)| k.starts_with("TICKWIRE_"))
+        .collect();
+    let path = desk::options::config_path(&flags, &env);
+    let file: desk::FileConfig = cli::load_yaml(path.as_deref())?;
+    let o = desk::options::resolve(&flags, &env, &file)?;
+    let metrics = tokio::net::TcpListener::bind(o.metrics_addr)
         .await
-        .with_context(|| format!("binding --metrics-addr {}", args.metrics_addr))?;
+        .with_context(|| format!("binding the metrics address {}", o.metrics_addr))?;
     let options = desk::Options {
         file,
-        wire_url: args.wire_url,
-        transport: args.transport,
-        ca_cert: args.ca_cert,
+        wire_url: o.wire_url,
+        transport: o.transport,
+        token: o.token,
+        from: o.from,
+        ca_cert: o.ca_cert,
         run: desk::RunOptions {
-            audit_log: args.audit_log,
-            state_dir: args.state_dir,
+            audit_log: o.audit_log,
+            state_dir: o.state_dir,
             max_events: args.max_events,
             until_id: None,
             checkpoint_every: args.checkpoint_every,

@@ -1,6 +1,9 @@
 //! The desk's HTTP endpoints: `/metrics` (OpenMetrics text: the client's
 //! `wire_*` and the engine's `decision_*`), `/metrics.json` (the client's
-//! snapshot plus the engine's summary under `engine`) and `/healthz`.
+//! snapshot plus the engine's summary under `engine`), `/healthz` (liveness:
+//! the process answers) and `/readyz` (readiness: 200 only while the feed
+//! is live, 503 with a JSON reason otherwise, for load balancers and
+//! orchestrators).
 //! Handlers lock the engine only to copy its summary out. The engine's
 //! metrics are registered once, with the router, and set at each scrape.
 
@@ -9,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use decision::{Summary, TradingState};
@@ -29,6 +33,7 @@ pub fn app(live: Live) -> Router {
         .route("/metrics", get(prometheus))
         .route("/metrics.json", get(metrics_json))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .with_state(state)
 }
 
@@ -52,6 +57,36 @@ async fn metrics_json(State(app): State<App>) -> impl IntoResponse {
         out.insert("engine".into(), v);
     }
     axum::Json(serde_json::Value::Object(out))
+}
+
+/// Ready only while the client is `Live`: connected, caught up, not in
+/// backoff, not replaying, not stopped.
+async fn readyz(State(app): State<App>) -> impl IntoResponse {
+    let (status, body) = readiness(app.live.wire_metrics().map(|m| m.state()));
+    (status, axum::Json(body))
+}
+
+/// The answer of `/readyz` for the client's state (`None`: no client yet).
+fn readiness(state: Option<transport::State>) -> (StatusCode, serde_json::Value) {
+    use transport::State as S;
+    let reason = match state {
+        Some(S::Live) => {
+            return (
+                StatusCode::OK,
+                serde_json::json!({ "ready": true, "state": "live" }),
+            );
+        }
+        None => "the wire client has not started",
+        Some(S::Connecting) => "connecting to the wire",
+        Some(S::Replaying) => "replaying after the cursor: not caught up with the head",
+        Some(S::Backoff) => "waiting to reconnect to the wire",
+        Some(S::Stopped) => "the wire client stopped",
+        Some(S::Closed) => "the wire client is closed",
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        serde_json::json!({ "ready": false, "state": state.map(|s| s.as_str()), "reason": reason }),
+    )
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -164,7 +199,7 @@ async fn prometheus(State(app): State<App>) -> impl IntoResponse {
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::{Request, StatusCode};
+    use axum::http::Request;
     use decision::{Config, Engine};
     use http_body_util::BodyExt;
     use tower::ServiceExt;
@@ -241,6 +276,37 @@ mod tests {
         assert_eq!(json["engine"]["events"], 0);
         assert_eq!(get(&live, "/healthz").await, (StatusCode::OK, "ok\n".into()));
         assert_eq!(get(&live, "/nope").await.0, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn readyz_is_200_only_while_the_feed_is_live() {
+        use transport::State as S;
+        let live = live(|_| {});
+        let (status, text) = get(&live, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["reason"], "the wire client has not started", "{text}");
+        let wire = std::sync::Arc::new(transport::Metrics::default());
+        *live.wire.lock().unwrap() = Some(wire.clone());
+        for (state, code) in [
+            (S::Connecting, StatusCode::SERVICE_UNAVAILABLE),
+            (S::Replaying, StatusCode::SERVICE_UNAVAILABLE),
+            (S::Live, StatusCode::OK),
+            (S::Backoff, StatusCode::SERVICE_UNAVAILABLE),
+            (S::Stopped, StatusCode::SERVICE_UNAVAILABLE),
+            (S::Closed, StatusCode::SERVICE_UNAVAILABLE),
+        ] {
+            wire.set_state(state);
+            let (status, text) = get(&live, "/readyz").await;
+            assert_eq!(status, code, "{state:?}: {text}");
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(json["state"], state.as_str(), "{text}");
+            assert_eq!(json["ready"], code == StatusCode::OK, "{text}");
+            assert_eq!(json["reason"].is_string(), code != StatusCode::OK, "{text}");
+        }
+        // Liveness is another question: /healthz says ok whatever the feed.
+        wire.set_state(S::Backoff);
+        assert_eq!(get(&live, "/healthz").await, (StatusCode::OK, "ok\n".into()));
     }
 
     #[tokio::test]

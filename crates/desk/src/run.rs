@@ -174,7 +174,8 @@ pub async fn run<C: Connect>(
     options: &RunOptions,
     interrupt: impl std::future::Future<Output = ()>,
 ) -> Result<Ended, Error> {
-    client_config.start_after = live.engine().last_event_id().unwrap_or(0);
+    // A checkpoint decides; without one, where the caller said.
+    client_config.start_after = live.engine().last_event_id().unwrap_or(client_config.start_after);
     if options
         .until_id
         .is_some_and(|until| client_config.start_after >= until)

@@ -7,19 +7,23 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use transport::{ClientConfig, ClientError, Endpoint, Tls, TokioConnect, Transport};
+use transport::{ClientConfig, ClientError, Endpoint, Preference, Start, Tls, TokioConnect};
 
 use crate::embedded::{self, Embedded};
 use crate::{Ended, Error, FileConfig, Live, RunOptions, metrics};
 
-/// What the binary gathered from the file, the environment and the flags.
+/// What the binary gathered from the file, the environment and the flags
+/// (`options::resolve` decides between them).
 pub struct Options {
     pub file: FileConfig,
-    /// Wins over `wire.url`; none (and no `wire.url`): the embedded wire.
+    /// None: the embedded wire.
     pub wire_url: Option<String>,
-    /// Wins over `wire.transport`.
-    pub transport: Option<Transport>,
-    /// Wins over `wire.ca_cert`.
+    pub transport: Preference,
+    pub token: Option<String>,
+    /// Where to start when there is no checkpoint (none: from the first
+    /// event). With a checkpoint only `--from` its own last id is accepted.
+    pub from: Option<Start>,
+    /// A private CA for https/wss (none: the platform's roots).
     pub ca_cert: Option<PathBuf>,
     pub run: RunOptions,
     /// Embedded wire only: events/s (none: all at once).
@@ -34,6 +38,8 @@ impl std::fmt::Debug for Options {
             .field("file", &self.file)
             .field("wire_url", &self.wire_url)
             .field("transport", &self.transport)
+            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .field("from", &self.from)
             .field("ca_cert", &self.ca_cert)
             .field("run", &self.run)
             .field("fixture_rate", &self.fixture_rate)
@@ -45,7 +51,7 @@ impl std::fmt::Debug for Options {
 pub struct Session {
     pub live: Live,
     pub url: String,
-    pub transport: Transport,
+    pub transport: Preference,
     pub embedded: Option<Embedded>,
     pub metrics_addr: SocketAddr,
     client: ClientConfig,
@@ -71,6 +77,8 @@ pub async fn start(options: Options, metrics: TcpListener) -> Result<Session, Er
         file,
         wire_url,
         transport,
+        token,
+        from,
         ca_cert,
         mut run,
         fixture_rate,
@@ -79,8 +87,7 @@ pub async fn start(options: Options, metrics: TcpListener) -> Result<Session, Er
     file.validate()?;
     let live = Live::new(crate::restore(file.engine(), &run)?);
 
-    let url = wire_url.or_else(|| file.wire.enabled.then(|| file.wire.url.clone()).flatten());
-    let (url, embedded) = match url {
+    let (url, embedded) = match wire_url {
         Some(url) => (url, None),
         None => {
             let wire = embedded::start(fixture_rate, clock.clone()).await?;
@@ -89,23 +96,22 @@ pub async fn start(options: Options, metrics: TcpListener) -> Result<Session, Er
         }
     };
 
+    let kind = transport;
+    let mut client = ClientConfig::new(&url, clock.clone());
     let endpoint = Endpoint::parse(&url).map_err(|e| Error::Wire(ClientError::BadUrl(e)))?;
-    let (kind, mismatch) = endpoint
-        .scheme
-        .transport(transport.or(file.wire.transport), Transport::Sse);
-    if let Some(warning) = mismatch {
+    if let Some(warning) = endpoint.scheme.apply(kind, &mut client.policy) {
         tracing::warn!("{warning}");
     }
-    let mut client = ClientConfig::new(&url, clock.clone());
-    client.policy.transport = kind;
-    if let Some(path) = ca_cert.as_ref().or(file.wire.ca_cert.as_ref()) {
+    if let Some(path) = &ca_cert {
         client.tls = Tls::from_ca_file(path).map_err(Error::Wire)?;
     }
+    client.token = token;
     client.policy.initial_delay = Duration::from_millis(file.wire.reconnect.initial_delay_ms);
     client.policy.max_delay = Duration::from_millis(file.wire.reconnect.max_delay_ms);
     client.policy.max_attempts = file.wire.reconnect.max_attempts;
     client.idle_timeout = Duration::from_secs(file.wire.health_check_interval_s);
     client.seed = clock();
+    client.start_after = start_after(&live, from, &run, &client).await?;
 
     let metrics_addr = metrics.local_addr().map_err(Error::Metrics)?;
     let app = metrics::app(live.clone());
@@ -119,6 +125,34 @@ pub async fn start(options: Options, metrics: TcpListener) -> Result<Session, Er
         client,
         run,
     })
+}
+
+/// Where the client starts. A checkpoint decides (a `--from` other than
+/// its own last id is refused, so a restart never skips or repeats
+/// silently); without one, `--from` does, else the first event (and a wire
+/// whose retention has moved on answers `cursor_expired`, an error naming
+/// `--from`).
+async fn start_after(
+    live: &Live,
+    from: Option<Start>,
+    run: &RunOptions,
+    client: &ClientConfig,
+) -> Result<u64, Error> {
+    let checkpoint = live.engine().last_event_id();
+    match (checkpoint, from) {
+        (Some(last), None) => Ok(last),
+        (Some(last), Some(Start::After(id))) if id == last => Ok(last),
+        (Some(last), Some(from)) => Err(Error::FromWithCheckpoint {
+            from,
+            last,
+            dir: run.state_dir.clone().unwrap_or_default(),
+        }),
+        (None, None) => Ok(0),
+        (None, Some(Start::After(id))) => Ok(id),
+        (None, Some(Start::Head)) => transport::Client::head(TokioConnect, client)
+            .await
+            .map_err(Error::Wire),
+    }
 }
 
 impl Session {

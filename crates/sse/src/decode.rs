@@ -5,81 +5,27 @@
 //! An in-progress line is scanned once, not again on every push.
 
 use std::borrow::Cow;
-use std::fmt;
 
-/// Size limits. Both end in a [`DecodeError`], never in unbounded memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Longest line, in bytes, without its line end.
-    pub max_line: usize,
-    /// Largest data buffer of one event, in bytes (LFs between lines count).
-    pub max_event: usize,
-}
-
-impl Default for Limits {
-    /// 16 MiB each: real feeds send multi-megabyte events.
-    fn default() -> Self {
-        Limits {
-            max_line: 16 << 20,
-            max_event: 16 << 20,
-        }
-    }
-}
-
-/// A limit was exceeded. The decoder drops the offending block (its id is not
-/// committed, so a resume fetches it again) and carries on with the next one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DecodeError {
-    LineTooLong { limit: usize },
-    EventTooLarge { limit: usize },
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::LineTooLong { limit } => {
-                write!(f, "SSE line longer than the {limit}-byte limit")
-            }
-            DecodeError::EventTooLarge { limit } => {
-                write!(f, "SSE event data larger than the {limit}-byte limit")
-            }
-        }
-    }
-}
-
-impl std::error::Error for DecodeError {}
-
-/// A dispatched event, borrowed from the decoder until the next call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventRef<'a> {
-    /// The event type; `message` when none was given.
-    pub event: &'a str,
-    /// The data buffer without its final LF.
-    pub data: &'a str,
-    /// The last event ID; empty when there is none.
-    pub id: &'a str,
-}
-
-/// What the decoder hands out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame<'a> {
-    /// An event was dispatched (a blank line ended a block holding data).
-    Event(EventRef<'a>),
-    /// A comment line (`:` first). The text after the colon, one leading space
-    /// removed. Browsers ignore comments; servers use them as keep-alives.
-    Comment(Cow<'a, str>),
-    /// A valid `retry:` field: the reconnection time in milliseconds, as sent.
-    /// Applying a floor is the reconnection policy's job, not the codec's.
-    Retry(u64),
-}
+use crate::frame::{DecodeError, EventRef, Frame, Limits};
+use crate::text::{decode_lossy, find_line_end};
 
 /// The decoder for one event stream (one HTTP response body).
 ///
 /// Feed it with [`push`](Decoder::push), then call
 /// [`next_frame`](Decoder::next_frame) until it returns `None`; call
-/// [`finish`](Decoder::finish) when the stream ends. Memory stays within the
-/// largest pushed chunk plus [`Limits::max_line`] plus [`Limits::max_event`],
-/// provided frames are pulled after each push.
+/// [`finish`](Decoder::finish) when the stream ends.
+///
+/// Memory, provided frames are pulled until `None` after each push (`M` is
+/// [`Limits::max_line`], `C` the largest chunk pushed):
+/// - [`buffered`](Decoder::buffered) is at most `max(M, 3)` once frames are
+///   pulled (3: the bytes of one split character are held until it is
+///   complete), and at most `max(M, 3) + 3 * (C + 2)` while a chunk's frames
+///   are being pulled: decoding turns each invalid byte into a 3-byte U+FFFD,
+///   and the up to 2 further bytes a held character can grow to.
+/// - the data buffer holds at most [`Limits::max_event`] bytes; the event
+///   type, the id and the committed id at most `M` each.
+/// - plus the allocator's slack: buffers grow by doubling and are kept for
+///   reuse, so capacity can reach twice the largest length held.
 ///
 /// Bytes are decoded to text as they are pushed, as the standard says (decode
 /// the stream, then split it into lines): one SIMD validation pass per byte,
@@ -199,7 +145,8 @@ impl Decoder {
         self.dispatches
     }
 
-    /// Bytes held for an unfinished line.
+    /// Bytes held for unfinished lines: decoded text not yet consumed, plus
+    /// the raw bytes of a character split across pushes.
     pub fn buffered(&self) -> usize {
         self.text.len() - self.pos + self.carry.len()
     }
@@ -333,7 +280,10 @@ impl Decoder {
                 self.pos = len;
                 return Line::NeedMore;
             }
-            if len - self.pos > self.limits.max_line {
+            // The carried bytes of a split character belong to this line and
+            // will decode to at least as many bytes, so counting them keeps
+            // the bound exact. Once per push, not per byte.
+            if len - self.pos + self.carry.len() > self.limits.max_line {
                 // The line will be too long whatever comes next.
                 self.discard_line = true;
                 self.pos = len;
@@ -453,52 +403,5 @@ fn settle(text: &str, data: &mut String, at: &mut Option<(usize, usize)>) {
     if let Some((s, e)) = at.take() {
         data.push_str(&text[s..e]);
         data.push('\n');
-    }
-}
-
-/// The first CR or LF. Most lines of a market-data stream are short (`id`,
-/// `event`, the blank line), where eight bytes at a time in a register beat a
-/// SIMD search set-up; longer lines go to `memchr`.
-fn find_line_end(hay: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut at = 0;
-    while at + 8 <= hay.len() && at < 32 {
-        let word = u64::from_le_bytes(hay[at..at + 8].try_into().unwrap_or([0; 8]));
-        // A byte equal to LF (CR) becomes zero after the XOR; the lowest
-        // flagged byte is exact (borrows only flag bytes above a zero).
-        let lf = word ^ (LO * u64::from(b'\n'));
-        let cr = word ^ (LO * u64::from(b'\r'));
-        let hit = (lf.wrapping_sub(LO) & !lf | cr.wrapping_sub(LO) & !cr) & HI;
-        if hit != 0 {
-            return Some(at + hit.trailing_zeros() as usize / 8);
-        }
-        at += 8;
-    }
-    memchr::memchr2(b'\n', b'\r', &hay[at..]).map(|i| at + i)
-}
-
-/// Appends `bytes` decoded as UTF-8 with U+FFFD for each invalid sequence
-/// (the maximal-subpart rule, as browsers do). Returns the bytes of a
-/// character left unfinished at the end, to be completed by the next push.
-fn decode_lossy<'a>(out: &mut String, mut bytes: &'a [u8]) -> &'a [u8] {
-    loop {
-        match std::str::from_utf8(bytes) {
-            Ok(valid) => {
-                out.push_str(valid);
-                return &[];
-            }
-            Err(e) => {
-                let (valid, rest) = bytes.split_at(e.valid_up_to());
-                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
-                match e.error_len() {
-                    Some(n) => {
-                        out.push('\u{FFFD}');
-                        bytes = &rest[n..];
-                    }
-                    None => return rest,
-                }
-            }
-        }
     }
 }

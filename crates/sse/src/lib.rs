@@ -12,9 +12,12 @@
 
 mod decode;
 pub mod encode;
+mod frame;
+mod text;
 
-pub use decode::{DecodeError, Decoder, EventRef, Frame, Limits};
+pub use decode::Decoder;
 pub use encode::EncodeError;
+pub use frame::{DecodeError, EventRef, Frame, Limits};
 
 /// An owned, dispatched event: what a browser's `EventSource` would hand to a
 /// listener as `MessageEvent` (`type`, `data`, `lastEventId`).

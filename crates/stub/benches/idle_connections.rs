@@ -75,7 +75,8 @@ fn server_main() {
     let config = Config::default();
     let heartbeat_ms = config.heartbeat_ms;
     let stub = Stub::new(config.clone(), Log::new(config.retention), Arc::new(|| 0u64));
-    stub.publish(Source::Fixture, &payloads).expect("publish");
+    rt.block_on(stub.publish(Source::Fixture, &payloads))
+        .expect("publish");
     let head = stub.log().head();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

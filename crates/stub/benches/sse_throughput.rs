@@ -52,7 +52,8 @@ fn start_stub(rt: &Runtime, payloads: &[wire::Payload]) -> (SocketAddr, u64) {
     };
     let stub = Stub::new(config, Log::new(retention), Arc::new(|| 0u64));
     for _ in 0..COPIES {
-        stub.publish(Source::Fixture, payloads).expect("publish");
+        rt.block_on(stub.publish(Source::Fixture, payloads))
+            .expect("publish");
     }
     let head = stub.log().head();
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");

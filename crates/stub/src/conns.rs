@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::trigger::Trigger;
+use tokio_util::sync::CancellationToken;
 pub use wire::Transport;
 
 #[derive(Debug)]
@@ -19,8 +19,8 @@ pub struct Conn {
     pub since_us: u64,
     pub last_sent: AtomicU64,
     pub events_sent: AtomicU64,
-    /// Drops the client's TCP connection.
-    pub kill: Trigger,
+    /// Drops the client's TCP connection; a child of the shutdown token.
+    pub kill: CancellationToken,
     /// The sweeper's view of `last_sent` last time, to spot stalled clients.
     pub(crate) swept: AtomicU64,
     pub(crate) stalled_sweeps: AtomicU64,
@@ -76,7 +76,7 @@ impl Conns {
         peer: String,
         since_us: u64,
         cursor: u64,
-        kill: Trigger,
+        kill: CancellationToken,
     ) -> Registration {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let conn = Arc::new(Conn {
@@ -110,7 +110,7 @@ impl Conns {
     pub fn kill(&self, id: u64) -> bool {
         match self.lock().get(&id) {
             Some(conn) => {
-                conn.kill.fire();
+                conn.kill.cancel();
                 true
             }
             None => false,

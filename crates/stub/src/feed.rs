@@ -5,12 +5,12 @@
 
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
 use wire::Control;
 
 use crate::Stub;
 use crate::conns::{Registration, Transport};
 use crate::log::Entry;
-use crate::trigger::Trigger;
 
 pub(crate) struct Feed {
     stub: Stub,
@@ -32,7 +32,13 @@ pub(crate) enum Out {
 }
 
 impl Feed {
-    pub(crate) fn new(stub: Stub, transport: Transport, peer: String, kill: Trigger, cursor: u64) -> Feed {
+    pub(crate) fn new(
+        stub: Stub,
+        transport: Transport,
+        peer: String,
+        kill: CancellationToken,
+        cursor: u64,
+    ) -> Feed {
         let now_us = (stub.0.clock)();
         let reg = stub.0.conns.register(transport, peer, now_us, cursor, kill);
         stub.0.metrics.opened(transport);
@@ -50,7 +56,7 @@ impl Feed {
         }
     }
 
-    pub(crate) fn kill(&self) -> &Trigger {
+    pub(crate) fn kill(&self) -> &CancellationToken {
         &self.reg.conn.kill
     }
 
@@ -68,7 +74,8 @@ impl Feed {
         let stub = self.stub.clone();
         let shared = &stub.0;
         loop {
-            if self.done || self.reg.conn.kill.is_fired() || shared.shutdown.is_fired() {
+            // The kill token is a child of the shutdown token: one check covers both.
+            if self.done || self.reg.conn.kill.is_cancelled() {
                 self.done = true;
                 return Out::End;
             }
@@ -122,8 +129,7 @@ impl Feed {
             let heartbeat_at = self.last_write + shared.config.heartbeat();
             tokio::select! {
                 biased;
-                () = self.reg.conn.kill.fired() => {}
-                () = shared.shutdown.fired() => {}
+                () = self.reg.conn.kill.cancelled() => {}
                 changed = self.head_rx.changed() => {
                     if changed.is_err() {
                         self.done = true;

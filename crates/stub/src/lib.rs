@@ -14,17 +14,17 @@ mod log;
 mod metrics;
 mod replay;
 mod serve;
-mod trigger;
 
 use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 pub use conns::{ConnView, Transport};
 pub use http::app;
-pub use log::{Entry, Expired, Log, LogError, Source};
+pub use log::{Entry, Expired, Journal, Log, LogError, Source};
 pub use replay::{Pace, replay};
 pub use serve::serve;
-pub use trigger::Trigger;
 
 /// Microseconds since the Unix epoch. The binary passes the system clock;
 /// the simulation passes its own.
@@ -40,7 +40,9 @@ struct Shared {
     conns: Arc<conns::Conns>,
     metrics: metrics::Metrics,
     clock: Clock,
-    shutdown: Trigger,
+    /// Cancelled when the server shuts down; every connection's kill token
+    /// is a child of it, so one wait covers both.
+    shutdown: CancellationToken,
     /// `/stream` and `/ws` answer 404 while false (maintenance, tests).
     streaming: std::sync::atomic::AtomicBool,
 }
@@ -59,7 +61,7 @@ impl Stub {
             conns: Arc::default(),
             metrics: metrics::Metrics::default(),
             clock,
-            shutdown: Trigger::default(),
+            shutdown: CancellationToken::new(),
             streaming: std::sync::atomic::AtomicBool::new(true),
         }))
     }
@@ -72,13 +74,14 @@ impl Stub {
         &self.0.config
     }
 
-    /// Publishes payloads under the next ids.
-    pub fn publish(
+    /// Publishes payloads under the next ids (see [`Log::append`]: with a
+    /// journal, the write and fsync run on a blocking thread).
+    pub async fn publish(
         &self,
         source: Source,
         payloads: &[wire::Payload],
     ) -> Result<std::ops::RangeInclusive<u64>, LogError> {
-        let ids = self.0.log.append(source, payloads, (self.0.clock)())?;
+        let ids = self.0.log.append(source, payloads, (self.0.clock)()).await?;
         self.0.metrics.published.inc_by(payloads.len() as u64);
         Ok(ids)
     }
@@ -94,6 +97,12 @@ impl Stub {
         self.0.metrics.json(&self.0.log, &self.0.conns)
     }
 
+    /// Clients disconnected for falling too far behind (`overflow`, or cut by
+    /// the sweeper).
+    pub fn slow_consumer_drops(&self) -> u64 {
+        self.0.metrics.overflow_drops.get()
+    }
+
     /// Turns the streaming endpoints off (404, so clients fall back to
     /// polling) or back on. Open streams are not affected.
     pub fn set_streaming(&self, on: bool) {
@@ -104,8 +113,9 @@ impl Stub {
         self.0.streaming.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Fired when the server shuts down: every stream ends.
-    pub fn shutdown_trigger(&self) -> &Trigger {
+    /// Cancelled when the server shuts down: every stream ends. Cancel it to
+    /// shut down; `serve` also cancels it when its shutdown future resolves.
+    pub fn shutdown_token(&self) -> &CancellationToken {
         &self.0.shutdown
     }
 }

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::watch;
 use wire::{Event, Payload};
@@ -53,42 +53,81 @@ impl Inner {
     }
 }
 
-#[derive(Debug)]
-pub struct Log {
+/// Where appended events go before anyone can see them: the journal file,
+/// or a test double. `write` returns once the records are durable.
+pub trait Journal: Send + 'static {
+    fn write(&mut self, source: Source, entries: &[Entry]) -> Result<(), LogError>;
+}
+
+/// The event log; cheap to clone (all clones are the same log).
+#[derive(Clone)]
+pub struct Log(Arc<Shared>);
+
+struct Shared {
+    /// What readers see. Held only to copy entries in or out, never across
+    /// disk work, so streams do not wait behind an fsync.
     inner: RwLock<Inner>,
     head: watch::Sender<u64>,
-    journal: Option<Mutex<Journal>>,
+    /// Serializes appends and fixes their ids. Held across the journal
+    /// write, so ids stay gap-free and in journal order; readers never take it.
+    writer: Mutex<Writer>,
+    /// Whether `writer` holds a journal: known without taking the lock, so an
+    /// async caller knows whether it must move the append to a blocking thread.
+    journaled: bool,
+}
+
+struct Writer {
+    /// The last id given out (and written, when there is a journal).
+    head: u64,
+    journal: Option<Box<dyn Journal>>,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.read_lock();
+        f.debug_struct("Log")
+            .field("head", &inner.head)
+            .field("oldest", &inner.oldest())
+            .field("journaled", &self.0.journaled)
+            .finish()
+    }
 }
 
 impl Log {
     /// An empty log keeping the newest `retention` events in memory.
     pub fn new(retention: usize) -> Log {
-        Log {
-            inner: RwLock::new(Inner {
-                events: VecDeque::new(),
-                head: 0,
-                retention: retention.max(1),
-                fixture_done: 0,
-            }),
-            head: watch::channel(0).0,
-            journal: None,
-        }
+        Log::build(Inner::empty(retention), None)
+    }
+
+    /// An empty log whose appends go to `journal` before they are published.
+    pub fn with_journal(retention: usize, journal: impl Journal) -> Log {
+        Log::build(Inner::empty(retention), Some(Box::new(journal)))
+    }
+
+    fn build(inner: Inner, journal: Option<Box<dyn Journal>>) -> Log {
+        let head = inner.head;
+        Log(Arc::new(Shared {
+            inner: RwLock::new(inner),
+            head: watch::channel(head).0,
+            journaled: journal.is_some(),
+            writer: Mutex::new(Writer { head, journal }),
+        }))
     }
 
     /// A log backed by `dir/events.jsonl`: what the file holds is loaded
     /// (ids checked gap-free), and every later append is written and synced
-    /// to disk before `append` returns.
+    /// to disk before it is published.
     pub fn open(dir: &Path, retention: usize) -> Result<Log, LogError> {
         std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
         let path = dir.join("events.jsonl");
-        let mut log = Log::new(retention);
         let mut file = OpenOptions::new()
             .create(true)
             .read(true)
             .append(true)
             .open(&path)
             .map_err(|e| LogError::io(&path, e))?;
-        let good_len = log.load(&path, &file)?;
+        let mut inner = Inner::empty(retention);
+        let good_len = load(&mut inner, &path, &file)?;
         if good_len < file.metadata().map_err(|e| LogError::io(&path, e))?.len() {
             // A torn last line from a crash mid-write: drop it.
             tracing::warn!(path = %path.display(), good_len, "truncating a torn last journal line");
@@ -96,65 +135,7 @@ impl Log {
             file.seek(io::SeekFrom::End(0))
                 .map_err(|e| LogError::io(&path, e))?;
         }
-        let head = log.head();
-        log.head.send_replace(head);
-        log.journal = Some(Mutex::new(Journal { path, file }));
-        Ok(log)
-    }
-
-    /// Reads the journal; returns the length of its well-formed prefix.
-    fn load(&mut self, path: &Path, file: &File) -> Result<u64, LogError> {
-        let inner = self.inner.get_mut().unwrap_or_else(|p| p.into_inner());
-        let mut reader = BufReader::new(file);
-        let mut line = String::new();
-        let mut good_len = 0u64;
-        let mut n = 0;
-        loop {
-            line.clear();
-            let read = reader.read_line(&mut line).map_err(|e| LogError::io(path, e))?;
-            if read == 0 {
-                break;
-            }
-            n += 1;
-            let complete = line.ends_with('\n');
-            let parsed = parse_record(line.trim_end_matches('\n'));
-            let (source, event) = match parsed {
-                Ok(r) => r,
-                // Only the last line may be torn.
-                Err(_) if !complete => break,
-                Err(reason) => {
-                    return Err(LogError::Corrupt {
-                        path: path.to_owned(),
-                        line: n,
-                        reason,
-                    });
-                }
-            };
-            if event.id != inner.head + 1 {
-                return Err(LogError::Corrupt {
-                    path: path.to_owned(),
-                    line: n,
-                    reason: format!("id {} after {}: ids must be gap-free", event.id, inner.head),
-                });
-            }
-            if !complete {
-                break;
-            }
-            good_len += read as u64;
-            inner.head = event.id;
-            if source == Source::Fixture {
-                inner.fixture_done += 1;
-            }
-            inner.events.push_back(Entry {
-                id: event.id,
-                kind: event.payload.kind().to_owned(),
-                json: event.to_json(),
-            });
-            if inner.events.len() > inner.retention {
-                inner.events.pop_front();
-            }
-        }
-        Ok(good_len)
+        Ok(Log::build(inner, Some(Box::new(FileJournal { path, file }))))
     }
 
     /// The newest id; 0 when nothing was ever published.
@@ -174,19 +155,43 @@ impl Log {
 
     /// A receiver that changes whenever the head moves.
     pub fn watch(&self) -> watch::Receiver<u64> {
-        self.head.subscribe()
+        self.0.head.subscribe()
     }
 
-    /// Publishes payloads under the next ids, stamped `pub_us`. All or
-    /// nothing: on a journal error nothing is published. Returns the ids.
-    pub fn append(
+    /// Publishes payloads under the next ids, stamped `pub_us`, and returns
+    /// the ids. With a journal, the records are written and synced first (on
+    /// a blocking thread, not the caller's): an event is on disk before any
+    /// reader can see it. All or nothing: on a journal error nothing is
+    /// published and no id is used up. Without a journal it completes
+    /// without yielding or spawning, so the simulation stays deterministic.
+    pub async fn append(
         &self,
         source: Source,
         payloads: &[Payload],
         pub_us: u64,
     ) -> Result<std::ops::RangeInclusive<u64>, LogError> {
-        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        let first = inner.head + 1;
+        if !self.0.journaled {
+            return self.append_blocking(source, payloads, pub_us);
+        }
+        let log = self.clone();
+        let payloads = payloads.to_vec();
+        tokio::task::spawn_blocking(move || log.append_blocking(source, &payloads, pub_us))
+            .await
+            .map_err(|e| LogError::Interrupted {
+                reason: e.to_string(),
+            })?
+    }
+
+    /// [`append`](Log::append) on the calling thread: it blocks for the
+    /// journal write when there is one.
+    fn append_blocking(
+        &self,
+        source: Source,
+        payloads: &[Payload],
+        pub_us: u64,
+    ) -> Result<std::ops::RangeInclusive<u64>, LogError> {
+        let mut writer = self.0.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let first = writer.head + 1;
         let entries: Vec<Entry> = payloads
             .iter()
             .enumerate()
@@ -203,23 +208,24 @@ impl Log {
                 }
             })
             .collect();
-        if let Some(journal) = &self.journal {
-            let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(journal) = writer.journal.as_mut() {
             journal.write(source, &entries)?;
         }
         let last = first + entries.len() as u64 - 1;
-        if source == Source::Fixture {
-            inner.fixture_done += entries.len();
+        writer.head = writer.head.max(last);
+        let head = writer.head;
+        {
+            let mut inner = self.0.inner.write().unwrap_or_else(|p| p.into_inner());
+            if source == Source::Fixture {
+                inner.fixture_done += entries.len();
+            }
+            inner.head = head;
+            inner.events.extend(entries);
+            let excess = inner.events.len().saturating_sub(inner.retention);
+            inner.events.drain(..excess);
         }
-        if !entries.is_empty() {
-            inner.head = last;
-        }
-        inner.events.extend(entries);
-        let excess = inner.events.len().saturating_sub(inner.retention);
-        inner.events.drain(..excess);
-        let head = inner.head;
-        drop(inner);
-        self.head.send_replace(head);
+        // Still under the writer lock, so the watched head only moves forward.
+        self.0.head.send_replace(head);
         Ok(first..=last)
     }
 
@@ -248,8 +254,74 @@ impl Log {
     }
 
     fn read_lock(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
-        self.inner.read().unwrap_or_else(|p| p.into_inner())
+        self.0.inner.read().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+impl Inner {
+    fn empty(retention: usize) -> Inner {
+        Inner {
+            events: VecDeque::new(),
+            head: 0,
+            retention: retention.max(1),
+            fixture_done: 0,
+        }
+    }
+}
+
+/// Reads the journal into `inner`; returns the length of its well-formed
+/// prefix.
+fn load(inner: &mut Inner, path: &Path, file: &File) -> Result<u64, LogError> {
+    let mut reader = BufReader::new(file);
+    let mut line = String::new();
+    let mut good_len = 0u64;
+    let mut n = 0;
+    loop {
+        line.clear();
+        let read = reader.read_line(&mut line).map_err(|e| LogError::io(path, e))?;
+        if read == 0 {
+            break;
+        }
+        n += 1;
+        let complete = line.ends_with('\n');
+        let parsed = parse_record(line.trim_end_matches('\n'));
+        let (source, event) = match parsed {
+            Ok(r) => r,
+            // Only the last line may be torn.
+            Err(_) if !complete => break,
+            Err(reason) => {
+                return Err(LogError::Corrupt {
+                    path: path.to_owned(),
+                    line: n,
+                    reason,
+                });
+            }
+        };
+        if event.id != inner.head + 1 {
+            return Err(LogError::Corrupt {
+                path: path.to_owned(),
+                line: n,
+                reason: format!("id {} after {}: ids must be gap-free", event.id, inner.head),
+            });
+        }
+        if !complete {
+            break;
+        }
+        good_len += read as u64;
+        inner.head = event.id;
+        if source == Source::Fixture {
+            inner.fixture_done += 1;
+        }
+        inner.events.push_back(Entry {
+            id: event.id,
+            kind: event.payload.kind().to_owned(),
+            json: event.to_json(),
+        });
+        if inner.events.len() > inner.retention {
+            inner.events.pop_front();
+        }
+    }
+    Ok(good_len)
 }
 
 fn parse_record(line: &str) -> Result<(Source, Event), String> {
@@ -265,12 +337,12 @@ fn parse_record(line: &str) -> Result<(Source, Event), String> {
 
 /// The append-only file: one line per event, `f <json>` or `i <json>`.
 #[derive(Debug)]
-struct Journal {
+struct FileJournal {
     path: PathBuf,
     file: File,
 }
 
-impl Journal {
+impl Journal for FileJournal {
     fn write(&mut self, source: Source, entries: &[Entry]) -> Result<(), LogError> {
         let tag = match source {
             Source::Fixture => "f ",
@@ -289,37 +361,29 @@ impl Journal {
     }
 }
 
-#[derive(Debug)]
+/// The log's one error type: the journal could not be read or written.
+#[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    Io {
-        path: PathBuf,
-        error: io::Error,
-    },
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
+    #[error("{}:{line}: corrupt journal: {reason}", path.display())]
     Corrupt {
         path: PathBuf,
         line: usize,
         reason: String,
     },
+    /// The blocking task that writes the journal did not finish (it
+    /// panicked, or the runtime is shutting down): nothing was published.
+    #[error("journal write did not finish: {reason}")]
+    Interrupted { reason: String },
 }
 
 impl LogError {
-    fn io(path: &Path, error: io::Error) -> LogError {
+    /// An IO error on `path`.
+    pub fn io(path: &Path, error: io::Error) -> LogError {
         LogError::Io {
             path: path.to_owned(),
             error,
         }
     }
 }
-
-impl std::fmt::Display for LogError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LogError::Io { path, error } => write!(f, "{}: {error}", path.display()),
-            LogError::Corrupt { path, line, reason } => {
-                write!(f, "{}:{line}: corrupt journal: {reason}", path.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for LogError {}

@@ -49,7 +49,7 @@ pub async fn replay(stub: Stub, payloads: Vec<Payload>, pace: Pace) {
         if start + due[i] > Instant::now() {
             tokio::select! {
                 biased;
-                () = stub.shutdown_trigger().fired() => return,
+                () = stub.shutdown_token().cancelled() => return,
                 () = sleep_until(start + due[i]) => {}
             }
         }
@@ -59,7 +59,7 @@ pub async fn replay(stub: Stub, payloads: Vec<Payload>, pace: Pace) {
         while j < rest.len() && j - i < BATCH && start + due[j] <= now {
             j += 1;
         }
-        if let Err(e) = stub.publish(Source::Fixture, &rest[i..j]) {
+        if let Err(e) = stub.publish(Source::Fixture, &rest[i..j]).await {
             tracing::error!(error = %e, "fixture replay stopped: journal write failed");
             return;
         }

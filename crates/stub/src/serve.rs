@@ -11,19 +11,22 @@ use axum::serve::Listener;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::Stub;
-use crate::trigger::Trigger;
 
 /// The TCP connection a request arrived on.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnCtx {
     pub peer: String,
-    pub kill: Trigger,
+    /// Cuts this connection; a child of the shutdown token, so shutdown
+    /// cancels it too.
+    pub kill: CancellationToken,
 }
 
-/// Serves `stub` on `listener` until `shutdown` resolves; then every stream
+/// Serves `stub` on `listener` until `shutdown` resolves or the stub's
+/// shutdown token is cancelled; then every stream
 /// ends and connections get `shutdown_grace_ms` to close before they are cut.
 pub async fn serve<L>(mut listener: L, stub: Stub, shutdown: impl Future<Output = ()>)
 where
@@ -38,13 +41,16 @@ where
         let (io, addr) = tokio::select! {
             biased;
             () = &mut shutdown => break,
+            // Cancelling the token by hand (tests, an embedding program) shuts
+            // down the same way.
+            () = stub.shutdown_token().cancelled() => break,
             accepted = listener.accept() => accepted,
         };
         // Reap finished connection tasks so the set stays small.
         while tasks.try_join_next().is_some() {}
         let ctx = ConnCtx {
             peer: format!("{addr:?}"),
-            kill: Trigger::default(),
+            kill: stub.shutdown_token().child_token(),
         };
         let kill = ctx.kill.clone();
         let app = app.clone();
@@ -52,7 +58,7 @@ where
             req.extensions_mut().insert(ctx.clone());
             app.clone().oneshot(req.map(axum::body::Body::new))
         });
-        let stop = stub.shutdown_trigger().clone();
+        let stop = stub.shutdown_token().clone();
         let grace = stub.config().shutdown_grace();
         let buffer = stub.config().conn_buffer_bytes.max(8192);
         tasks.spawn(async move {
@@ -65,17 +71,20 @@ where
             let mut conn = pin!(conn);
             tokio::select! {
                 biased;
-                () = kill.fired() => {}
-                () = stop.fired() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(grace, conn.as_mut()).await;
+                () = kill.cancelled() => {
+                    // Shutdown lets the connection finish within the grace
+                    // period; a kill of this one client cuts it at once.
+                    if stop.is_cancelled() {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(grace, conn.as_mut()).await;
+                    }
                 }
                 _ = conn.as_mut() => {}
             }
         });
     }
     tracing::info!("shutting down: ending streams");
-    stub.shutdown_trigger().fire();
+    stub.shutdown_token().cancel();
     let grace = stub.config().shutdown_grace();
     let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
@@ -102,7 +111,7 @@ async fn sweep(stub: Stub) {
     loop {
         tokio::select! {
             biased;
-            () = stub.shutdown_trigger().fired() => return,
+            () = stub.shutdown_token().cancelled() => return,
             () = tokio::time::sleep(period) => {}
         }
         let head = stub.log().head();
@@ -120,7 +129,7 @@ async fn sweep(stub: Stub) {
                     "stalled slow consumer dropped"
                 );
                 stub.0.metrics.overflow_drops.inc();
-                conn.kill.fire();
+                conn.kill.cancel();
             }
         }
     }

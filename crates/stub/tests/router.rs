@@ -25,9 +25,22 @@ fn stub_with(config: Config, events: usize) -> Stub {
         Arc::new(|| 1_772_461_800_000_000),
     );
     if events > 0 {
-        stub.publish(Source::Fixture, &payloads(events)).unwrap();
+        at_once(stub.publish(Source::Fixture, &payloads(events))).unwrap();
     }
     stub
+}
+
+/// The output of a future that must complete on its first poll: an append
+/// to an in-memory log does not yield (the simulation relies on it).
+fn at_once<T>(f: impl std::future::Future<Output = T>) -> T {
+    let mut f = std::pin::pin!(f);
+    match f
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    {
+        std::task::Poll::Ready(t) => t,
+        std::task::Poll::Pending => panic!("an in-memory publish yielded"),
+    }
 }
 
 fn stub(events: usize) -> Stub {
@@ -169,7 +182,7 @@ async fn a_long_poll_answers_as_soon_as_an_event_exists() {
     let publisher = s.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(700)).await;
-        publisher.publish(Source::Ingest, &payloads(1)).unwrap();
+        publisher.publish(Source::Ingest, &payloads(1)).await.unwrap();
     });
     let started = tokio::time::Instant::now();
     let page = json(call(&s, get("/events?cursor=2&wait_ms=20000")).await).await;
@@ -200,7 +213,7 @@ async fn the_stream_replays_says_caught_up_then_goes_live_with_heartbeats() {
         frame(&mut body).await.unwrap(),
         "event: caught_up\ndata: {\"type\":\"caught_up\",\"head\":4}\n\n"
     );
-    s.publish(Source::Ingest, &payloads(1)).unwrap();
+    s.publish(Source::Ingest, &payloads(1)).await.unwrap();
     assert_eq!(sse_ids(&frame(&mut body).await.unwrap()), [5]);
     // 15 s of silence: a heartbeat carrying the head.
     let started = tokio::time::Instant::now();
@@ -265,7 +278,7 @@ async fn a_live_client_too_far_behind_is_told_overflow_and_dropped() {
     frame(&mut body).await; // retry
     frame(&mut body).await; // event 1
     frame(&mut body).await; // caught_up
-    s.publish(Source::Ingest, &payloads(50)).unwrap();
+    s.publish(Source::Ingest, &payloads(50)).await.unwrap();
     assert_eq!(
         frame(&mut body).await.unwrap(),
         "event: overflow\ndata: {\"type\":\"overflow\",\"last_id\":1}\n\n"
@@ -573,4 +586,34 @@ async fn streaming_can_be_turned_off_and_polling_still_works() {
     assert_eq!(call(&s, get("/events")).await.status(), StatusCode::OK);
     s.set_streaming(true);
     assert_eq!(call(&s, get("/stream")).await.status(), StatusCode::OK);
+}
+
+/// An event whose kind is a control name would go out on SSE as, say,
+/// `event: heartbeat` with an id, and every client would fail to read it.
+#[tokio::test]
+async fn an_event_kind_that_is_a_control_name_is_refused_naming_kind() {
+    let s = stub(2);
+    for control in wire::Control::every() {
+        let name = control.name();
+        let one = format!(r#"{{"kind":"{name}","head":7}}"#);
+        for (body, ct) in [
+            (one.clone(), None),
+            (format!("[{TICK},{one}]"), Some("application/json")),
+        ] {
+            let err = check_error(
+                call(&s, post(&body, ct)).await,
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+            )
+            .await;
+            let message = err["error"]["message"].as_str().unwrap();
+            assert!(message.contains("field `kind`"), "{name}: {message}");
+            assert!(message.contains(name), "{name}: {message}");
+        }
+    }
+    assert_eq!(s.log().head(), 2, "nothing was published");
+    assert_eq!(
+        json(call(&s, get("/metrics.json")).await).await["events_published"],
+        2
+    );
 }

@@ -27,8 +27,10 @@ pub struct ClientConfig {
     /// The wire's base URL, such as `http://127.0.0.1:8091`.
     pub url: String,
     pub policy: PolicyConfig,
-    /// No byte for this long (heartbeats included) and the connection is
-    /// deemed dead and replaced. The config's `health_check_interval_s`.
+    /// No whole message for this long (an event, a heartbeat, an SSE
+    /// comment, a WebSocket ping; bytes of an unfinished one do not count)
+    /// and the connection is deemed dead and replaced. The config's
+    /// `health_check_interval_s`.
     pub idle_timeout: Duration,
     pub timeouts: Timeouts,
     /// Long-poll wait on `GET /events`; zero polls without waiting.
@@ -142,6 +144,19 @@ impl Client {
             timeline,
             task,
         })
+    }
+
+    /// The wire's head (its newest id), asked once with `config`'s URL,
+    /// token and timeouts: to start at the head, set `start_after` to it.
+    pub async fn head<C: Connect>(connector: C, config: &ClientConfig) -> Result<u64, ClientError> {
+        let link = Link {
+            connector,
+            endpoint: Endpoint::parse(&config.url).map_err(ClientError::BadUrl)?,
+            token: config.token.clone(),
+            timeouts: config.timeouts,
+            tls: config.tls.clone(),
+        };
+        crate::poll::head(&link).await
     }
 
     /// The ordered stream of events. There is one: a second call gets `None`.

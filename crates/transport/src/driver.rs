@@ -33,7 +33,7 @@ pub(crate) enum Frame {
 
 /// An open session on one transport.
 enum Stream<S> {
-    Sse(sse::Stream),
+    Sse(Box<sse::Stream>),
     Ws(Box<ws::Stream<S>>),
     Poll(poll::Stream),
 }
@@ -235,7 +235,7 @@ impl<C: Connect> Driver<C> {
         let after = self.gate.last();
         let idle = self.config.idle_timeout;
         Ok(match kind {
-            Transport::Sse => Stream::Sse(sse::open(&self.link, after, idle).await?),
+            Transport::Sse => Stream::Sse(Box::new(sse::open(&self.link, after, idle).await?)),
             Transport::Ws => Stream::Ws(Box::new(ws::open(&self.link, after, idle).await?)),
             Transport::Poll => Stream::Poll(poll::open(&self.link, self.poll_settings(), after).await?),
         })

@@ -10,7 +10,11 @@ pub enum ClientError {
     BadUrl(String),
     /// The cursor is older than the server's retention: events were lost
     /// for good, and only the caller can decide what to do about it.
-    #[error("cursor {cursor} is older than the server's retention (oldest id {})", OldestId(*.oldest))]
+    #[error(
+        "cursor {cursor} is older than the server's retention (oldest id {}): start elsewhere with --from head, or --from ID with {}",
+        OldestId(*.oldest),
+        Elsewhere(*.oldest)
+    )]
     CursorExpired { cursor: u64, oldest: Option<u64> },
     /// A 4xx other than 404, 408 and 429 (or a status the client has no use
     /// for): retrying would not help. `message` is the server's problem, or
@@ -20,6 +24,10 @@ pub enum ClientError {
     /// 204 No Content: the server asked the client to stop.
     #[error("204 No Content: the server asked the client to stop")]
     StoppedByServer,
+    /// The streaming endpoint answered 404 and the transport was asked for
+    /// strictly (`sse`, `ws`): only `auto` falls back to polling.
+    #[error("the {0} endpoint is missing (404) and {0} is strict: use auto to fall back to polling")]
+    StreamingMissing(wire::Transport),
     /// The polling endpoint itself answered 404.
     #[error("polling endpoint missing (404)")]
     PollingMissing,
@@ -34,6 +42,10 @@ pub enum ClientError {
     /// TLS cannot be set up: an unreadable CA file, no platform roots.
     #[error("TLS setup: {0}")]
     TlsSetup(String),
+    /// The wire did not answer a one-off question (its head, for a start
+    /// at the head).
+    #[error("the wire did not answer: {0}")]
+    Unreachable(String),
     /// `max_attempts` reached: after a first failure, `attempts` more
     /// attempts failed in a row (`attempts == max_attempts`); `last` is the
     /// last cause.
@@ -42,6 +54,18 @@ pub enum ClientError {
 }
 
 struct OldestId(Option<u64>);
+
+/// The ids a restart may start after.
+struct Elsewhere(Option<u64>);
+
+impl std::fmt::Display for Elsewhere {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, "ID >= {}", id.saturating_sub(1)),
+            None => f.write_str("an ID the wire still holds"),
+        }
+    }
+}
 
 impl std::fmt::Display for OldestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

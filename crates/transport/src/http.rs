@@ -76,6 +76,11 @@ pub(crate) fn retry(reason: &str) -> Failure {
 /// GETs `path` (under the endpoint's prefix) with `headers`, following
 /// redirects (never from TLS to plain: a downgrade is refused). Any status
 /// is returned; the caller classifies it.
+///
+/// Credentials stay home: once a redirect leaves the endpoint's origin
+/// (scheme, host or port differ), `Authorization` is dropped for that hop
+/// and every later one, as browsers (Fetch: "remove Authorization on a
+/// cross-origin redirect") and curl do. A same-origin redirect keeps it.
 pub async fn get<C: Connect>(
     connector: &C,
     tls: &Tls,
@@ -84,14 +89,23 @@ pub async fn get<C: Connect>(
     headers: &[(header::HeaderName, String)],
     timeouts: Timeouts,
 ) -> Result<Reply, Failure> {
+    let origin = (
+        endpoint.is_tls(),
+        endpoint.host.to_ascii_lowercase(),
+        endpoint.port,
+    );
     let mut target = Target {
         tls: endpoint.is_tls(),
         host: endpoint.host.clone(),
         port: endpoint.port,
         path: endpoint.path(path),
     };
+    let mut headers = headers.to_vec();
     for _ in 0..=MAX_REDIRECTS {
-        let reply = get_once(connector, tls, &target, headers, timeouts).await?;
+        if (target.tls, target.host.to_ascii_lowercase(), target.port) != origin {
+            headers.retain(|(name, _)| name != header::AUTHORIZATION);
+        }
+        let reply = get_once(connector, tls, &target, &headers, timeouts).await?;
         let status = reply.response.status();
         if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
             return Ok(reply);

@@ -17,6 +17,7 @@ mod metrics;
 mod net;
 pub mod policy;
 mod poll;
+mod preference;
 pub mod raw;
 mod sse;
 mod timeline;
@@ -28,6 +29,9 @@ pub use error::ClientError;
 pub use gate::{Gate, Offer, PageRequest, Repaired, Stalled};
 pub use metrics::{Metrics, Snapshot, State};
 pub use net::{Connect, Endpoint, Scheme, TokioConnect};
-pub use policy::{Failure, FallbackReason, Next, Note, Policy, PolicyConfig, Transport};
+pub use policy::{
+    BadStart, Failure, FallbackReason, Next, Note, Policy, PolicyConfig, Preference, Start, Transport,
+    UnknownPreference,
+};
 pub use timeline::{Lifecycle, TimelineEntry};
 pub use tls::Tls;

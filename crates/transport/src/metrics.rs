@@ -248,7 +248,9 @@ impl Metrics {
         STATES[self.state.get(&state_names())]
     }
 
-    pub(crate) fn set_state(&self, state: State) {
+    /// Set by the client's driver; public so that what reads the state (a
+    /// readiness check) can be tested without a client.
+    pub fn set_state(&self, state: State) {
         self.state.set(&state_names(), state.as_str());
     }
 

@@ -10,7 +10,8 @@ use std::io;
 use hyper::Uri;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::policy::Transport;
+use crate::policy::{PolicyConfig, Transport};
+use crate::preference::Preference;
 
 /// Opens a byte stream to `host:port`.
 pub trait Connect: Clone + Send + Sync + 'static {
@@ -35,7 +36,7 @@ impl Connect for TokioConnect {
 
 /// A URL's scheme. It gives the security (`http`/`ws` plain, `https`/`wss`
 /// TLS); `ws`/`wss` also ask for the WebSocket transport unless one is
-/// configured explicitly (see [`Scheme::transport`]).
+/// configured explicitly (see [`Scheme::apply`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
     Http,
@@ -76,28 +77,28 @@ impl Scheme {
         if self.is_tls() { 443 } else { 80 }
     }
 
-    /// The transport for this scheme and an explicitly configured one
-    /// (`None`: not configured). An explicit transport wins; a `ws`/`wss`
-    /// URL with no explicit transport means WebSocket, any other URL the
-    /// default, `default`. The second value is the one warning line to log
-    /// when the explicit transport is not what the scheme suggests (a
-    /// `ws://` URL read over SSE, say): the scheme then gives only the
-    /// security.
-    pub fn transport(self, explicit: Option<Transport>, default: Transport) -> (Transport, Option<String>) {
-        match explicit {
-            None if self.is_ws() => (Transport::Ws, None),
-            None => (default, None),
-            Some(kind) if self.is_ws() && kind != Transport::Ws => (
-                kind,
-                Some(format!(
-                    "a {}:// URL with transport {}: using {} over {}:// (the scheme gives only the security; an explicit transport wins)",
-                    self.as_str(),
-                    kind.as_str(),
-                    kind.as_str(),
-                    if self.is_tls() { "https" } else { "http" },
-                )),
-            ),
-            Some(kind) => (kind, None),
+    /// Sets the policy's transport for this scheme and the user's
+    /// preference: `auto` with a `ws`/`wss` URL means WebSocket first (still
+    /// falling back to polling); any other preference is applied as it is
+    /// ([`Preference::apply`]): an explicit transport wins. The answer is
+    /// the one warning line to log when an explicit transport is not what
+    /// the scheme suggests (a `ws://` URL read over SSE, say): the scheme
+    /// then gives only the security.
+    pub fn apply(self, preference: Preference, policy: &mut PolicyConfig) -> Option<String> {
+        preference.apply(policy);
+        match preference {
+            Preference::Auto if self.is_ws() => {
+                policy.transport = Transport::Ws;
+                None
+            }
+            Preference::Sse | Preference::Poll if self.is_ws() => Some(format!(
+                "a {}:// URL with transport {}: using {} over {}:// (the scheme gives only the security; an explicit transport wins)",
+                self.as_str(),
+                preference.as_str(),
+                preference.as_str(),
+                if self.is_tls() { "https" } else { "http" },
+            )),
+            _ => None,
         }
     }
 }
@@ -217,30 +218,46 @@ impl<C: Connect> Link<C> {
 mod tests {
     use super::*;
 
-    fn check(url: &str, explicit: Option<Transport>, expect: (Scheme, u16, Transport, bool)) {
+    fn check(url: &str, preference: Preference, expect: (Scheme, u16, Transport, bool, bool)) {
         let e = Endpoint::parse(url).unwrap();
-        let (kind, warning) = e.scheme.transport(explicit, Transport::Sse);
+        let mut policy = PolicyConfig::default();
+        let warning = e.scheme.apply(preference, &mut policy);
         assert_eq!(
-            (e.scheme, e.port, kind, warning.is_some()),
+            (
+                e.scheme,
+                e.port,
+                policy.transport,
+                policy.fallback,
+                warning.is_some()
+            ),
             expect,
-            "{url} {explicit:?}"
+            "{url} {preference:?}"
         );
     }
 
     #[test]
     fn the_scheme_gives_the_security_and_a_ws_url_means_websocket_unless_told_otherwise() {
-        use Transport::*;
-        check("http://h", None, (Scheme::Http, 80, Sse, false));
-        check("https://h", None, (Scheme::Https, 443, Sse, false));
-        check("ws://h:8091", None, (Scheme::Ws, 8091, Ws, false));
-        check("wss://h", None, (Scheme::Wss, 443, Ws, false));
-        check("WSS://h", None, (Scheme::Wss, 443, Ws, false));
+        use Preference::Auto;
+        use Transport::{Poll, Sse, Ws};
+        check("http://h", Auto, (Scheme::Http, 80, Sse, true, false));
+        check("https://h", Auto, (Scheme::Https, 443, Sse, true, false));
+        check("ws://h:8091", Auto, (Scheme::Ws, 8091, Ws, true, false));
+        check("wss://h", Auto, (Scheme::Wss, 443, Ws, true, false));
+        check("WSS://h", Auto, (Scheme::Wss, 443, Ws, true, false));
         // The original plan's YAML: a ws:// URL read over SSE, plain.
-        check("ws://localhost:8091", Some(Sse), (Scheme::Ws, 8091, Sse, true));
-        check("wss://h", Some(Poll), (Scheme::Wss, 443, Poll, true));
-        check("wss://h", Some(Ws), (Scheme::Wss, 443, Ws, false));
-        check("http://h", Some(Ws), (Scheme::Http, 80, Ws, false));
-        check("https://h", Some(Poll), (Scheme::Https, 443, Poll, false));
+        check(
+            "ws://localhost:8091",
+            Preference::Sse,
+            (Scheme::Ws, 8091, Sse, false, true),
+        );
+        check("wss://h", Preference::Poll, (Scheme::Wss, 443, Poll, false, true));
+        check("wss://h", Preference::Ws, (Scheme::Wss, 443, Ws, false, false));
+        check("http://h", Preference::Ws, (Scheme::Http, 80, Ws, false, false));
+        check(
+            "https://h",
+            Preference::Poll,
+            (Scheme::Https, 443, Poll, false, false),
+        );
         assert!(
             Endpoint::parse("ftp://h")
                 .unwrap_err()

@@ -3,12 +3,16 @@
 //! next. No runtime, no socket: it is unit-tested by plain calls.
 //!
 //! Rules (see ARCHITECTURE.md): capped exponential backoff (1, 2, 4, 8, 16 s
-//! by default) plus jitter that only ever adds; a server's `retry:` is a
-//! floor; backoff resets only after a connection stayed healthy for
+//! by default) with jitter that never crosses the cap (see
+//! [`backoff_delay`]); a server's `retry:` and `Retry-After` are floors,
+//! and win over the cap when above it; backoff resets only after a connection stayed healthy for
 //! `healthy_after`; `max_attempts` consecutive failures stop the client
-//! (-1: never); one attempt at a time; fallback from streaming to polling
-//! when the stream endpoint is missing or streaming fails `fallback_after`
-//! times in a row, and a streaming probe every `probe_interval` to upgrade.
+//! (-1: never); one attempt at a time; with `fallback` (the `auto`
+//! preference), fallback from streaming to polling when the stream endpoint
+//! is missing or streaming fails `fallback_after` times in a row, and a
+//! streaming probe every `probe_interval` to upgrade. Without it the
+//! transport is strict: it never switches, and a missing stream endpoint
+//! stops the client.
 
 use std::time::{Duration, Instant};
 
@@ -20,13 +24,24 @@ use crate::error::ClientError;
 /// The transport vocabulary is the protocol's: `wire::Transport`.
 pub use wire::Transport;
 
+pub use crate::preference::{BadStart, Preference, Start, UnknownPreference};
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyConfig {
-    /// The preferred transport; `Http` means polling only.
+    /// The transport tried first; `Poll` means polling only.
     pub transport: Transport,
+    /// Fall back from streaming to polling (and probe back): the `auto`
+    /// preference. false: strict, the transport never switches.
+    pub fallback: bool,
     pub initial_delay: Duration,
+    /// No backoff delay exceeds it, jitter included. Only a server's
+    /// explicit `retry:` or `Retry-After` above it is waited longer.
     pub max_delay: Duration,
-    /// Jitter adds up to this fraction of the delay (0.2: up to +20%).
+    /// Spread, as a fraction (0.2). Below the cap jitter adds up to this
+    /// fraction (a 4 s step waits 4 to 4.8 s); where that would cross
+    /// `max_delay`, the delay is drawn in `[max_delay·(1 − jitter),
+    /// max_delay]` (12.8 to 16 s by default) so the cap holds and clients
+    /// at the cap still spread out.
     pub jitter: f64,
     /// Consecutive failed attempts before giving up; negative: never.
     pub max_attempts: i64,
@@ -44,6 +59,7 @@ impl Default for PolicyConfig {
     fn default() -> Self {
         PolicyConfig {
             transport: Transport::Sse,
+            fallback: true,
             initial_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(16),
             jitter: 0.2,
@@ -302,6 +318,9 @@ impl Policy {
         }
         let (reason, retry_after) = match failure {
             Failure::Fatal(reason) => return self.stop(reason),
+            Failure::StreamMissing if kind.is_streaming() && !self.config.fallback => {
+                return self.stop(ClientError::StreamingMissing(kind));
+            }
             Failure::StreamMissing if kind.is_streaming() => {
                 // Polling is another endpoint: switch to it at once, as no
                 // failure of its own.
@@ -318,6 +337,7 @@ impl Policy {
         if kind.is_streaming() && !healthy {
             self.stream_failures += 1;
             if !self.fallen_back
+                && self.config.fallback
                 && self.config.transport.is_streaming()
                 && self.stream_failures >= self.config.fallback_after
             {
@@ -346,7 +366,7 @@ impl Policy {
     }
 
     fn fall_back(&mut self, reason: FallbackReason) {
-        if self.fallen_back || !self.config.transport.is_streaming() {
+        if self.fallen_back || !self.config.fallback || !self.config.transport.is_streaming() {
             return;
         }
         self.fallen_back = true;
@@ -358,24 +378,59 @@ impl Policy {
         self.stopped = Some(reason);
     }
 
-    /// The delay before the next attempt: capped exponential backoff, at
-    /// least the server's hints, plus jitter that only adds.
+    /// The delay before the next attempt (the rule is in [`PolicyConfig::jitter`]
+    /// and [`PolicyConfig::max_delay`]).
     fn delay(&mut self, retry_after: Option<Duration>) -> Duration {
-        let exp = self.failures.saturating_sub(1).min(31);
-        let backoff = self
-            .config
-            .initial_delay
-            .saturating_mul(1u32 << exp.min(20))
-            .min(self.config.max_delay);
-        let base = backoff
-            .max(self.server_retry.unwrap_or(Duration::ZERO))
-            .max(retry_after.unwrap_or(Duration::ZERO))
-            .max(self.config.retry_floor);
-        let jitter = if self.config.jitter > 0.0 {
-            base.mul_f64(self.rng.random_range(0.0..self.config.jitter))
+        let r = if self.config.jitter > 0.0 {
+            self.rng.random_range(0.0..1.0)
         } else {
-            Duration::ZERO
+            0.0
         };
-        base + jitter
+        backoff_delay(&self.config, self.failures, self.server_retry, retry_after, r)
     }
+}
+
+/// The delay after `failures` consecutive failures, given the server's
+/// hints and a uniform draw `r` in [0, 1). Pure, so the rule is testable
+/// by itself:
+///
+/// - `hint` = the larger of `retry:`, `Retry-After` and `retry_floor`;
+///   above `max_delay` it is returned as is (the server's explicit request
+///   wins over the cap, unjittered: it named a time).
+/// - `b` = `initial_delay · 2^(failures−1)`, capped at `max_delay`, and at
+///   least `hint`.
+/// - below the cap, `b·(1 + r·jitter)`: jitter only adds;
+/// - where that could cross the cap, the delay is drawn in the top band
+///   `[max(max_delay·(1 − jitter), hint), max_delay]` instead: the cap
+///   holds and clients at the cap still spread out.
+pub fn backoff_delay(
+    config: &PolicyConfig,
+    failures: u32,
+    server_retry: Option<Duration>,
+    retry_after: Option<Duration>,
+    r: f64,
+) -> Duration {
+    let cap = config.max_delay;
+    let hint = server_retry
+        .unwrap_or(Duration::ZERO)
+        .max(retry_after.unwrap_or(Duration::ZERO))
+        .max(config.retry_floor);
+    if hint >= cap {
+        return hint;
+    }
+    let exp = failures.saturating_sub(1).min(20);
+    let b = config
+        .initial_delay
+        .saturating_mul(1u32 << exp)
+        .min(cap)
+        .max(hint);
+    let jitter = config.jitter.clamp(0.0, 1.0);
+    let r = r.clamp(0.0, 1.0);
+    let top = b.mul_f64(1.0 + jitter);
+    let (lo, hi) = if top <= cap {
+        (b, top)
+    } else {
+        (cap.mul_f64(1.0 - jitter).max(hint), cap)
+    };
+    (lo + (hi - lo).mul_f64(r)).min(hi)
 }

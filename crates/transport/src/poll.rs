@@ -114,3 +114,35 @@ pub(crate) async fn fetch<C: Connect>(
         }),
     }
 }
+
+/// The wire's head: one polling page without a cursor (after the oldest
+/// event held, so never expired) answers it.
+pub(crate) async fn head<C: Connect>(link: &Link<C>) -> Result<u64, ClientError> {
+    let reply = link
+        .get("/events?limit=1", &[], link.timeouts)
+        .await
+        .map_err(|f| unreachable(f, "asking for the head"))?;
+    let status = reply.response.status();
+    let headers = reply.response.headers().clone();
+    let body = reply
+        .text(1 << 20, link.timeouts.headers)
+        .await
+        .map_err(|f| unreachable(f, "reading the head"))?;
+    if status != hyper::StatusCode::OK {
+        return Err(unreachable(
+            http::classify(status, &headers, &body),
+            "asking for the head",
+        ));
+    }
+    serde_json::from_str::<wire::poll::Page>(&body)
+        .map(|page| page.head)
+        .map_err(|e| ClientError::Protocol(format!("malformed polling page: {e}")))
+}
+
+fn unreachable(failure: Failure, what: &str) -> ClientError {
+    match failure {
+        Failure::Fatal(e) => e,
+        Failure::StreamMissing => ClientError::PollingMissing,
+        Failure::Retry { reason, .. } => ClientError::Unreachable(format!("{what}: {reason}")),
+    }
+}

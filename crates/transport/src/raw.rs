@@ -6,6 +6,11 @@
 //! than `text/event-stream`, fails the connection for good; a network error
 //! or the end of the stream reconnects after the reconnection time (which
 //! `retry:` sets), sending `Last-Event-ID` only when it is non-empty.
+//!
+//! The last event ID persists across reconnections, as in a browser: a new
+//! connection starts with the previous one's, so an event without an `id:`
+//! field reports it and the next reconnect sends it again. What the decoder
+//! drops (an over-long line, an over-large event) is logged as a warning.
 
 use std::time::Duration;
 
@@ -29,6 +34,7 @@ pub struct RawConfig {
     pub timeouts: Timeouts,
     /// Whom to trust on `https://`.
     pub tls: Tls,
+    pub limits: sse::Limits,
 }
 
 impl RawConfig {
@@ -42,6 +48,7 @@ impl RawConfig {
                 headers: Duration::from_secs(30),
             },
             tls: Tls::platform(),
+            limits: sse::Limits::default(),
         }
     }
 }
@@ -120,7 +127,7 @@ pub async fn read<C: Connect>(
                 }
                 let (response, _conn) = reply.into_parts();
                 let mut body = response.into_body();
-                let mut decoder = sse::Decoder::default();
+                let mut decoder = Seeded::new(config.limits, &last_event_id);
                 let mut stop = false;
                 let end = loop {
                     let data = match body.frame().await {
@@ -132,7 +139,7 @@ pub async fn read<C: Connect>(
                         },
                     };
                     decoder.push(&data);
-                    while let Some(frame) = decoder.next_frame() {
+                    while let Some(frame) = decoder.decoder.next_frame() {
                         match frame {
                             Ok(sse::Frame::Retry(ms)) => retry = Duration::from_millis(ms),
                             Ok(sse::Frame::Event(e)) => {
@@ -146,23 +153,29 @@ pub async fn read<C: Connect>(
                                     break;
                                 }
                             }
-                            Ok(sse::Frame::Comment(_)) | Err(_) => {}
+                            Ok(sse::Frame::Comment(_)) => {}
+                            Err(e) => tracing::warn!(error = %e, "raw: dropped a block"),
                         }
                     }
                     if stop {
                         break String::new();
                     }
                     // An id-only block moves the resume point too.
-                    if decoder.dispatches() > 0 {
-                        last_event_id = decoder.last_event_id().to_owned();
+                    if decoder.decoder.dispatches() > 0 {
+                        last_event_id = decoder.decoder.last_event_id().to_owned();
                     }
                 };
                 if stop {
                     return RawEnd::Stopped;
                 }
                 decoder.finish();
-                if decoder.dispatches() > 0 {
-                    last_event_id = decoder.last_event_id().to_owned();
+                while let Some(frame) = decoder.decoder.next_frame() {
+                    if let Err(e) = frame {
+                        tracing::warn!(error = %e, "raw: dropped a block at the end of the stream");
+                    }
+                }
+                if decoder.decoder.dispatches() > 0 {
+                    last_event_id = decoder.decoder.last_event_id().to_owned();
                 }
                 end
             }
@@ -181,6 +194,56 @@ pub async fn read<C: Connect>(
             "reconnecting"
         );
         tokio::time::sleep(retry).await;
+    }
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// One connection's decoder, starting with the last event ID the previous
+/// connection left (WHATWG: the last event ID string is the EventSource's,
+/// not the connection's). `sse::Decoder` has no setter, so the id is
+/// replayed into it as an id-only block, `id: X` and a blank line: that
+/// sets the last-event-ID buffer and fires nothing, exactly the state a
+/// browser reconnects with. The block goes after the stream's byte-order
+/// mark, which is stripped here first (the stream's first three bytes are
+/// held until they are known not to be one), so a BOM is still dropped only
+/// at the very start and a second one is still content.
+#[derive(Debug)]
+struct Seeded {
+    decoder: sse::Decoder,
+    /// Until the seed is pushed: the bytes held, and the id to seed.
+    pending: Option<(Vec<u8>, String)>,
+}
+
+impl Seeded {
+    fn new(limits: sse::Limits, last_event_id: &str) -> Seeded {
+        Seeded {
+            decoder: sse::Decoder::new(limits),
+            pending: (!last_event_id.is_empty()).then(|| (Vec::new(), last_event_id.to_owned())),
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let Some((held, _)) = self.pending.as_mut() else {
+            return self.decoder.push(bytes);
+        };
+        held.extend_from_slice(bytes);
+        if held.len() < BOM.len() && BOM.starts_with(held) {
+            return; // still maybe a BOM
+        }
+        self.seed();
+    }
+
+    fn seed(&mut self) {
+        if let Some((held, id)) = self.pending.take() {
+            self.decoder.push(format!("id: {id}\n\n").as_bytes());
+            self.decoder.push(held.strip_prefix(BOM).unwrap_or(&held));
+        }
+    }
+
+    fn finish(&mut self) {
+        self.seed();
+        self.decoder.finish();
     }
 }
 

@@ -1,6 +1,10 @@
 //! The SSE transport: `GET /stream?cursor=N` (with `Last-Event-ID`), the
 //! answer checked (status, Content-Type), then the body decoded into wire
-//! messages under an idle deadline. It does not deliver: the driver routes
+//! messages under an idle deadline. The deadline moves only when a whole
+//! message is decoded (an event, a control message such as the stub's
+//! heartbeat, or a comment line, the classic keep-alive of other servers),
+//! never on bytes alone: a peer dripping a never-finished event is as dead
+//! as a silent one. It does not deliver: the driver routes
 //! what it yields through the gate.
 
 use std::time::Duration;
@@ -23,6 +27,8 @@ pub(crate) struct Stream {
     _conn: AbortOnDrop,
     decoder: sse::Decoder,
     idle: Duration,
+    /// Silent (no whole message) until then: the connection is dead.
+    deadline: tokio::time::Instant,
 }
 
 /// Opens the stream after `after` and checks the answer.
@@ -48,6 +54,7 @@ pub(crate) async fn open<C: Connect>(link: &Link<C>, after: u64, idle: Duration)
             _conn: conn,
             decoder: sse::Decoder::default(),
             idle,
+            deadline: tokio::time::Instant::now() + idle,
         });
     }
     if status == hyper::StatusCode::OK {
@@ -72,14 +79,18 @@ impl Stream {
                 None => {}
                 Some(Err(e)) => return Err(retry(&format!("bad SSE: {e}"))),
                 Some(Ok(sse::Frame::Retry(ms))) => return Ok(Frame::RetryHint(ms)),
-                Some(Ok(sse::Frame::Comment(_))) => continue,
+                Some(Ok(sse::Frame::Comment(_))) => {
+                    self.deadline = tokio::time::Instant::now() + self.idle;
+                    continue;
+                }
                 Some(Ok(sse::Frame::Event(e))) => {
+                    self.deadline = tokio::time::Instant::now() + self.idle;
                     return wire::sse::decode(&e)
                         .map(Frame::Message)
                         .map_err(|e| retry(&format!("malformed event after id {last}: {e}")));
                 }
             }
-            let frame = match tokio::time::timeout(self.idle, self.body.frame()).await {
+            let frame = match tokio::time::timeout_at(self.deadline, self.body.frame()).await {
                 Err(_) => return Err(crate::driver::idle_failure(self.idle)),
                 Ok(None) => return Err(retry("the server ended the stream")),
                 Ok(Some(Err(e))) => return Err(retry(&format!("stream read: {e}"))),

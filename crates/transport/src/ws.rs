@@ -56,6 +56,9 @@ pub(crate) async fn open<C: Connect>(
     match tokio::time::timeout(t.headers, handshake).await {
         Err(_) => Err(retry("WebSocket handshake timed out")),
         Ok(Ok((ws, _))) => Ok(Stream { ws, idle }),
+        // tungstenite follows no redirect: a 3xx to the upgrade lands here
+        // and is refused (classified as a 4xx-like answer), so the token is
+        // never sent anywhere but the configured endpoint.
         Ok(Err(tungstenite::Error::Http(res))) => {
             let body = res
                 .body()
@@ -73,6 +76,9 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Stream<S> {
     /// delivered) only names where a bad message was.
     pub(crate) async fn next(&mut self, last: u64) -> Result<Frame, Failure> {
         loop {
+            // tungstenite yields whole messages only (a dripped frame stays
+            // inside it), so the deadline is per message; pings and pongs
+            // are messages and count as liveness.
             let msg = match tokio::time::timeout(self.idle, self.ws.next()).await {
                 Err(_) => return Err(crate::driver::idle_failure(self.idle)),
                 Ok(None) => return Err(retry("the server closed the WebSocket")),

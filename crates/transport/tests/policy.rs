@@ -62,13 +62,19 @@ fn backoff_doubles_from_one_second_and_caps_at_sixteen() {
 }
 
 #[test]
-fn jitter_only_adds_within_its_bound_and_follows_the_seed() {
+fn jitter_adds_below_the_cap_stays_inside_it_at_the_cap_and_follows_the_seed() {
     let t = t0();
     let delays = |seed| failing_delays(&mut Policy::new(PolicyConfig::default(), seed, t), t, 8);
     let a = delays(7);
-    for (d, base) in a.iter().zip([1.0, 2.0, 4.0, 8.0, 16.0, 16.0, 16.0, 16.0].map(s)) {
+    for (d, base) in a.iter().zip([1.0, 2.0, 4.0, 8.0].map(s)) {
         assert!(*d >= base && *d < base.mul_f64(1.2), "{d:?} vs {base:?}");
     }
+    // At the cap: within [0.8·cap, cap], and spread (not all equal).
+    let at_cap = &a[4..];
+    for d in at_cap {
+        assert!(*d >= s(12.8) && *d <= s(16.0), "{d:?} at the 16 s cap");
+    }
+    assert!(at_cap.windows(2).any(|w| w[0] != w[1]), "{at_cap:?}");
     assert_eq!(a, delays(7), "same seed, same schedule");
     assert_ne!(a, delays(8), "another seed, another schedule");
 }
@@ -107,6 +113,25 @@ fn retry_after_is_honoured() {
         },
     );
     assert_eq!(p.next(t), Next::WaitUntil(t + s(7.0)));
+}
+
+#[test]
+fn a_server_hint_above_the_cap_wins_exactly() {
+    let t = t0();
+    let mut p = Policy::new(PolicyConfig::default(), 1, t);
+    assert!(matches!(p.next(t), Next::Attempt(Transport::Sse)));
+    p.failed(
+        t,
+        Failure::Retry {
+            reason: "429".into(),
+            retry_after: Some(s(60.0)),
+        },
+    );
+    assert_eq!(p.next(t), Next::WaitUntil(t + s(60.0)));
+    // retry: above the cap too, every time.
+    let mut p = Policy::new(PolicyConfig::default(), 1, t);
+    p.retry_hint(20_000);
+    assert_eq!(failing_delays(&mut p, t, 6), [s(20.0); 6]);
 }
 
 #[test]
@@ -268,4 +293,56 @@ fn polling_only_never_falls_back_nor_probes() {
         Next::Stop(ClientError::PollingMissing),
         "polling itself missing stops"
     );
+}
+
+#[test]
+fn a_strict_transport_never_switches() {
+    let t = t0();
+    for kind in [Transport::Sse, Transport::Ws] {
+        let strict = PolicyConfig {
+            transport: kind,
+            fallback: false,
+            ..no_jitter()
+        };
+        // Failures in a row: backoff on the same transport, no fallback.
+        let mut p = Policy::new(strict.clone(), 1, t);
+        let mut now = t;
+        for _ in 0..6 {
+            assert_eq!(p.next(now), Next::Attempt(kind));
+            p.failed(now, fail("refused"));
+            let Next::WaitUntil(at) = p.next(now) else {
+                panic!("a wait")
+            };
+            now = at;
+        }
+        assert!(!p.is_fallen_back());
+        assert!(!p.take_notes().iter().any(|n| matches!(n, Note::Fallback { .. })));
+        // A missing endpoint stops it, naming the way out.
+        let mut p = Policy::new(strict, 1, t);
+        assert_eq!(p.next(t), Next::Attempt(kind));
+        p.failed(t, Failure::StreamMissing);
+        assert_eq!(p.next(t), Next::Stop(ClientError::StreamingMissing(kind)));
+    }
+}
+
+#[test]
+fn preferences_read_and_set_the_policy() {
+    use transport::Preference;
+    for (name, transport, fallback) in [
+        ("auto", Transport::Sse, true),
+        ("sse", Transport::Sse, false),
+        ("ws", Transport::Ws, false),
+        ("poll", Transport::Poll, false),
+        ("http", Transport::Poll, false),
+    ] {
+        let pref: Preference = name.parse().unwrap();
+        let mut c = PolicyConfig::default();
+        pref.apply(&mut c);
+        assert_eq!((c.transport, c.fallback), (transport, fallback), "{name}");
+    }
+    assert_eq!(
+        "udp".parse::<Preference>().unwrap_err().to_string(),
+        "transport must be auto, sse, ws or poll (or http), not \"udp\""
+    );
+    assert_eq!(Preference::default(), Preference::Auto);
 }

@@ -220,7 +220,8 @@ async fn a_reconnect_sends_the_last_event_id_and_honours_retry() {
     let started = tokio::time::Instant::now();
     let (events, end) = read_all(&c, 2).await;
     assert_eq!(end, RawEnd::Stopped);
-    assert_eq!(events, [ev("message", "a", "7"), ev("message", "b", "")]);
+    // "b" has no id field: it reports the id persisted from connection 2.
+    assert_eq!(events, [ev("message", "a", "7"), ev("message", "b", "9")]);
     let requests = requests.lock().unwrap();
     assert!(requests[1].contains("last-event-id: 7\r\n"), "{}", requests[1]);
     assert!(requests[2].contains("last-event-id: 9\r\n"), "{}", requests[2]);
@@ -244,6 +245,81 @@ async fn an_empty_last_event_id_is_never_sent() {
     let (events, _) = read_all(&c, 3).await;
     assert_eq!(events[1], ev("message", "b", ""));
     assert!(!requests.lock().unwrap()[1].contains("last-event-id"));
+}
+
+#[tokio::test]
+async fn the_last_event_id_persists_across_connections() {
+    let (addr, requests) = server(vec![
+        // An id-only block, then the server closes.
+        sse(&[b"retry: 50\nid: 7\n\n"]),
+        // No id field: the event reports the persisted id.
+        sse(&[b"data: a\n\n"]),
+        // Still no id: the reconnect sends the persisted one again.
+        sse(&[b"data: b\n\n"]),
+        // A BOM first, split, then an id-less event: still 7, BOM dropped.
+        sse(&[b"\xEF\xBB", b"\xBFdata: c\n\n"]),
+        // An empty id field clears it, as in a browser.
+        sse(&[b"id\ndata: d\n\n"]),
+        sse(&[b"data: e\n\n"]),
+    ])
+    .await;
+    let mut c = config(addr, "/s");
+    c.reconnect = true;
+    let (events, end) = read_all(&c, 5).await;
+    assert_eq!(end, RawEnd::Stopped);
+    assert_eq!(
+        events,
+        [
+            ev("message", "a", "7"),
+            ev("message", "b", "7"),
+            ev("message", "c", "7"),
+            ev("message", "d", ""),
+            ev("message", "e", ""),
+        ]
+    );
+    let requests = requests.lock().unwrap();
+    for (i, req) in requests.iter().enumerate().take(5).skip(1) {
+        assert!(req.contains("last-event-id: 7\r\n"), "request {i}: {req}");
+    }
+    assert!(!requests[5].contains("last-event-id"), "{}", requests[5]);
+}
+
+/// Log lines, captured.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn what_the_decoder_drops_is_logged_and_reading_goes_on() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let long = format!("data: {}\n\n", "x".repeat(100));
+    let (addr, _) = server(vec![sse(&[long.as_bytes(), b"data: ok\n\n"])]).await;
+    let mut c = config(addr, "/s");
+    c.limits.max_line = 64;
+    let (events, end) = read_all(&c, 10).await;
+    assert_eq!(events, [ev("message", "ok", "")]);
+    assert_eq!(end, RawEnd::Ended);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("WARN") && text.contains("dropped") && text.contains("64-byte limit"),
+        "{text}"
+    );
 }
 
 /// The binary: JSON lines on stdout, nothing on stdout and a non-zero exit

@@ -45,7 +45,7 @@ impl Server {
 
     /// A crash: the server task and every connection it owns are gone.
     async fn crash(self) {
-        self.stub.shutdown_trigger().fire();
+        self.stub.shutdown_token().cancel();
         self.task.abort();
         let _ = self.task.await;
     }
@@ -90,13 +90,13 @@ fn assert_exactly_once_in_order(events: &[Event], fixture: &[Payload]) {
 async fn normal_streaming(kind: Transport) {
     let server = Server::start(Config::default(), None).await;
     let f = fixture();
-    server.stub.publish(Source::Fixture, &f[..2000]).unwrap();
+    server.stub.publish(Source::Fixture, &f[..2000]).await.unwrap();
     let publisher = server.stub.clone();
     let live = f[2000..2500].to_vec();
     tokio::spawn(async move {
         for chunk in live.chunks(50) {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            publisher.publish(Source::Ingest, chunk).unwrap();
+            publisher.publish(Source::Ingest, chunk).await.unwrap();
         }
     });
     let mut client = Client::connect(TokioConnect, config(&server.url(), kind)).unwrap();
@@ -167,7 +167,7 @@ async fn without_streaming_it_falls_back_to_polling_and_upgrades_when_it_returns
         let f = fixture();
         let server = Server::start(Config::default(), None).await;
         server.stub.set_streaming(false);
-        server.stub.publish(Source::Fixture, &f[..300]).unwrap();
+        server.stub.publish(Source::Fixture, &f[..300]).await.unwrap();
         let mut client = Client::connect(TokioConnect, config(&server.url(), kind)).unwrap();
         let mut sub = client.subscribe().unwrap();
         let mut events = collect(&mut sub, 300).await;
@@ -179,7 +179,7 @@ async fn without_streaming_it_falls_back_to_polling_and_upgrades_when_it_returns
         );
 
         server.stub.set_streaming(true);
-        server.stub.publish(Source::Fixture, &f[300..600]).unwrap();
+        server.stub.publish(Source::Fixture, &f[300..600]).await.unwrap();
         events.extend(collect(&mut sub, 300).await);
         // The probe runs every 300 ms; once upgraded, more events stream.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -187,7 +187,7 @@ async fn without_streaming_it_falls_back_to_polling_and_upgrades_when_it_returns
             assert!(tokio::time::Instant::now() < deadline, "no upgrade");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        server.stub.publish(Source::Fixture, &f[600..700]).unwrap();
+        server.stub.publish(Source::Fixture, &f[600..700]).await.unwrap();
         events.extend(collect(&mut sub, 100).await);
         assert_exactly_once_in_order(&events, &f);
         let m = client.metrics().snapshot();
@@ -225,7 +225,11 @@ async fn a_cursor_older_than_retention_is_a_clear_error() {
             None,
         )
         .await;
-        server.stub.publish(Source::Fixture, &fixture()[..100]).unwrap();
+        server
+            .stub
+            .publish(Source::Fixture, &fixture()[..100])
+            .await
+            .unwrap();
         let mut client = Client::connect(TokioConnect, config(&server.url(), kind)).unwrap();
         let mut sub = client.subscribe().unwrap();
         let item = tokio::time::timeout(Duration::from_secs(10), sub.next())
@@ -281,7 +285,11 @@ async fn a_silent_connection_is_found_and_replaced() {
         "{timeline:?}"
     );
     // And it still delivers once there is something to say.
-    server.stub.publish(Source::Fixture, &fixture()[..5]).unwrap();
+    server
+        .stub
+        .publish(Source::Fixture, &fixture()[..5])
+        .await
+        .unwrap();
     assert_eq!(collect(&mut sub, 5).await.len(), 5);
     client.close().await;
     server.crash().await;
@@ -424,7 +432,11 @@ async fn server_errors_and_429_retry_honouring_retry_after() {
 #[tokio::test]
 async fn close_leaves_no_task_and_no_socket() {
     let server = Server::start(Config::default(), None).await;
-    server.stub.publish(Source::Fixture, &fixture()[..10]).unwrap();
+    server
+        .stub
+        .publish(Source::Fixture, &fixture()[..10])
+        .await
+        .unwrap();
     let mut client = Client::connect(TokioConnect, config(&server.url(), Transport::Sse)).unwrap();
     let mut sub = client.subscribe().unwrap();
     collect(&mut sub, 10).await;
@@ -517,7 +529,11 @@ async fn a_repair_that_fails_clears_repairing_gap() {
 #[tokio::test]
 async fn dropping_the_client_without_close_closes_its_connections() {
     let server = Server::start(Config::default(), None).await;
-    server.stub.publish(Source::Fixture, &fixture()[..10]).unwrap();
+    server
+        .stub
+        .publish(Source::Fixture, &fixture()[..10])
+        .await
+        .unwrap();
     for kind in [Transport::Sse, Transport::Ws, Transport::Poll] {
         let mut client = Client::connect(TokioConnect, config(&server.url(), kind)).unwrap();
         // The subscription outlives the client, as in a caller that kept it

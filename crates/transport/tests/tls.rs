@@ -67,7 +67,7 @@ async fn plain_stub(events: usize) -> SocketAddr {
         .into_iter()
         .take(events)
         .collect();
-    stub.publish(Source::Fixture, &payloads).unwrap();
+    stub.publish(Source::Fixture, &payloads).await.unwrap();
     tokio::spawn(stub::serve(listener, stub, std::future::pending()));
     addr
 }

@@ -33,7 +33,27 @@ impl Control {
         }
     }
 
-    pub(crate) const NAMES: [&'static str; 4] = ["heartbeat", "caught_up", "overflow", "cursor_expired"];
+    /// One message of every kind, in declaration order (fields zero). The
+    /// walk is an exhaustive match, so a new variant does not compile until
+    /// it is placed in it; the names of control messages come from here.
+    pub fn every() -> impl Iterator<Item = Control> {
+        std::iter::successors(Some(Control::Heartbeat { head: 0 }), |c| match c {
+            Control::Heartbeat { .. } => Some(Control::CaughtUp { head: 0 }),
+            Control::CaughtUp { .. } => Some(Control::Overflow { last_id: 0 }),
+            Control::Overflow { .. } => Some(Control::CursorExpired {
+                cursor: 0,
+                oldest: 0,
+                head: 0,
+            }),
+            Control::CursorExpired { .. } => None,
+        })
+    }
+
+    /// True when `name` is a control message type: such a name cannot be an
+    /// event kind, or streams would carry events that read as controls.
+    pub fn is_name(name: &str) -> bool {
+        Control::every().any(|c| c.name() == name)
+    }
 }
 
 /// One message on a stream: an event or a control message.

@@ -7,12 +7,13 @@
 //! with its fields, so an older client survives a newer server.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use jiff::Timestamp;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
+
+use crate::Control;
 
 /// A published wire event.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,21 +67,15 @@ pub struct News {
     pub ts_utc: Timestamp,
 }
 
-/// A payload that does not make sense: which field, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The crate's error: a message or payload that does not make sense, which
+/// field, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}`: {reason}")]
 pub struct FieldError {
     /// The field's path, such as `last` or `kind`.
     pub field: String,
     pub reason: String,
 }
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "field `{}`: {}", self.field, self.reason)
-    }
-}
-
-impl std::error::Error for FieldError {}
 
 fn field_error(field: &str, reason: impl Into<String>) -> FieldError {
     FieldError {
@@ -178,6 +173,14 @@ impl Payload {
             Payload::Other { kind, .. } => {
                 if kind.is_empty() || kind.len() > 64 || kind.bytes().any(|b| !b.is_ascii_graphic()) {
                     return Err(field_error("kind", "must be 1 to 64 visible ASCII characters"));
+                }
+                // On SSE the kind is the event type: a control name there
+                // would make every client read the event as a control.
+                if Control::is_name(kind) {
+                    return Err(field_error(
+                        "kind",
+                        format!("{kind:?} is a control message type, not an event kind"),
+                    ));
                 }
                 Ok(())
             }

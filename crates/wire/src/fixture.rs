@@ -3,7 +3,6 @@
 //! numbers the events 1, 2, 3, ... as it publishes them, so replaying the same
 //! file always gives the same ids.
 
-use std::fmt;
 use std::path::Path;
 
 use serde_json::Value;
@@ -18,7 +17,8 @@ pub const DEFAULT: &str = include_str!("../../../fixtures/default.jsonl");
 pub const DEFAULT_NAME: &str = "fixtures/default.jsonl";
 
 /// A fixture that cannot be read: the file, the line (from 1) and the field.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
 pub struct FixtureError {
     pub file: String,
     /// 0 when the file itself could not be read.
@@ -26,17 +26,16 @@ pub struct FixtureError {
     pub error: FieldError,
 }
 
-impl fmt::Display for FixtureError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl FixtureError {
+    /// No line when the file itself could not be read.
+    fn describe(&self) -> String {
         if self.line == 0 {
-            write!(f, "{}: {}", self.file, self.error.reason)
+            format!("{}: {}", self.file, self.error.reason)
         } else {
-            write!(f, "{}:{}: {}", self.file, self.line, self.error)
+            format!("{}:{}: {}", self.file, self.line, self.error)
         }
     }
 }
-
-impl std::error::Error for FixtureError {}
 
 /// Reads a fixture file.
 pub fn load(path: &Path) -> Result<Vec<Payload>, FixtureError> {

@@ -16,3 +16,59 @@ pub struct Page {
     /// The newest id in the log.
     pub head: u64,
 }
+
+impl Page {
+    /// The page as sent: `{"events":[...],"next_cursor":N,"head":H}`, each
+    /// event as [`Event::to_json`].
+    pub fn to_json(&self) -> String {
+        let mut body = PageBody::default();
+        for event in &self.events {
+            body.push(&event.to_json());
+        }
+        body.finish(self.next_cursor, self.head)
+    }
+}
+
+/// A page written from events already encoded ([`Event::to_json`]), for a
+/// server that keeps events encoded: the same bytes as [`Page::to_json`].
+#[derive(Debug)]
+pub struct PageBody {
+    out: String,
+    count: usize,
+}
+
+impl Default for PageBody {
+    fn default() -> Self {
+        PageBody {
+            out: String::from("{\"events\":["),
+            count: 0,
+        }
+    }
+}
+
+impl PageBody {
+    /// Appends one event's JSON object.
+    pub fn push(&mut self, event_json: &str) {
+        if self.count > 0 {
+            self.out.push(',');
+        }
+        self.out.push_str(event_json);
+        self.count += 1;
+    }
+
+    /// Events pushed so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The finished body.
+    pub fn finish(mut self, next_cursor: u64, head: u64) -> String {
+        let mut digits = itoa::Buffer::new();
+        self.out.push_str("],\"next_cursor\":");
+        self.out.push_str(digits.format(next_cursor));
+        self.out.push_str(",\"head\":");
+        self.out.push_str(digits.format(head));
+        self.out.push('}');
+        self.out
+    }
+}

@@ -29,7 +29,7 @@ pub fn encode_control(out: &mut Vec<u8>, control: &Control) {
 /// Reads a dispatched SSE event as a wire message. A control type is read as
 /// control; any other type as an event whose JSON `id` must equal the SSE id.
 pub fn decode(frame: &sse::EventRef<'_>) -> Result<Message, FieldError> {
-    if Control::NAMES.contains(&frame.event) {
+    if Control::is_name(frame.event) {
         return serde_json::from_str(frame.data)
             .map(Message::Control)
             .map_err(|e| FieldError {

@@ -43,16 +43,9 @@ impl std::fmt::Display for Transport {
 }
 
 /// A name that is not a transport.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("transport must be sse, ws or poll (or http), not {0:?}")]
 pub struct UnknownTransport(pub String);
-
-impl std::fmt::Display for UnknownTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "transport must be sse, ws or poll (or http), not {:?}", self.0)
-    }
-}
-
-impl std::error::Error for UnknownTransport {}
 
 impl std::str::FromStr for Transport {
     type Err = UnknownTransport;

@@ -2,24 +2,41 @@
 //! its JSON object plus `"type": "event"`; a control message is its JSON
 //! (`"type": "heartbeat"`, ...).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::{Control, Event, FieldError, Message};
 
 pub fn encode(message: &Message) -> String {
     match message {
         Message::Event(e) => encode_event(e),
-        Message::Control(c) => serde_json::to_string(c).unwrap_or_default(),
+        Message::Control(c) => encode_control(c),
     }
 }
 
 pub fn encode_event(event: &Event) -> String {
-    let mut map = match serde_json::to_value(event) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
-    };
-    map.insert("type".into(), "event".into());
-    Value::Object(map).to_string()
+    encode_event_json(&event.to_json())
+}
+
+/// The message for an event from its JSON object ([`Event::to_json`]), for a
+/// server that keeps events encoded: `"type":"event"` first, then the
+/// object's own keys as they are. [`decode`] reads keys in any order.
+pub fn encode_event_json(json: &str) -> String {
+    const TYPE: &str = "{\"type\":\"event\"";
+    let fields = json.trim_start().strip_prefix('{').unwrap_or("}").trim_start();
+    let mut out = String::with_capacity(TYPE.len() + json.len() + 1);
+    out.push_str(TYPE);
+    // An event object always has fields; an empty one needs no comma.
+    if !fields.starts_with('}') {
+        out.push(',');
+    }
+    out.push_str(fields);
+    out
+}
+
+/// The message for a control: its JSON, `"type"` first.
+pub fn encode_control(control: &Control) -> String {
+    // Serializing a plain enum of integers into a String cannot fail.
+    serde_json::to_string(control).unwrap_or_default()
 }
 
 pub fn decode(text: &str) -> Result<Message, FieldError> {

@@ -350,3 +350,87 @@ proptest! {
         prop_assert_eq!(wire::ws::decode(&wire::ws::encode(&m)).unwrap(), m);
     }
 }
+
+#[test]
+fn a_control_name_is_refused_as_an_event_kind_everywhere() {
+    let names: Vec<&str> = Control::every().map(|c| c.name()).collect();
+    assert_eq!(names, ["heartbeat", "caught_up", "overflow", "cursor_expired"]);
+    for name in names {
+        let payload = format!(r#"{{"kind":"{name}","head":3}}"#);
+        let err = Payload::from_json(&payload).unwrap_err();
+        assert_eq!(err.field, "kind", "{name}: {err}");
+        assert!(err.reason.contains("control message type"), "{name}: {err}");
+
+        let event = format!(r#"{{"id":4,"kind":"{name}","head":3}}"#);
+        assert_eq!(Event::from_json(&event).unwrap_err().field, "kind", "{name}");
+
+        let fixture = format!("{}\n{payload}\n", r#"{"kind":"halt","symbol":"X"}"#);
+        let err = wire::fixture::parse("day.jsonl", &fixture).unwrap_err();
+        assert_eq!((err.line, err.error.field.as_str()), (2, "kind"), "{name}: {err}");
+    }
+    // Near misses are ordinary kinds.
+    for kind in ["Heartbeat", "heartbeats", "caught-up"] {
+        assert!(
+            Payload::from_json(&format!(r#"{{"kind":"{kind}"}}"#)).is_ok(),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn every_control_is_named_once_and_reads_back_as_itself() {
+    let all: Vec<Control> = Control::every().collect();
+    let mut names: Vec<&str> = all.iter().map(Control::name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), all.len(), "names are distinct");
+    for c in all {
+        assert!(Control::is_name(c.name()));
+        let text = wire::ws::encode_control(&c);
+        assert_eq!(wire::ws::decode(&text).unwrap(), Message::Control(c));
+        let mut bytes = Vec::new();
+        wire::sse::encode_control(&mut bytes, &c);
+        assert_eq!(via_sse(&bytes), [Message::Control(c)]);
+    }
+}
+
+#[test]
+fn the_ws_event_form_puts_type_first_and_decoding_takes_any_key_order() {
+    let event = tick(17);
+    let text = wire::ws::encode_event(&event);
+    assert_eq!(
+        text,
+        "{\"type\":\"event\",\"bid\":191.24,\"id\":17,\"kind\":\"tick\",\"last\":191.25,\
+         \"pub_us\":1772461800000123,\"size\":300,\"symbol\":\"AAPL\",\"ts_utc\":\"2026-03-02T14:30:00.5Z\"}"
+    );
+    assert_eq!(text, wire::ws::encode_event_json(&event.to_json()));
+    let sorted = "{\"bid\":191.24,\"id\":17,\"kind\":\"tick\",\"last\":191.25,\"pub_us\":1772461800000123,\
+                  \"size\":300,\"symbol\":\"AAPL\",\"ts_utc\":\"2026-03-02T14:30:00.5Z\",\"type\":\"event\"}";
+    for form in [text.as_str(), sorted] {
+        assert_eq!(
+            wire::ws::decode(form).unwrap(),
+            Message::Event(event.clone()),
+            "{form}"
+        );
+    }
+}
+
+#[test]
+fn the_polling_form_is_the_same_from_typed_and_from_encoded_events() {
+    for events in [vec![], vec![tick(1)], vec![tick(1), news(2)]] {
+        let page = Page {
+            next_cursor: events.last().map_or(0, |e| e.id),
+            events,
+            head: 9,
+        };
+        let mut body = wire::poll::PageBody::default();
+        for e in &page.events {
+            body.push(&e.to_json());
+        }
+        assert_eq!(body.count(), page.events.len());
+        let raw = body.finish(page.next_cursor, page.head);
+        assert_eq!(raw, page.to_json());
+        assert_eq!(raw, serde_json::to_string(&page).unwrap(), "serde agrees");
+        assert_eq!(serde_json::from_str::<Page>(&raw).unwrap(), page);
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use transport::raw::{RawConfig, RawEnd};
-use transport::{Client, ClientConfig, Endpoint, Tls, TokioConnect, Transport};
+use transport::{Client, ClientConfig, Endpoint, Preference, Start, Tls, TokioConnect};
 
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -17,14 +17,17 @@ struct Args {
     /// exact http or https URL).
     #[arg(long, default_value = "http://127.0.0.1:8091")]
     url: String,
-    /// sse, ws, http (polling) or auto (SSE, falling back to polling; with
-    /// a ws:// or wss:// URL, WebSocket). An explicit transport wins over
-    /// the URL's scheme, which then gives only the security.
+    /// auto (SSE, or WebSocket for a ws:// or wss:// URL, falling back to
+    /// polling and probing back), or strictly sse, ws or poll (`http` is
+    /// the same as poll): these never switch, and win over the URL's
+    /// scheme, which then gives only the security.
     #[arg(long, default_value = "auto")]
-    transport: String,
-    /// Start after this event id (0: from the first).
-    #[arg(long, default_value_t = 0)]
-    from_id: u64,
+    transport: Preference,
+    /// Where to start: head (after the wire's newest event, learnt first)
+    /// or an event id to start after (0: from the first). `--from-id N` is
+    /// the same.
+    #[arg(long, alias = "from-id", default_value = "0")]
+    from: Start,
     /// Exit 0 after this many events.
     #[arg(long)]
     max_events: Option<u64>,
@@ -38,13 +41,18 @@ struct Args {
     /// private CA) instead of the platform's roots.
     #[arg(long, value_name = "FILE")]
     ca_cert: Option<std::path::PathBuf>,
-    /// Bearer token for the wire.
-    #[arg(long, env = "WIRE_TOKEN", hide_env_values = true)]
+    /// Bearer token for the wire (or TICKWIRE_TOKEN; the older WIRE_TOKEN
+    /// is read when neither is given).
+    #[arg(long, env = "TICKWIRE_TOKEN", hide_env_values = true)]
     token: Option<String>,
 }
 
 fn main() {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    // clap's `env` takes one name: the old one is an alias read here.
+    if args.token.is_none() {
+        args.token = std::env::var("WIRE_TOKEN").ok().filter(|t| !t.is_empty());
+    }
     cli::init_logs(false, "warn");
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
@@ -100,16 +108,6 @@ async fn raw(args: &Args) -> i32 {
 }
 
 async fn tail(args: &Args) -> i32 {
-    let explicit = match args.transport.as_str() {
-        "auto" => None,
-        name => match name.parse::<Transport>() {
-            Ok(kind) => Some(kind),
-            Err(e) => {
-                eprintln!("wire-tail: --transport: {e}, or auto");
-                return 2;
-            }
-        },
-    };
     let endpoint = match Endpoint::parse(&args.url) {
         Ok(e) => e,
         Err(e) => {
@@ -117,19 +115,26 @@ async fn tail(args: &Args) -> i32 {
             return 2;
         }
     };
-    let (kind, mismatch) = endpoint.scheme.transport(explicit, Transport::Sse);
-    if let Some(warning) = mismatch {
+    let mut config = ClientConfig::new(&args.url, Arc::new(cli::system_clock_us));
+    if let Some(warning) = endpoint.scheme.apply(args.transport, &mut config.policy) {
         tracing::warn!("{warning}");
     }
-    let mut config = ClientConfig::new(&args.url, Arc::new(cli::system_clock_us));
-    config.policy.transport = kind;
-    config.start_after = args.from_id;
     config.token = args.token.clone();
     config.tls = match tls(args) {
         Ok(t) => t,
         Err(code) => return code,
     };
     config.seed = cli::system_clock_us();
+    config.start_after = match args.from {
+        Start::After(id) => id,
+        Start::Head => match Client::head(TokioConnect, &config).await {
+            Ok(head) => head,
+            Err(e) => {
+                eprintln!("wire-tail: --from head: {e}");
+                return 1;
+            }
+        },
+    };
     let mut client = match Client::connect(TokioConnect, config) {
         Ok(c) => c,
         Err(e) => {

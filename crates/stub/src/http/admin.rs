@@ -1,0 +1,50 @@
+//! Operations endpoints: `/healthz` (no auth), the live connections (list,
+//! drop one), and the metrics as Prometheus text and as JSON.
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, json_response};
+use crate::Stub;
+
+pub(super) async fn healthz(State(stub): State<Stub>) -> Response {
+    json_response(serde_json::json!({ "status": "ok", "head": stub.log().head() }).to_string())
+}
+
+pub(super) async fn connections(State(stub): State<Stub>) -> Response {
+    json_response(serde_json::to_string(&stub.connections()).unwrap_or_default())
+}
+
+pub(super) async fn drop_connection(
+    State(stub): State<Stub>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("connection id must be a number"))?;
+    if stub.0.conns.kill(id) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no connection {id}"),
+        ))
+    }
+}
+
+pub(super) async fn metrics(State(stub): State<Stub>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        stub.0.metrics.prometheus(stub.log(), &stub.0.conns),
+    )
+        .into_response()
+}
+
+pub(super) async fn metrics_json(State(stub): State<Stub>) -> Response {
+    json_response(stub.0.metrics.json(stub.log(), &stub.0.conns).to_string())
+}

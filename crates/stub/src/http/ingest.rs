@@ -1,0 +1,101 @@
+//! `POST /events`: a JSON array or NDJSON of payloads, validated as a whole
+//! (one bad item refuses the request, naming the item and the field), then
+//! published under the next ids.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use wire::Payload;
+
+use super::{ApiError, json_response};
+use crate::Stub;
+use crate::log::Source;
+
+pub(super) async fn ingest(
+    State(stub): State<Stub>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match publish(&stub, &headers, body).await {
+        Ok(res) => res,
+        Err(e) => {
+            stub.0
+                .metrics
+                .rejected(if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "payload_too_large"
+                } else {
+                    "bad_request"
+                });
+            e.into_response()
+        }
+    }
+}
+
+async fn publish(
+    stub: &Stub,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| {
+        let status = e.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "payload_too_large"
+        } else {
+            "bad_request"
+        };
+        ApiError::new(status, code, e.body_text())
+    })?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("body must be UTF-8"))?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let payloads = parse_payloads(content_type, text)?;
+    if payloads.is_empty() {
+        return Err(ApiError::bad_request("no events in the body"));
+    }
+    let ids = stub.publish(Source::Ingest, &payloads).await.map_err(|e| {
+        tracing::error!(error = %e, "journal write failed");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_error", e.to_string())
+    })?;
+    Ok(json_response(
+        serde_json::json!({ "first_id": ids.start(), "last_id": ids.end(), "head": stub.log().head() })
+            .to_string(),
+    ))
+}
+
+/// A JSON array of payloads, or NDJSON (one per line). All or nothing: one
+/// bad item refuses the request, naming the item and the field.
+fn parse_payloads(content_type: &str, text: &str) -> Result<Vec<Payload>, ApiError> {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let array = match essence {
+        "application/json" => true,
+        "application/x-ndjson" | "application/jsonl" | "text/plain" | "" => false,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("Content-Type {other} is not application/json or application/x-ndjson"),
+            ));
+        }
+    };
+    let items: Vec<String> = if array || text.trim_start().starts_with('[') {
+        let values: Vec<serde_json::Value> = serde_json::from_str(text)
+            .map_err(|e| ApiError::bad_request(format!("body is not a JSON array: {e}")))?;
+        values.iter().map(|v| v.to_string()).collect()
+    } else {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            Payload::from_json(item).map_err(|e| ApiError::bad_request(format!("item {}: {e}", i + 1)))
+        })
+        .collect()
+}

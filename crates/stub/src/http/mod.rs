@@ -1,0 +1,192 @@
+//! The HTTP surface: `app(stub)` builds the router, so tests drive it without
+//! sockets. Handlers extract, call the core and map the result; every error
+//! is an [`ApiError`] with a JSON body. Each endpoint family has its module.
+
+mod admin;
+mod ingest;
+mod poll;
+mod stream;
+mod ws;
+
+use std::convert::Infallible;
+
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use subtle::ConstantTimeEq;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use wire::Problem;
+
+use crate::{Stub, serve::ConnCtx};
+
+/// The stub's router.
+pub fn app(stub: Stub) -> Router {
+    let config = stub.config().clone();
+    let api = Router::new()
+        .route("/events", get(poll::poll).post(ingest::ingest))
+        .route("/stream", get(stream::stream))
+        .route("/ws", get(ws::ws))
+        .route("/connections", get(admin::connections))
+        .route("/connections/{id}", delete(admin::drop_connection))
+        .route("/metrics", get(admin::metrics))
+        .route("/metrics.json", get(admin::metrics_json))
+        .route_layer(middleware::from_fn_with_state(stub.clone(), auth));
+    let mut app = Router::new()
+        .route("/healthz", get(admin::healthz))
+        .merge(api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(stub);
+    if !config.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = config
+            .cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST, Method::DELETE])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    header::HeaderName::from_static("last-event-id"),
+                ]),
+        );
+    }
+    app
+}
+
+/// An error answer: a status and a [`Problem`] body.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    problem: Problem,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            problem: Problem::new(code, message),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, self.problem.to_body()).into_response();
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}
+
+fn json_response(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed here",
+    )
+}
+
+async fn auth(State(stub): State<Stub>, req: Request, next: Next) -> Response {
+    let Some(token) = &stub.config().token else {
+        return next.run(req).await;
+    };
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let presented = bearer
+        .map(str::to_owned)
+        .or_else(|| query_param(req.uri(), "access_token"));
+    let ok = presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(token.as_bytes())));
+    if ok {
+        next.run(req).await
+    } else {
+        stub.0.metrics.rejected("unauthorized");
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required",
+        )
+        .into_response()
+    }
+}
+
+/// One query parameter, percent-decoded.
+fn query_param(uri: &axum::http::Uri, key: &str) -> Option<String> {
+    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri).ok()?;
+    pairs.into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// The peer and kill token of the TCP connection a request came on. When
+/// the router is driven without sockets (tests) there is none: the request
+/// gets its own child of the shutdown token, so shutdown still ends it.
+struct Conn(ConnCtx);
+
+impl FromRequestParts<Stub> for Conn {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, stub: &Stub) -> Result<Self, Self::Rejection> {
+        Ok(Conn(parts.extensions.get::<ConnCtx>().cloned().unwrap_or_else(
+            || ConnCtx {
+                peer: "unknown".into(),
+                kill: stub.shutdown_token().child_token(),
+            },
+        )))
+    }
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(t)| t)
+        .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))
+}
+
+/// Where a client starts: after `cursor`, or after the oldest retained event
+/// when it gave none.
+fn start_after(stub: &Stub, cursor: Option<u64>) -> u64 {
+    cursor.unwrap_or_else(|| stub.log().oldest() - 1)
+}
+
+fn streaming_on(stub: &Stub) -> Result<(), ApiError> {
+    if stub.streaming() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "streaming is off here: poll GET /events",
+        ))
+    }
+}
+
+/// The query of `/stream` and `/ws`.
+#[derive(serde::Deserialize)]
+struct StreamQuery {
+    cursor: Option<u64>,
+}

@@ -1,0 +1,86 @@
+//! `GET /events`: one page of events after a cursor, or a long-poll that
+//! waits up to `wait_ms` for the next one. The body is `wire::poll`'s form.
+
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::{ApiError, Conn, json_response, query, start_after};
+use crate::Stub;
+use crate::conns::Transport;
+
+#[derive(Deserialize)]
+pub(super) struct PollQuery {
+    cursor: Option<u64>,
+    limit: Option<usize>,
+    wait_ms: Option<u64>,
+}
+
+pub(super) async fn poll(
+    State(stub): State<Stub>,
+    Conn(ctx): Conn,
+    q: Result<Query<PollQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let config = stub.config();
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > config.max_page {
+        return Err(ApiError::bad_request(format!(
+            "limit must be 1 to {}",
+            config.max_page
+        )));
+    }
+    let wait_ms = q.wait_ms.unwrap_or(0);
+    if wait_ms > config.max_wait_ms {
+        return Err(ApiError::bad_request(format!(
+            "wait_ms must be at most {}",
+            config.max_wait_ms
+        )));
+    }
+    let cursor = start_after(&stub, q.cursor);
+    if wait_ms > 0 && cursor >= stub.log().head() {
+        // Long-poll: listed as a live client while it waits.
+        let _reg = stub.0.conns.register(
+            Transport::Poll,
+            ctx.peer,
+            (stub.0.clock)(),
+            cursor,
+            ctx.kill.clone(),
+        );
+        let mut head = stub.log().watch();
+        // The kill token is a child of the shutdown token: it covers both.
+        tokio::select! {
+            biased;
+            () = ctx.kill.cancelled() => {}
+            _ = tokio::time::timeout(Duration::from_millis(wait_ms), head.wait_for(|h| *h > cursor)) => {}
+        }
+    }
+    let mut page = wire::poll::PageBody::default();
+    let read = stub.log().read_with(cursor, limit, |e| page.push(&e.json));
+    let head = stub.log().head();
+    match read {
+        Ok(last) => {
+            stub.0.metrics.sent(Transport::Poll, page.count() as u64);
+            Ok(json_response(page.finish(last, head)))
+        }
+        Err(expired) => {
+            stub.0.metrics.cursor_expired.inc();
+            stub.0.metrics.rejected("cursor_expired");
+            let mut e = ApiError::new(
+                StatusCode::GONE,
+                "cursor_expired",
+                format!(
+                    "cursor {cursor} is older than retention; the oldest event held is {}",
+                    expired.oldest
+                ),
+            );
+            e.problem.oldest = Some(expired.oldest);
+            e.problem.head = Some(expired.head);
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! `GET /ws`: the feed as WebSocket text messages in `wire::ws`'s form, a
+//! ping with every heartbeat, and the client's side read for Close.
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use wire::Control;
+
+use super::{ApiError, Conn, StreamQuery, query, start_after, streaming_on};
+use crate::Stub;
+use crate::conns::Transport;
+use crate::feed::{Feed, Out};
+
+pub(super) async fn ws(
+    State(stub): State<Stub>,
+    Conn(ctx): Conn,
+    q: Result<Query<StreamQuery>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    streaming_on(&stub)?;
+    let upgrade = upgrade
+        .map_err(|e| ApiError::new(StatusCode::UPGRADE_REQUIRED, "upgrade_required", e.body_text()))?;
+    let cursor = start_after(&stub, q.cursor);
+    let feed = Feed::new(stub, Transport::Ws, ctx.peer, ctx.kill, cursor);
+    Ok(upgrade
+        .max_message_size(64 << 10)
+        .on_upgrade(move |socket| session(socket, feed)))
+}
+
+/// Sends the feed; pongs are answered by the library.
+async fn session(mut socket: WebSocket, mut feed: Feed) {
+    let mut batch: Vec<String> = Vec::new();
+    loop {
+        batch.clear();
+        let out = tokio::select! {
+            biased;
+            incoming = socket.recv() => match incoming {
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => continue,
+            },
+            out = feed.next(|e| batch.push(wire::ws::encode_event_json(&e.json))) => out,
+        };
+        let mut ping = false;
+        match out {
+            Out::Events => {}
+            Out::Control(c) => {
+                ping = matches!(c, Control::Heartbeat { .. });
+                batch.push(wire::ws::encode_control(&c));
+            }
+            Out::End => break,
+        }
+        for text in batch.drain(..) {
+            if socket.send(WsMessage::Text(text.into())).await.is_err() {
+                return;
+            }
+        }
+        if ping && socket.send(WsMessage::Ping(Bytes::new())).await.is_err() {
+            return;
+        }
+        if feed.kill().is_cancelled() {
+            break;
+        }
+    }
+    let _ = socket.send(WsMessage::Close(None)).await;
+}
