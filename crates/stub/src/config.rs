@@ -35,6 +35,12 @@ pub struct Config {
     pub max_page: usize,
     /// Longest `wait_ms` on `GET /events`.
     pub max_wait_ms: u64,
+    /// With TLS: offer HTTP/2 in ALPN (false: HTTP/1.1 only).
+    pub http2: bool,
+    /// With TLS: a client that has not finished its handshake after this
+    /// many ms is dropped (the handshake runs in the connection's own task,
+    /// so a silent client never stalls accepting others).
+    pub tls_handshake_timeout_ms: u64,
     /// How long shutdown waits for connections to finish.
     pub shutdown_grace_ms: u64,
     /// Fault injection for tests: streams silently skip every event whose
@@ -61,6 +67,8 @@ impl Default for Config {
             max_body_bytes: 4 << 20,
             max_page: 10_000,
             max_wait_ms: 30_000,
+            http2: true,
+            tls_handshake_timeout_ms: 10_000,
             shutdown_grace_ms: 2_000,
             drop_every: 0,
             dup_every: 0,

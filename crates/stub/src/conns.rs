@@ -15,6 +15,8 @@ pub struct Conn {
     pub id: u64,
     pub transport: Transport,
     pub peer: String,
+    /// `HTTP/1.1`, `HTTP/1.1 over TLS` or `HTTP/2 over TLS`.
+    pub protocol: &'static str,
     /// Microseconds since the Unix epoch, by the stub's clock.
     pub since_us: u64,
     pub last_sent: AtomicU64,
@@ -32,6 +34,8 @@ pub struct ConnView {
     pub id: u64,
     pub transport: Transport,
     pub peer: String,
+    /// `HTTP/1.1`, `HTTP/1.1 over TLS` or `HTTP/2 over TLS`.
+    pub protocol: String,
     pub connected_since: String,
     pub last_id_sent: u64,
     pub lag: u64,
@@ -74,6 +78,7 @@ impl Conns {
         self: &Arc<Self>,
         transport: Transport,
         peer: String,
+        protocol: &'static str,
         since_us: u64,
         cursor: u64,
         kill: CancellationToken,
@@ -83,6 +88,7 @@ impl Conns {
             id,
             transport,
             peer,
+            protocol,
             since_us,
             last_sent: AtomicU64::new(cursor),
             events_sent: AtomicU64::new(0),
@@ -130,6 +136,7 @@ impl Conn {
             id: self.id,
             transport: self.transport,
             peer: self.peer.clone(),
+            protocol: self.protocol.to_owned(),
             connected_since: since,
             last_id_sent: last,
             lag: head.saturating_sub(last),

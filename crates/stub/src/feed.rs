@@ -36,11 +36,15 @@ impl Feed {
         stub: Stub,
         transport: Transport,
         peer: String,
+        protocol: &'static str,
         kill: CancellationToken,
         cursor: u64,
     ) -> Feed {
         let now_us = (stub.0.clock)();
-        let reg = stub.0.conns.register(transport, peer, now_us, cursor, kill);
+        let reg = stub
+            .0
+            .conns
+            .register(transport, peer, protocol, now_us, cursor, kill);
         stub.0.metrics.opened(transport);
         let head_rx = stub.0.log.watch();
         Feed {

@@ -14,6 +14,7 @@ mod log;
 mod metrics;
 mod replay;
 mod serve;
+mod tls;
 
 use std::sync::Arc;
 
@@ -24,7 +25,8 @@ pub use conns::{ConnView, Transport};
 pub use http::app;
 pub use log::{Entry, Expired, Journal, Log, LogError, Source};
 pub use replay::{Pace, replay};
-pub use serve::serve;
+pub use serve::{serve, serve_tls};
+pub use tls::ServerTls;
 
 /// Microseconds since the Unix epoch. The binary passes the system clock;
 /// the simulation passes its own.

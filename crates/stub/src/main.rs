@@ -3,13 +3,13 @@
 //! fixture and serves until Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use serde::Deserialize;
-use stub::{Config, Log, Pace, Stub};
+use stub::{Config, Log, Pace, ServerTls, Stub};
 
 /// tickwire's wire server: one event log, streamed over SSE (`/stream`) and
 /// WebSocket (`/ws`), served to HTTP polling (`/events`).
@@ -38,6 +38,13 @@ struct Args {
     /// restart. Without it, ingested events are lost on restart.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Serve HTTPS and WSS (and HTTP/2 where the client offers it) with this
+    /// PEM certificate chain, leaf first; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// YAML file with any of these options (flags win).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -69,6 +76,8 @@ struct FileConfig {
     rate: Option<f64>,
     no_pace: bool,
     data_dir: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     server: Config,
 }
 
@@ -140,13 +149,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
 
+    let tls = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(server_tls(&cert, &key, config.http2)?),
+        _ => bail!("tls_cert and tls_key go together: give both or neither"),
+    };
+
     let stub = Stub::new(config, log, Arc::new(cli::system_clock_us));
-    println!("wire-stub listening on http://{local}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("wire-stub listening on {scheme}://{local}");
     tracing::info!(%local, head = stub.log().head(), fixture_events = payloads.len(), ?pace, "serving");
     tokio::spawn(stub::replay(stub.clone(), payloads, pace));
-    stub::serve(listener, stub, shutdown_signal()).await;
+    match tls {
+        None => stub::serve(listener, stub, shutdown_signal()).await,
+        Some(tls) => stub::serve_tls(listener, stub, tls, shutdown_signal()).await,
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The certificate chain and key from PEM files.
+fn server_tls(cert: &Path, key: &Path, http2: bool) -> anyhow::Result<ServerTls> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("tls_cert {}", cert.display()))?;
+    if chain.is_empty() {
+        bail!("tls_cert {}: no PEM certificate in it", cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("tls_key {}", key.display()))?;
+    ServerTls::new(chain, key, http2).context("tls_cert and tls_key")
 }
 
 async fn shutdown_signal() {

@@ -419,3 +419,396 @@ async fn a_redirect_from_https_to_http_is_refused() {
     );
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
+
+// ---- The stub serving TLS itself (`serve_tls`, `wire-stub --tls-cert`). ----
+
+fn server_tls(pki: &Pki, http2: bool) -> stub::ServerTls {
+    stub::ServerTls::new(
+        vec![pki.cert.clone()],
+        PrivateKeyDer::Pkcs8(pki.key.clone_key()),
+        http2,
+    )
+    .unwrap()
+}
+
+/// The stub on TLS in-process, with `events` published.
+async fn tls_stub(
+    pki: &Pki,
+    config: Config,
+    events: usize,
+) -> (Stub, SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stub = Stub::new(config, Log::new(100_000), Arc::new(|| 1));
+    let payloads: Vec<_> = wire::fixture::parse("default", wire::fixture::DEFAULT)
+        .unwrap()
+        .into_iter()
+        .take(events)
+        .collect();
+    stub.publish(Source::Fixture, &payloads).await.unwrap();
+    let task = tokio::spawn(stub::serve_tls(
+        listener,
+        stub.clone(),
+        server_tls(pki, true),
+        std::future::pending(),
+    ));
+    (stub, addr, task)
+}
+
+fn client(url: &str, pki: &Pki, kind: Transport) -> ClientConfig {
+    let mut c = ClientConfig::new(url, Arc::new(|| 0));
+    c.policy.transport = kind;
+    c.policy.initial_delay = Duration::from_millis(50);
+    c.policy.max_delay = Duration::from_millis(200);
+    c.tls = Tls::from_ca_pem(pki.ca_pem.as_bytes(), "the test CA").unwrap();
+    c
+}
+
+async fn next_id(events: &mut transport::Subscription) -> u64 {
+    let e = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("an event");
+    e.expect("open").expect("an event, not an error").id
+}
+
+/// A request over TLS with hyper (HTTP/1.1), for what the client does not
+/// send (`DELETE /connections/{id}`).
+async fn https(addr: SocketAddr, pki: &Pki, method: &str, path: &str) -> (u16, String) {
+    use http_body_util::BodyExt;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki_ca_der(pki)).unwrap();
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let res = sender.send_request(req).await.unwrap();
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn pki_ca_der(pki: &Pki) -> CertificateDer<'static> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn a_silent_client_neither_stalls_accepts_nor_stays_past_the_handshake_timeout() {
+    let pki = pki();
+    // A long handshake timeout: were the handshake in the accept loop, the
+    // silent client would hold every later one for 30 s.
+    let config = Config {
+        tls_handshake_timeout_ms: 30_000,
+        ..Config::default()
+    };
+    let (_stub, addr, _task) = tls_stub(&pki, config, 5).await;
+    let _silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut c = Client::connect(
+        TokioConnect,
+        client(
+            &format!("https://localhost:{}", addr.port()),
+            &pki,
+            Transport::Sse,
+        ),
+    )
+    .unwrap();
+    let mut events = c.subscribe().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(3), async {
+        for id in 1..=5 {
+            assert_eq!(next_id(&mut events).await, id);
+        }
+    })
+    .await;
+    assert!(got.is_ok(), "a silent client stalled the accept loop");
+
+    // With a short timeout the silent client is dropped.
+    let config = Config {
+        tls_handshake_timeout_ms: 200,
+        ..Config::default()
+    };
+    let (_stub, addr, _task) = tls_stub(&pki, config, 1).await;
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "dropped after the handshake timeout: {read:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_killed_http2_connection_reconnects_and_shutdown_ends_every_tls_stream() {
+    let pki = pki();
+    let config = Config {
+        shutdown_grace_ms: 30_000,
+        ..Config::default()
+    };
+    let (stub, addr, task) = tls_stub(&pki, config, 10).await;
+    let url = format!("https://localhost:{}", addr.port());
+    let mut sse = Client::connect(TokioConnect, client(&url, &pki, Transport::Sse)).unwrap();
+    let mut ws = Client::connect(
+        TokioConnect,
+        client(&url.replace("https", "wss"), &pki, Transport::Ws),
+    )
+    .unwrap();
+    let (mut a, mut b) = (sse.subscribe().unwrap(), ws.subscribe().unwrap());
+    for id in 1..=10 {
+        assert_eq!(next_id(&mut a).await, id);
+        assert_eq!(next_id(&mut b).await, id);
+    }
+    let conns = stub.connections();
+    let protocols: Vec<_> = conns.iter().map(|c| (c.transport, c.protocol.as_str())).collect();
+    assert!(
+        protocols.contains(&(stub::Transport::Sse, "HTTP/2 over TLS")),
+        "{protocols:?}"
+    );
+    assert!(
+        protocols.contains(&(stub::Transport::Ws, "HTTP/1.1 over TLS")),
+        "{protocols:?}"
+    );
+
+    // DELETE /connections/{id} cuts the HTTP/2 connection: the client
+    // reconnects, and nothing is lost or repeated.
+    let old = conns
+        .iter()
+        .find(|c| c.transport == stub::Transport::Sse)
+        .unwrap()
+        .id;
+    assert_eq!(
+        https(addr, &pki, "DELETE", &format!("/connections/{old}"))
+            .await
+            .0,
+        204
+    );
+    let more: Vec<_> = wire::fixture::parse("default", wire::fixture::DEFAULT)
+        .unwrap()
+        .into_iter()
+        .skip(10)
+        .take(5)
+        .collect();
+    stub.publish(Source::Fixture, &more).await.unwrap();
+    for id in 11..=15 {
+        assert_eq!(next_id(&mut a).await, id);
+    }
+    assert!(
+        sse.timeline()
+            .iter()
+            .any(|e| matches!(e.event, transport::Lifecycle::Disconnected { .. }))
+    );
+    assert!(stub.connections().iter().all(|c| c.id != old));
+
+    // Shutdown ends the streams at once, well before the 30 s grace.
+    stub.shutdown_token().cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("every TLS stream ended without waiting out the grace")
+        .unwrap();
+}
+
+// ---- The real `wire-stub` binary with --tls-cert/--tls-key. ----
+
+/// The `wire-stub` binary, built by cargo now (it is another package's,
+/// so `CARGO_BIN_EXE_` does not name it; building makes sure it is fresh).
+fn wire_stub_bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "--quiet", "-p", "stub", "--bin", "wire-stub"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "building wire-stub");
+            // target/debug/deps/this-test -> target/debug/wire-stub
+            let exe = std::env::current_exe().unwrap();
+            exe.parent().unwrap().parent().unwrap().join("wire-stub")
+        })
+        .clone()
+}
+
+struct StubBin {
+    child: tokio::process::Child,
+    addr: SocketAddr,
+}
+
+impl StubBin {
+    /// Starts `wire-stub` on TLS with `extra` args; waits for its address line.
+    async fn start(pki: &Pki, name: &str, extra: &[&str]) -> StubBin {
+        use tokio::io::AsyncBufReadExt;
+        let cert = temp(&format!("{name}-cert.pem"), &pem("CERTIFICATE", &pki.cert));
+        let key = temp(
+            &format!("{name}-key.pem"),
+            &pem("PRIVATE KEY", pki.key.secret_pkcs8_der()),
+        );
+        let mut child = tokio::process::Command::new(wire_stub_bin())
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the address line")
+            .unwrap()
+            .unwrap();
+        let addr = line.rsplit("https://").next().unwrap().parse().unwrap();
+        StubBin { child, addr }
+    }
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use std::fmt::Write;
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut text = String::new();
+    for chunk in der.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, b| n << 8 | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..4 {
+            text.push(if i <= chunk.len() {
+                B64[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in text.as_bytes().chunks(64) {
+        let _ = writeln!(out, "{}", std::str::from_utf8(line).unwrap());
+    }
+    let _ = writeln!(out, "-----END {label}-----");
+    out
+}
+
+#[tokio::test]
+async fn wire_tail_streams_from_a_tls_wire_stub_over_http2_http1_and_wss() {
+    use tokio::io::AsyncBufReadExt;
+    let pki = pki();
+    let ca = temp("ca-bin.pem", &pki.ca_pem);
+    let h1_only = temp("h1-only.yaml", "server:\n  http2: false\n");
+    let cases = [
+        (
+            "h2",
+            &[][..],
+            "https",
+            "sse",
+            stub::Transport::Sse,
+            "HTTP/2 over TLS",
+        ),
+        (
+            "h1",
+            &["--config", h1_only.to_str().unwrap()][..],
+            "https",
+            "sse",
+            stub::Transport::Sse,
+            "HTTP/1.1 over TLS",
+        ),
+        (
+            "wss",
+            &[][..],
+            "wss",
+            "auto",
+            stub::Transport::Ws,
+            "HTTP/1.1 over TLS",
+        ),
+    ];
+    for (name, extra, scheme, transport, kind, protocol) in cases {
+        let server = StubBin::start(
+            &pki,
+            name,
+            &[&["--addr", "127.0.0.1:0", "--no-pace"], extra].concat(),
+        )
+        .await;
+        let url = format!("{scheme}://localhost:{}", server.addr.port());
+        let mut tail = tokio::process::Command::new(env!("CARGO_BIN_EXE_wire-tail"))
+            .args([
+                "--url",
+                &url,
+                "--ca-cert",
+                ca.to_str().unwrap(),
+                "--transport",
+                transport,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(tail.stdout.take().unwrap()).lines();
+        for id in 1..=50u64 {
+            let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+                .await
+                .expect("an event line")
+                .unwrap()
+                .expect("wire-tail still running");
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(v["id"].as_u64(), Some(id), "{name}");
+        }
+        let (status, body) = https(server.addr, &pki, "GET", "/connections").await;
+        assert_eq!(status, 200);
+        let conns: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let kind = serde_json::to_value(kind).unwrap();
+        let streams: Vec<_> = conns
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["transport"] == kind)
+            .collect();
+        assert_eq!(streams.len(), 1, "{name}: {body}");
+        assert_eq!(streams[0]["protocol"], protocol, "{name}: {body}");
+        drop(tail);
+        drop(server);
+    }
+}
+
+#[tokio::test]
+async fn exactly_once_across_a_tls_wire_stub_restart() {
+    let pki = pki();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let args = ["--addr", &format!("127.0.0.1:{port}"), "--rate", "500"];
+    let mut server = StubBin::start(&pki, "restart", &args).await;
+    let mut config = client(&format!("https://localhost:{port}"), &pki, Transport::Sse);
+    config.policy.max_attempts = -1;
+    let mut c = Client::connect(TokioConnect, config).unwrap();
+    let mut events = c.subscribe().unwrap();
+    let mut ids = Vec::new();
+    while ids.len() < 100 {
+        ids.push(next_id(&mut events).await);
+    }
+    server.child.kill().await.unwrap();
+    let _server = StubBin::start(&pki, "restart", &args).await;
+    while ids.len() < 300 {
+        ids.push(next_id(&mut events).await);
+    }
+    assert_eq!(ids, (1..=300).collect::<Vec<_>>());
+    assert!(
+        c.timeline()
+            .iter()
+            .any(|e| matches!(e.event, transport::Lifecycle::Disconnected { .. }))
+    );
+}

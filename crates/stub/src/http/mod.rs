@@ -156,6 +156,7 @@ impl FromRequestParts<Stub> for Conn {
         Ok(Conn(parts.extensions.get::<ConnCtx>().cloned().unwrap_or_else(
             || ConnCtx {
                 peer: "unknown".into(),
+                protocol: "unknown",
                 kill: stub.shutdown_token().child_token(),
             },
         )))

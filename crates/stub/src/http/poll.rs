@@ -47,6 +47,7 @@ pub(super) async fn poll(
         let _reg = stub.0.conns.register(
             Transport::Poll,
             ctx.peer,
+            ctx.protocol,
             (stub.0.clock)(),
             cursor,
             ctx.kill.clone(),

@@ -44,7 +44,7 @@ pub(super) async fn stream(
     let cursor = stream_cursor(&stub, &headers, q.cursor)?;
     let mut first = Vec::new();
     sse::encode::retry(&mut first, stub.config().retry_ms);
-    let feed = Feed::new(stub, Transport::Sse, ctx.peer, ctx.kill, cursor);
+    let feed = Feed::new(stub, Transport::Sse, ctx.peer, ctx.protocol, ctx.kill, cursor);
     let body = futures_util::stream::unfold((feed, Some(first)), |(mut feed, first)| async move {
         if let Some(first) = first {
             return Some((Ok::<_, Infallible>(Bytes::from(first)), (feed, None)));

@@ -26,7 +26,7 @@ pub(super) async fn ws(
     let upgrade = upgrade
         .map_err(|e| ApiError::new(StatusCode::UPGRADE_REQUIRED, "upgrade_required", e.body_text()))?;
     let cursor = start_after(&stub, q.cursor);
-    let feed = Feed::new(stub, Transport::Ws, ctx.peer, ctx.kill, cursor);
+    let feed = Feed::new(stub, Transport::Ws, ctx.peer, ctx.protocol, ctx.kill, cursor);
     Ok(upgrade
         .max_message_size(64 << 10)
         .on_upgrade(move |socket| session(socket, feed)))
