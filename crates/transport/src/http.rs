@@ -170,10 +170,10 @@ async fn get_once<C: Connect>(
     let io = crate::tls::open(
         connector,
         target.tls.then_some(tls),
-        host,
-        *port,
+        (host, *port),
         Alpn::Http,
         timeouts.connect,
+        &format!("connect to {host}:{port}"),
     )
     .await?;
     let h2 = io.is_h2();

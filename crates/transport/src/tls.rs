@@ -197,20 +197,20 @@ impl<S> Io<S> {
 }
 
 /// Opens a connection to `host:port` over `connector`, with TLS when `tls`
-/// is given, within `timeout`.
+/// is given, within `timeout`. `what` names the attempt in failures.
 pub(crate) async fn open<C: Connect>(
     connector: &C,
     tls: Option<&Tls>,
-    host: &str,
-    port: u16,
+    (host, port): (&str, u16),
     alpn: Alpn,
     timeout: std::time::Duration,
+    what: &str,
 ) -> Result<Io<C::Stream>, Failure> {
     let dial = async {
         let stream = connector
             .connect(host, port)
             .await
-            .map_err(|e| crate::http::retry(&format!("connect to {host}:{port}: {e}")))?;
+            .map_err(|e| crate::http::retry(&format!("{what}: {e}")))?;
         match tls {
             None => Ok(Io::Plain(stream)),
             Some(tls) => Ok(Io::Tls(Box::new(tls.wrap(stream, host, alpn).await?))),
@@ -218,7 +218,7 @@ pub(crate) async fn open<C: Connect>(
     };
     tokio::time::timeout(timeout, dial)
         .await
-        .map_err(|_| crate::http::retry(&format!("connect to {host}:{port} timed out")))?
+        .map_err(|_| crate::http::retry(&format!("{what} timed out")))?
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Io<S> {

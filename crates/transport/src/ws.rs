@@ -48,7 +48,15 @@ pub(crate) async fn open<C: Connect>(
     // Only `http/1.1` in ALPN: the upgrade is an HTTP/1.1 affair.
     let tls = link.endpoint.is_tls().then_some(&link.tls);
     let (host, port) = (&link.endpoint.host, link.endpoint.port);
-    let stream = crate::tls::open(&link.connector, tls, host, port, Alpn::Http1, t.connect).await?;
+    let stream = crate::tls::open(
+        &link.connector,
+        tls,
+        (host, port),
+        Alpn::Http1,
+        t.connect,
+        "WebSocket connect",
+    )
+    .await?;
     let mut config = tungstenite::protocol::WebSocketConfig::default();
     config.max_message_size = Some(16 << 20);
     config.max_frame_size = Some(16 << 20);

@@ -504,6 +504,48 @@ async fn https(addr: SocketAddr, pki: &Pki, method: &str, path: &str) -> (u16, S
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// An HTTP/2 GET over TLS: the task driving the connection (with the
+/// sender kept, it ends only when the server closes the connection), the
+/// sender and the response, left unread.
+async fn h2_stream(
+    addr: SocketAddr,
+    pki: &Pki,
+    path: &str,
+) -> (
+    tokio::task::JoinHandle<()>,
+    hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    hyper::Response<hyper::body::Incoming>,
+) {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki_ca_der(pki)).unwrap();
+    let mut config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = hyper::Request::get(format!("https://localhost:{}{path}", addr.port()))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let res = sender.send_request(req).await.unwrap();
+    (task, sender, res)
+}
+
 fn pki_ca_der(pki: &Pki) -> CertificateDer<'static> {
     use rustls::pki_types::pem::PemObject;
     CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap()
@@ -613,6 +655,29 @@ async fn a_killed_http2_connection_reconnects_and_shutdown_ends_every_tls_stream
             .any(|e| matches!(e.event, transport::Lifecycle::Disconnected { .. }))
     );
     assert!(stub.connections().iter().all(|c| c.id != old));
+
+    // The kill cuts the TCP connection itself, not only its stream: an
+    // HTTP/2 connection whose one stream ended would otherwise stay open.
+    let before = stub.connections().iter().map(|c| c.id).max().unwrap_or(0);
+    let (h2_conn, _sender, _unread) = h2_stream(addr, &pki, "/stream?cursor=0").await;
+    let id = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(c) = stub.connections().into_iter().find(|c| c.id > before) {
+                break c.id;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the raw HTTP/2 stream is listed");
+    assert_eq!(
+        https(addr, &pki, "DELETE", &format!("/connections/{id}")).await.0,
+        204
+    );
+    tokio::time::timeout(Duration::from_secs(5), h2_conn)
+        .await
+        .expect("the killed HTTP/2 connection is closed by the server")
+        .unwrap();
 
     // Shutdown ends the streams at once, well before the 30 s grace.
     stub.shutdown_token().cancel();
