@@ -19,10 +19,20 @@
 // Test 2, curl: `curl -sN -D - --max-time 3 <stub>/stream?cursor=0` shows the
 // stream's headers and its first blocks.
 //
+// Test 3, eventsource https: a second stub serves TLS (`--tls-cert/--tls-key`,
+// a throwaway self-signed certificate for localhost and 127.0.0.1 made here
+// with openssl); Chromium trusts exactly that key
+// (`--ignore-certificate-errors-spki-list=<base64 sha256 of its SPKI>`, not a
+// blanket ignore). The page streams 400 events, ids 1..400 in order, and
+// proves HTTP/2: the stub's /connections lists the page's stream as
+// `HTTP/2 over TLS`, and the page's own fetches to the stub have
+// `nextHopProtocol === 'h2'` in resource timing.
+//
 // Exits 0 when every test passed; the last line is `browser: N passed, M failed`.
 
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -55,7 +65,7 @@ const DROP_AFTER = 100; // events received before the server drops the stream
 const RETRY_MS = 1000; // the stub's `retry:` hint
 const DEADLINE_MS = 50_000; // then give up; with cleanup (5 s at most) the run stays under 60 s
 
-const TESTS = ['eventsource', 'curl -N'];
+const TESTS = ['eventsource', 'curl -N', 'eventsource https (h2)'];
 
 const started = Date.now();
 const log = (msg) => console.log(`browser: ${msg}`);
@@ -115,8 +125,8 @@ const stubStderr = [];
 const results = [];
 let stubChild = null;
 
-async function startStub(corsOrigin) {
-  const args = ['--addr', '127.0.0.1:0', '--rate', String(RATE), '--cors-origin', corsOrigin];
+async function startStub(corsOrigin, extra = []) {
+  const args = ['--addr', '127.0.0.1:0', '--rate', String(RATE), '--cors-origin', corsOrigin, ...extra];
   const child = spawn(STUB_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   stubChild = child;
   // Last resort, should the process exit before cleanup has run.
@@ -156,7 +166,7 @@ async function startStub(corsOrigin) {
     );
   });
   const line = await withTimeout(firstLine, 10_000, 'wire-stub start');
-  const m = /^wire-stub listening on (http:\/\/127\.0\.0\.1:\d+)$/.exec(line.trim());
+  const m = /^wire-stub listening on (https?:\/\/127\.0\.0\.1:\d+)$/.exec(line.trim());
   if (!m) throw new Error(`unexpected first stdout line from wire-stub: ${JSON.stringify(line)}`);
   return m[1];
 }
@@ -227,7 +237,23 @@ async function startPageServer() {
   return `http://127.0.0.1:${server.address().port}`;
 }
 
-async function launchBrowser() {
+/** A throwaway self-signed certificate for localhost and 127.0.0.1, and the
+ * base64 sha256 of its SPKI (what Chromium is told to trust). */
+async function makeCert() {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tickwire-tls-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const spki = new X509Certificate(await readFile(cert)).publicKey.export({ type: 'spki', format: 'der' });
+  return { cert, key, spki: createHash('sha256').update(spki).digest('base64') };
+}
+
+async function launchBrowser(spki) {
   const profile = await mkdtemp(path.join(os.tmpdir(), 'tickwire-chromium-'));
   cleanups.push(() => rm(profile, { recursive: true, force: true }));
   let context;
@@ -236,7 +262,7 @@ async function launchBrowser() {
       executablePath: CHROMIUM,
       headless: true,
       chromiumSandbox: false,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, `--ignore-certificate-errors-spki-list=${spki}`],
       handleSIGINT: false,
       handleSIGTERM: false,
       handleSIGHUP: false,
@@ -526,13 +552,81 @@ async function curlTest(check, note, detail, { stubUrl }) {
   );
 }
 
+async function httpsTest(check, note, detail, { page, pageLog, stubUrl }) {
+  // The browser's own account of each response's protocol (DevTools
+  // protocol): resource timing hides nextHopProtocol from a cross-origin page
+  // unless the server sends Timing-Allow-Origin.
+  const cdp = await page.context().newCDPSession(page);
+  const responses = [];
+  cdp.on('Network.responseReceived', (e) =>
+    responses.push({ path: new URL(e.response.url).pathname, protocol: e.response.protocol }));
+  await cdp.send('Network.enable');
+  await page.evaluate((url) => window.startStream(url), stubUrl);
+  try {
+    await page.waitForFunction(
+      (n) => window.__sse.events.length >= n || window.__sse.errors.at(-1)?.readyState === 2,
+      DROP_AFTER,
+      { timeout: 15_000, polling: 10 },
+    );
+  } catch {
+    // the checks below say what is missing
+  }
+  // While the stream is open: what the stub saw, and what the page used.
+  const seen = await page.evaluate(async (url) => {
+    try {
+      const conns = await (await fetch(url + '/connections')).json();
+      await (await fetch(url + '/healthz')).text();
+      const timing = performance.getEntriesByType('resource')
+        .filter((e) => e.name.startsWith(url))
+        .map((e) => ({ name: new URL(e.name).pathname, protocol: e.nextHopProtocol }));
+      return { conns, timing };
+    } catch (e) {
+      return { error: String(e) };
+    }
+  }, stubUrl);
+  if (seen.error) {
+    detail(`page log:\n${pageLog.join('\n')}`);
+    throw new Error(`the page could not fetch from the TLS stub: ${seen.error}`);
+  }
+  const sse = seen.conns.filter((c) => c.transport === 'sse');
+  check(sse.length === 1, `GET /connections: expected 1 sse connection, got ${JSON.stringify(seen.conns)}`);
+  check(sse[0]?.protocol === 'HTTP/2 over TLS', `the page's stream is ${sse[0]?.protocol}, expected HTTP/2 over TLS`);
+  const stream = responses.filter((r) => r.path === '/stream');
+  check(stream.length >= 1 && stream.every((r) => r.protocol === 'h2'), `the page's /stream response protocol: ${JSON.stringify(responses)}`);
+  // Where resource timing can tell (a same-origin page, or Timing-Allow-Origin), it must say h2 too.
+  const fetched = seen.timing.filter((t) => t.name === '/connections' || t.name === '/healthz');
+  check(fetched.length === 2, `resource timing for /connections and /healthz: ${JSON.stringify(seen.timing)}`);
+  check(
+    fetched.every((t) => t.protocol === 'h2' || t.protocol === ''),
+    `nextHopProtocol must be h2 where shown: ${JSON.stringify(seen.timing)}`,
+  );
+  try {
+    await page.waitForFunction(() => window.__sse.done, null, { timeout: 20_000, polling: 20 });
+  } catch {
+    // checked below
+  }
+  const s = await page.evaluate(() => window.__sse);
+  await page.close();
+  check(s.done && s.events.length === TARGET, `expected ${TARGET} events, got ${s.events.length}`);
+  const firstBad = s.events.findIndex((e, i) => e.dataId !== i + 1);
+  check(firstBad < 0, `event #${firstBad + 1} has id ${s.events[firstBad]?.dataId}, expected ${firstBad + 1}`);
+  check(s.events.every((e) => e.origin === new URL(stubUrl).origin), `MessageEvent.origin must be ${new URL(stubUrl).origin}`);
+  note(
+    `${s.events.length} events over ${sse[0]?.protocol} (stub's /connections); browser: ` +
+      responses.map((r) => `${r.path} ${r.protocol}`).join(', ') + '; resource timing nextHopProtocol: ' +
+      seen.timing.map((t) => `${t.name} ${t.protocol || '(hidden cross-origin)'}`).join(', '),
+  );
+  if (s.errors.length) detail(`page log:\n${pageLog.join('\n')}`);
+}
+
 // ------------------------------------------------------------------- main --
 
 async function main() {
   log(`wire-stub ${STUB_BIN}; browser ${CHROMIUM}`);
   const pageUrl = await startPageServer();
+  const tls = await makeCert();
   // Browser up and page loaded before the stub starts publishing (see PAGE).
-  const context = await launchBrowser();
+  const context = await launchBrowser(tls.spki);
   const opened = await openPage(context, pageUrl);
   log(`chromium ${context.browser()?.version() ?? '(version unknown)'} up, page loaded (${elapsed()})`);
   const stubUrl = await startStub(pageUrl);
@@ -542,6 +636,12 @@ async function main() {
     eventsourceTest(check, note, detail, { ...opened, stubUrl }),
   );
   await test('curl -N', (check, note, detail) => curlTest(check, note, detail, { stubUrl }));
+  await test('eventsource https (h2)', async (check, note, detail) => {
+    const opened = await openPage(context, pageUrl);
+    const tlsUrl = await startStub(pageUrl, ['--tls-cert', tls.cert, '--tls-key', tls.key]);
+    note(`TLS wire-stub at ${tlsUrl}; Chromium trusts SPKI ${tls.spki}`);
+    await httpsTest(check, note, detail, { ...opened, stubUrl: tlsUrl });
+  });
   if (stubChild && stubChild.exitCode !== null) {
     results.push({ name: 'stub alive', ok: false });
     log(`FAIL wire-stub exited early (code ${stubChild.exitCode})`);
