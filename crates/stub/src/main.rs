@@ -41,12 +41,18 @@ struct Args {
     /// YAML file with any of these options (flags win).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Require this bearer token on every endpoint but /healthz.
-    #[arg(long, env = "WIRE_STUB_TOKEN", hide_env_values = true)]
+    /// Require this bearer token on every endpoint but /healthz (the older
+    /// WIRE_STUB_TOKEN is read when neither is given).
+    #[arg(long, env = "TICKWIRE_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Allow this browser origin (CORS); repeatable.
     #[arg(long = "cors-origin")]
     cors_origins: Vec<String>,
+    /// Also answer requests whose Host is this name (IP addresses and
+    /// localhost always are; others get 421, against DNS rebinding);
+    /// repeatable; `*` allows any.
+    #[arg(long = "allow-host")]
+    allowed_hosts: Vec<String>,
     /// Events kept in memory for resuming clients.
     #[arg(long)]
     retention: Option<usize>,
@@ -82,11 +88,17 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let file: FileConfig = cli::load_yaml(args.config.as_deref())?;
     let mut config = file.server;
-    if let Some(t) = args.token {
+    // The flag (or TICKWIRE_TOKEN, through clap), then the older variable,
+    // then the file.
+    let old_env = std::env::var("WIRE_STUB_TOKEN").ok().filter(|t| !t.is_empty());
+    if let Some(t) = args.token.or(old_env) {
         config.token = Some(t);
     }
     if !args.cors_origins.is_empty() {
         config.cors_origins = args.cors_origins;
+    }
+    if !args.allowed_hosts.is_empty() {
+        config.allowed_hosts = args.allowed_hosts;
     }
     if let Some(r) = args.retention {
         config.retention = r;
