@@ -202,10 +202,19 @@ pub async fn run<C: Connect>(
     let mut interrupt = std::pin::pin!(interrupt);
     let mut processed = 0u64;
     let every = options.checkpoint_every.max(1);
+    // Decisions reach the file within a second, so `tail -f` keeps up on
+    // a quiet day; checkpoints also sync it, this only flushes.
+    let mut flush_at = tokio::time::Instant::now() + AUDIT_FLUSH;
+    let mut unflushed = false;
     let ended = loop {
         let item = tokio::select! {
             biased;
             () = &mut interrupt => break Ended::Interrupted,
+            () = tokio::time::sleep_until(flush_at), if unflushed => {
+                audit = flush(audit).await?;
+                unflushed = false;
+                continue;
+            }
             item = events.next() => item,
         };
         let event = match item {
@@ -224,6 +233,10 @@ pub async fn run<C: Connect>(
                         source,
                     })?;
             }
+            if !records.is_empty() && !unflushed {
+                unflushed = true;
+                flush_at = tokio::time::Instant::now() + AUDIT_FLUSH;
+            }
         }
         processed += 1;
         if processed.is_multiple_of(every) {
@@ -238,6 +251,24 @@ pub async fn run<C: Connect>(
     save(live, audit, options).await?;
     client.close().await;
     Ok(ended)
+}
+
+/// How long a decision may sit in the audit log's buffer.
+const AUDIT_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Hands the buffered audit lines to the OS (no fsync: a checkpoint does
+/// that), on the blocking pool.
+async fn flush(audit: Option<Audit>) -> Result<Option<Audit>, Error> {
+    match audit {
+        Some(mut a) => Ok(Some(
+            blocking(move || match a.file.flush() {
+                Ok(()) => Ok(a),
+                Err(source) => Err(Error::Audit { path: a.path, source }),
+            })
+            .await?,
+        )),
+        None => Ok(None),
+    }
 }
 
 /// The audit log being appended to.

@@ -156,29 +156,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("wire-stub listening on http://{local}");
     tracing::info!(%local, head = stub.log().head(), fixture_events = payloads.len(), ?pace, "serving");
     tokio::spawn(stub::replay(stub.clone(), payloads, pace));
-    stub::serve(listener, stub, shutdown_signal()).await;
+    stub::serve(listener, stub, cli::shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            biased;
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
