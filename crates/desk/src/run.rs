@@ -127,20 +127,36 @@ pub fn restore(config: Config, options: &RunOptions) -> Result<Engine, Error> {
         );
     }
     if let Some(path) = &options.audit_log {
-        reconcile_audit(path, engine.last_event_id()).map_err(|source| Error::Audit {
+        let lines = reconcile_audit(path, engine.last_event_id()).map_err(|source| Error::Audit {
             path: path.clone(),
             source,
         })?;
+        // One line per decision: a log holding fewer (or more) than the
+        // checkpoint counts lost (or gained) records, and carrying on would
+        // leave a log that lies.
+        let decisions = engine.summary().counts.decisions;
+        if lines != decisions
+            && let Some(dir) = &options.state_dir
+        {
+            return Err(Error::AuditMismatch {
+                audit: path.clone(),
+                checkpoint: checkpoint_path(dir),
+                lines,
+                decisions,
+            });
+        }
     }
     Ok(engine)
 }
 
 /// Cuts the audit log after the last complete line for an event at or
-/// before `last_id` (everything, when there is no checkpoint).
-fn reconcile_audit(path: &Path, last_id: Option<u64>) -> io::Result<()> {
+/// before `last_id` (everything, when there is no checkpoint); returns the
+/// lines kept.
+fn reconcile_audit(path: &Path, last_id: Option<u64>) -> io::Result<u64> {
     let Ok(file) = File::open(path) else {
-        return Ok(());
+        return Ok(0);
     };
+    let mut lines = 0u64;
     let mut keep = 0u64;
     let mut reader = BufReader::new(file);
     let mut line = String::new();
@@ -153,7 +169,10 @@ fn reconcile_audit(path: &Path, last_id: Option<u64>) -> io::Result<()> {
             .ok()
             .and_then(|v| v["event_id"].as_u64());
         match (id, last_id) {
-            (Some(id), Some(last)) if id <= last => keep += line.len() as u64,
+            (Some(id), Some(last)) if id <= last => {
+                keep += line.len() as u64;
+                lines += 1;
+            }
             _ => break,
         }
     }
@@ -163,7 +182,7 @@ fn reconcile_audit(path: &Path, last_id: Option<u64>) -> io::Result<()> {
         file.set_len(keep)?;
         file.sync_all()?;
     }
-    Ok(())
+    Ok(lines)
 }
 
 /// Runs the engine on the wire until done, interrupted or the wire stops.
