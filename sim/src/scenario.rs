@@ -125,6 +125,8 @@ impl Scenario {
             stub: Config {
                 heartbeat_ms: 2_000,
                 retry_ms: 1_000,
+                // Clients reach the stub by its turmoil host name.
+                allowed_hosts: vec!["stub".into()],
                 ..Config::default()
             },
             slow_reader: None,

@@ -1,5 +1,6 @@
 //! What tickwire's binaries (`wire-stub`, `wire-tail`, `decision`) share:
-//! structured logs on stderr, YAML config files, and the production clock.
+//! structured logs on stderr, YAML config files, the production clock, and
+//! the stop signals a service manager sends.
 //! Libraries never use this crate: they take time from outside.
 
 use std::path::{Path, PathBuf};
@@ -55,4 +56,28 @@ pub fn system_clock_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM (what systemd, Docker
+/// and Kubernetes send to stop a service): both mean "stop cleanly".
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -30,6 +30,13 @@ pub enum CheckpointError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    /// Well-formed, but no engine could have written it.
+    #[error("{path}: refused: `{field}` {reason}")]
+    Nonsense {
+        path: PathBuf,
+        field: String,
+        reason: String,
+    },
     #[error("{path}: checkpoint version {found}, this build reads versions 1 to {VERSION}")]
     Version { path: PathBuf, found: u64 },
 }
@@ -85,7 +92,14 @@ pub fn from_json(path: &Path, text: &str) -> Result<Loaded, CheckpointError> {
     if let Some(fields) = state.as_object_mut() {
         fields.remove("config");
     }
-    let state = serde_json::from_value(state).map_err(format)?;
+    let state: State = serde_json::from_value(state).map_err(format)?;
+    state
+        .check()
+        .map_err(|(field, reason)| CheckpointError::Nonsense {
+            path: path.to_owned(),
+            field,
+            reason,
+        })?;
     Ok(Loaded { state, version })
 }
 

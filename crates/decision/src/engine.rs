@@ -127,6 +127,75 @@ pub struct State {
     counts: Counts,
 }
 
+/// Past this, a money amount is no paper account's: a checkpoint holding
+/// one was not written by an engine (or was edited).
+const MAX_MONEY: f64 = 1e12;
+/// Past this, a share count is nonsense for any listed security.
+const MAX_SHARES: i64 = 1_000_000_000;
+
+impl State {
+    /// What no engine could have written, as (field, why): numbers that are
+    /// not finite, prices not above 0, money or share counts beyond any
+    /// account, counts that do not add up. Limits of the configuration are
+    /// not checked here: a restart may lower them (see `violations`).
+    /// Negative cash is allowed: the risk rules bound exposure, not cash.
+    pub(crate) fn check(&self) -> Result<(), (String, String)> {
+        let money = |field: String, v: f64| {
+            if !v.is_finite() || v.abs() > MAX_MONEY {
+                return Err((
+                    field,
+                    format!("is {v}, not a finite amount within ±{MAX_MONEY:e}"),
+                ));
+            }
+            Ok(())
+        };
+        let price = |field: String, v: f64| {
+            if !(v.is_finite() && v > 0.0 && v <= MAX_MONEY) {
+                return Err((field, format!("is {v}, not a price above 0")));
+            }
+            Ok(())
+        };
+        let p = &self.portfolio;
+        money("portfolio.cash".into(), p.cash)?;
+        money("portfolio.realised_pnl".into(), p.realised_pnl)?;
+        money("portfolio.day_start_pnl".into(), p.day_start_pnl)?;
+        for (symbol, pos) in &p.positions {
+            if pos.qty == 0 || pos.qty.abs() > MAX_SHARES {
+                return Err((
+                    format!("portfolio.positions.{symbol}.qty"),
+                    format!(
+                        "is {}, not a share count from 1 to {MAX_SHARES} either way",
+                        pos.qty
+                    ),
+                ));
+            }
+            price(format!("portfolio.positions.{symbol}.avg_price"), pos.avg_price)?;
+            price(format!("portfolio.positions.{symbol}.mark"), pos.mark)?;
+        }
+        for (symbol, q) in &self.market.quotes {
+            price(format!("market.quotes.{symbol}.last"), q.last)?;
+            price(format!("market.quotes.{symbol}.trusted"), q.trusted)?;
+        }
+        let c = &self.counts;
+        if c.accepts + c.denials != c.decisions {
+            return Err((
+                "counts.decisions".into(),
+                format!(
+                    "is {}, not accepts {} + denials {}",
+                    c.decisions, c.accepts, c.denials
+                ),
+            ));
+        }
+        if c.events > 0 && self.last_event_id.is_none() {
+            return Err((
+                "last_event_id".into(),
+                format!("is missing after {} events", c.events),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The decision engine: a configuration and the [`State`] it acts on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Engine {

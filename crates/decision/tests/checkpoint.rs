@@ -273,3 +273,82 @@ fn a_version_1_checkpoint_is_read_and_its_config_ignored() {
     assert_eq!((v2.version, v2.config_ignored()), (2, false));
     assert!(!checkpoint::to_json(&engine).contains("\"config\""));
 }
+
+/// Well-typed nonsense (what no engine writes: money past any account, a
+/// mark of 0, a share count past any float, counts that do not add up) is
+/// refused at load, naming the field; a value an engine can reach is not.
+#[test]
+fn a_checkpoint_no_engine_could_write_is_refused_naming_the_field() {
+    let mut engine = Engine::new(Config::default()).unwrap();
+    let day = wire::fixture::parse("default", wire::fixture::DEFAULT).unwrap();
+    for (i, payload) in day.into_iter().take(1500).enumerate() {
+        let event = wire::Event {
+            id: i as u64 + 1,
+            pub_us: None,
+            payload,
+        };
+        engine.on_event(&event, decision::FeedHealth::Live);
+    }
+    let good: serde_json::Value = serde_json::from_str(&checkpoint::to_json(&engine)).unwrap();
+    assert!(
+        good["state"]["portfolio"]["positions"]["NVDA"].is_object(),
+        "a position by 1500"
+    );
+    let edited = |pointer: &str, value: serde_json::Value| {
+        let mut v = good.clone();
+        *v.pointer_mut(pointer).unwrap_or_else(|| panic!("{pointer}")) = value;
+        checkpoint::from_json(Path::new("cp.json"), &v.to_string())
+    };
+    let decisions = good["state"]["counts"]["decisions"].as_u64().unwrap();
+    for (pointer, value, field) in [
+        (
+            "/state/portfolio/cash",
+            serde_json::json!(-1e308),
+            "portfolio.cash",
+        ),
+        (
+            "/state/portfolio/realised_pnl",
+            serde_json::json!(1e308),
+            "portfolio.realised_pnl",
+        ),
+        (
+            "/state/portfolio/positions/NVDA/qty",
+            serde_json::json!(1_000_000_000_000i64),
+            "portfolio.positions.NVDA.qty",
+        ),
+        (
+            "/state/portfolio/positions/NVDA/mark",
+            serde_json::json!(0.0),
+            "portfolio.positions.NVDA.mark",
+        ),
+        (
+            "/state/market/quotes/AAPL/trusted",
+            serde_json::json!(-5.0),
+            "market.quotes.AAPL.trusted",
+        ),
+        (
+            "/state/counts/decisions",
+            serde_json::json!(decisions + 1),
+            "counts.decisions",
+        ),
+        ("/state/last_event_id", serde_json::Value::Null, "last_event_id"),
+    ] {
+        match edited(pointer, value) {
+            Err(e @ CheckpointError::Nonsense { .. }) => {
+                let text = e.to_string();
+                assert!(text.starts_with("cp.json: refused: "), "{text}");
+                assert!(text.contains(&format!("`{field}`")), "{pointer}: {text}");
+            }
+            other => panic!("{pointer}: {other:?}"),
+        }
+    }
+    // Cash below zero is reachable (the rules bound exposure, not cash).
+    assert!(edited("/state/portfolio/cash", serde_json::json!(-5000.0)).is_ok());
+    assert!(
+        edited(
+            "/state/portfolio/cash",
+            good["state"]["portfolio"]["cash"].clone()
+        )
+        .is_ok()
+    );
+}

@@ -36,6 +36,15 @@ pub enum Error {
     Checkpoint(#[from] decision::CheckpointError),
     #[error("audit log {path}: {source}")]
     Audit { path: PathBuf, source: std::io::Error },
+    #[error(
+        "audit log {audit} holds {lines} decisions up to the checkpoint's last event, but checkpoint {checkpoint} counts {decisions}: the audit log was deleted, cut or replaced. Put the right one back, or move the state dir away to start over"
+    )]
+    AuditMismatch {
+        audit: PathBuf,
+        checkpoint: PathBuf,
+        lines: u64,
+        decisions: u64,
+    },
     #[error("state dir {path}: {source}")]
     StateDir { path: PathBuf, source: std::io::Error },
     #[error("the wire: {0}")]

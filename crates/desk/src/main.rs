@@ -133,11 +133,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
     };
     let session = desk::start(options, metrics).await?;
     eprintln!("{}", session.banner());
-    let ended = session
-        .run(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let ended = session.run(cli::shutdown_signal()).await?;
     print!("{}", session.summary(&ended));
     Ok(desk::session::exit_code(&ended))
 }

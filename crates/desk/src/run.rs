@@ -127,20 +127,36 @@ pub fn restore(config: Config, options: &RunOptions) -> Result<Engine, Error> {
         );
     }
     if let Some(path) = &options.audit_log {
-        reconcile_audit(path, engine.last_event_id()).map_err(|source| Error::Audit {
+        let lines = reconcile_audit(path, engine.last_event_id()).map_err(|source| Error::Audit {
             path: path.clone(),
             source,
         })?;
+        // One line per decision: a log holding fewer (or more) than the
+        // checkpoint counts lost (or gained) records, and carrying on would
+        // leave a log that lies.
+        let decisions = engine.summary().counts.decisions;
+        if lines != decisions
+            && let Some(dir) = &options.state_dir
+        {
+            return Err(Error::AuditMismatch {
+                audit: path.clone(),
+                checkpoint: checkpoint_path(dir),
+                lines,
+                decisions,
+            });
+        }
     }
     Ok(engine)
 }
 
 /// Cuts the audit log after the last complete line for an event at or
-/// before `last_id` (everything, when there is no checkpoint).
-fn reconcile_audit(path: &Path, last_id: Option<u64>) -> io::Result<()> {
+/// before `last_id` (everything, when there is no checkpoint); returns the
+/// lines kept.
+fn reconcile_audit(path: &Path, last_id: Option<u64>) -> io::Result<u64> {
     let Ok(file) = File::open(path) else {
-        return Ok(());
+        return Ok(0);
     };
+    let mut lines = 0u64;
     let mut keep = 0u64;
     let mut reader = BufReader::new(file);
     let mut line = String::new();
@@ -153,7 +169,10 @@ fn reconcile_audit(path: &Path, last_id: Option<u64>) -> io::Result<()> {
             .ok()
             .and_then(|v| v["event_id"].as_u64());
         match (id, last_id) {
-            (Some(id), Some(last)) if id <= last => keep += line.len() as u64,
+            (Some(id), Some(last)) if id <= last => {
+                keep += line.len() as u64;
+                lines += 1;
+            }
             _ => break,
         }
     }
@@ -163,7 +182,7 @@ fn reconcile_audit(path: &Path, last_id: Option<u64>) -> io::Result<()> {
         file.set_len(keep)?;
         file.sync_all()?;
     }
-    Ok(())
+    Ok(lines)
 }
 
 /// Runs the engine on the wire until done, interrupted or the wire stops.
@@ -202,10 +221,19 @@ pub async fn run<C: Connect>(
     let mut interrupt = std::pin::pin!(interrupt);
     let mut processed = 0u64;
     let every = options.checkpoint_every.max(1);
+    // Decisions reach the file within a second, so `tail -f` keeps up on
+    // a quiet day; checkpoints also sync it, this only flushes.
+    let mut flush_at = tokio::time::Instant::now() + AUDIT_FLUSH;
+    let mut unflushed = false;
     let ended = loop {
         let item = tokio::select! {
             biased;
             () = &mut interrupt => break Ended::Interrupted,
+            () = tokio::time::sleep_until(flush_at), if unflushed => {
+                audit = flush(audit).await?;
+                unflushed = false;
+                continue;
+            }
             item = events.next() => item,
         };
         let event = match item {
@@ -224,6 +252,10 @@ pub async fn run<C: Connect>(
                         source,
                     })?;
             }
+            if !records.is_empty() && !unflushed {
+                unflushed = true;
+                flush_at = tokio::time::Instant::now() + AUDIT_FLUSH;
+            }
         }
         processed += 1;
         if processed.is_multiple_of(every) {
@@ -238,6 +270,24 @@ pub async fn run<C: Connect>(
     save(live, audit, options).await?;
     client.close().await;
     Ok(ended)
+}
+
+/// How long a decision may sit in the audit log's buffer.
+const AUDIT_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Hands the buffered audit lines to the OS (no fsync: a checkpoint does
+/// that), on the blocking pool.
+async fn flush(audit: Option<Audit>) -> Result<Option<Audit>, Error> {
+    match audit {
+        Some(mut a) => Ok(Some(
+            blocking(move || match a.file.flush() {
+                Ok(()) => Ok(a),
+                Err(source) => Err(Error::Audit { path: a.path, source }),
+            })
+            .await?,
+        )),
+        None => Ok(None),
+    }
 }
 
 /// The audit log being appended to.

@@ -179,12 +179,10 @@ fn http_get(addr: &str, path: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The binary's observability while it runs, and Ctrl-C: a checkpoint,
-/// then a clean exit with the summary.
-#[test]
-fn wire_mode_metrics_while_running_and_ctrl_c_checkpoints() {
+/// Starts the binary on the embedded wire at 500 events/s with a state
+/// dir; returns it and its metrics address once events flow.
+fn start_binary(dir: &Path) -> (std::process::Child, String, serde_json::Value) {
     use std::io::{BufRead, BufReader};
-    let dir = temp("ctrl-c");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_decision"))
         .args(["--metrics-addr", "127.0.0.1:0", "--fixture-rate", "500"])
         .arg("--state-dir")
@@ -214,6 +212,42 @@ fn wire_mode_metrics_while_running_and_ctrl_c_checkpoints() {
             None
         })
         .expect("events within 30 s");
+    (child, addr, json)
+}
+
+/// Sends `signal` (`-INT`, `-TERM`) and checks the clean stop: status 0,
+/// the summary, and a final checkpoint at least as far as `seen` events.
+fn signal_and_check_a_clean_stop(child: std::process::Child, signal: &str, dir: &Path, seen: u64) {
+    assert!(
+        std::process::Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{signal}: {out:?}");
+    let summary = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        summary.contains("ended         interrupted"),
+        "{signal}: {summary}"
+    );
+    let checkpoint: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("state/checkpoint.json")).unwrap()).unwrap();
+    let last = checkpoint["state"]["last_event_id"].as_u64().unwrap_or(0);
+    assert!(
+        last >= seen,
+        "{signal}: the final checkpoint is at {last}, before {seen}"
+    );
+}
+
+/// The binary's observability while it runs, and Ctrl-C: a checkpoint,
+/// then a clean exit with the summary.
+#[test]
+fn wire_mode_metrics_while_running_and_ctrl_c_checkpoints() {
+    let dir = temp("ctrl-c");
+    let (child, addr, json) = start_binary(&dir);
     for key in [
         "wire_transport",
         "connection_state",
@@ -241,18 +275,54 @@ fn wire_mode_metrics_while_running_and_ctrl_c_checkpoints() {
     }
     assert_eq!(http_get(&addr, "/healthz"), "ok\n");
 
-    assert!(
-        std::process::Command::new("kill")
-            .arg("-INT")
-            .arg(child.id().to_string())
-            .status()
-            .unwrap()
-            .success()
+    let seen = json["engine"]["events"].as_u64().unwrap();
+    signal_and_check_a_clean_stop(child, "-INT", &dir, seen);
+}
+
+/// SIGTERM, what systemd, Docker and Kubernetes send, stops it the same
+/// clean way as Ctrl-C: a final checkpoint, the summary, status 0.
+#[test]
+fn sigterm_checkpoints_and_exits_zero_with_the_summary() {
+    let dir = temp("sigterm");
+    let (child, _, json) = start_binary(&dir);
+    let seen = json["engine"]["events"].as_u64().unwrap();
+    signal_and_check_a_clean_stop(child, "-TERM", &dir, seen);
+}
+
+/// Decisions reach the audit log within about a second while the engine
+/// runs (so `tail -f` keeps up), not only at a checkpoint or at exit.
+#[test]
+fn the_audit_log_is_flushed_while_running() {
+    let dir = temp("tail");
+    let audit = dir.join("audit.jsonl");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_decision"))
+        .args(["--metrics-addr", "127.0.0.1:0", "--fixture-rate", "500"])
+        .args(["--checkpoint-every", "1000000"])
+        .arg("--audit-log")
+        .arg(&audit)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The day takes about 13 s at 500 events/s; its first decision comes
+    // after about 3 s. Poll every 20 ms, at most 15 s.
+    let seen_while_running = (0..750).find_map(|_| {
+        let running = child.try_wait().unwrap().is_none();
+        let lines = std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        if lines > 0 {
+            return Some(running);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        None
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        seen_while_running,
+        Some(true),
+        "a decision in the audit log while the engine still ran"
     );
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let summary = String::from_utf8(out.stdout).unwrap();
-    assert!(summary.contains("ended         interrupted"), "{summary}");
-    let checkpoint = std::fs::read_to_string(dir.join("state/checkpoint.json")).unwrap();
-    assert!(checkpoint.contains("\"last_event_id\""));
 }

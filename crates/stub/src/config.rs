@@ -29,6 +29,9 @@ pub struct Config {
     pub token: Option<String>,
     /// Origins allowed to call the stub from a browser page (CORS).
     pub cors_origins: Vec<String>,
+    /// Host names (besides IP addresses and `localhost`) that requests may
+    /// name in `Host`; others get 421, against DNS rebinding. `*`: any.
+    pub allowed_hosts: Vec<String>,
     /// Largest request body (`POST /events`), in bytes.
     pub max_body_bytes: usize,
     /// Largest `limit` on `GET /events`.
@@ -64,6 +67,7 @@ impl Default for Config {
             lag_grace_ms: 5_000,
             token: None,
             cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             max_body_bytes: 4 << 20,
             max_page: 10_000,
             max_wait_ms: 30_000,

@@ -235,7 +235,9 @@ impl Log {
     pub fn read_with(&self, after: u64, max: usize, mut f: impl FnMut(&Entry)) -> Result<u64, Expired> {
         let inner = self.read_lock();
         let oldest = inner.oldest();
-        if after + 1 < oldest {
+        // `oldest` is at least 1, so this cannot overflow, whatever cursor a
+        // client sends (`after + 1` would, at u64::MAX).
+        if after < oldest - 1 {
             return Err(Expired {
                 oldest,
                 head: inner.head,
@@ -244,7 +246,8 @@ impl Log {
         if after >= inner.head {
             return Ok(after);
         }
-        let skip = (after + 1 - oldest) as usize;
+        // Here oldest - 1 <= after < head, so neither side overflows.
+        let skip = (after - (oldest - 1)) as usize;
         let mut last = after;
         for entry in inner.events.range(skip..).take(max) {
             f(entry);

@@ -48,12 +48,18 @@ struct Args {
     /// YAML file with any of these options (flags win).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Require this bearer token on every endpoint but /healthz.
-    #[arg(long, env = "WIRE_STUB_TOKEN", hide_env_values = true)]
+    /// Require this bearer token on every endpoint but /healthz (the older
+    /// WIRE_STUB_TOKEN is read when neither is given).
+    #[arg(long, env = "TICKWIRE_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Allow this browser origin (CORS); repeatable.
     #[arg(long = "cors-origin")]
     cors_origins: Vec<String>,
+    /// Also answer requests whose Host is this name (IP addresses and
+    /// localhost always are; others get 421, against DNS rebinding);
+    /// repeatable; `*` allows any.
+    #[arg(long = "allow-host")]
+    allowed_hosts: Vec<String>,
     /// Events kept in memory for resuming clients.
     #[arg(long)]
     retention: Option<usize>,
@@ -91,11 +97,17 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let file: FileConfig = cli::load_yaml(args.config.as_deref())?;
     let mut config = file.server;
-    if let Some(t) = args.token {
+    // The flag (or TICKWIRE_TOKEN, through clap), then the older variable,
+    // then the file.
+    let old_env = std::env::var("WIRE_STUB_TOKEN").ok().filter(|t| !t.is_empty());
+    if let Some(t) = args.token.or(old_env) {
         config.token = Some(t);
     }
     if !args.cors_origins.is_empty() {
         config.cors_origins = args.cors_origins;
+    }
+    if !args.allowed_hosts.is_empty() {
+        config.allowed_hosts = args.allowed_hosts;
     }
     if let Some(r) = args.retention {
         config.retention = r;
@@ -161,8 +173,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(%local, head = stub.log().head(), fixture_events = payloads.len(), ?pace, "serving");
     tokio::spawn(stub::replay(stub.clone(), payloads, pace));
     match tls {
-        None => stub::serve(listener, stub, shutdown_signal()).await,
-        Some(tls) => stub::serve_tls(listener, stub, tls, shutdown_signal()).await,
+        None => stub::serve(listener, stub, cli::shutdown_signal()).await,
+        Some(tls) => stub::serve_tls(listener, stub, tls, cli::shutdown_signal()).await,
     }
     tracing::info!("stopped");
     Ok(())
@@ -180,26 +192,4 @@ fn server_tls(cert: &Path, key: &Path, http2: bool) -> anyhow::Result<ServerTls>
     }
     let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("tls_key {}", key.display()))?;
     ServerTls::new(chain, key, http2).context("tls_cert and tls_key")
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            biased;
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

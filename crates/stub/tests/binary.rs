@@ -55,7 +55,7 @@ fn sigterm_ends_open_streams_and_exits_promptly() {
     let addr = first.trim().rsplit("http://").next().unwrap().to_owned();
     let mut stream = std::net::TcpStream::connect(&addr).unwrap();
     stream
-        .write_all(b"GET /stream?cursor=6000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(format!("GET /stream?cursor=6000 HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
         .unwrap();
     let mut buf = vec![0u8; 65536];
     let n = stream.read(&mut buf).unwrap();
@@ -86,4 +86,81 @@ fn sigterm_ends_open_streams_and_exits_promptly() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Starts `wire-stub` with `args` and `env` (and no token variable from the
+/// test's own environment); returns the child and its `host:port`.
+fn start(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let mut cmd = bin();
+    cmd.args(["--addr", "127.0.0.1:0", "--no-fixture"])
+        .args(args)
+        .env_remove("TICKWIRE_TOKEN")
+        .env_remove("WIRE_STUB_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (mut first, mut byte) = (String::new(), [0u8; 1]);
+    while !first.ends_with('\n') {
+        assert_eq!(stdout.read(&mut byte).unwrap(), 1, "the address line");
+        first.push(byte[0] as char);
+    }
+    let addr = first.trim().rsplit("http://").next().unwrap().to_owned();
+    (child, addr)
+}
+
+/// The status of `GET /events` with this bearer token (or none).
+fn status_with(addr: &str, token: Option<&str>) -> u16 {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    stream
+        .write_all(
+            format!("GET /events HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+    let mut head = String::new();
+    stream.read_to_string(&mut head).unwrap();
+    head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// One name for the token across the binaries: `--token`, then
+/// `TICKWIRE_TOKEN`, then the older `WIRE_STUB_TOKEN`, then the file.
+#[test]
+fn the_token_comes_from_the_flag_then_tickwire_token_then_the_old_name() {
+    let file = temp_file("token", "server:\n  token: file\n");
+    let file = file.to_str().unwrap();
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 6] = [
+        (&["--config", file], &[], "file"),
+        (&["--config", file], &[("TICKWIRE_TOKEN", "new")], "new"),
+        (&[], &[("TICKWIRE_TOKEN", "new")], "new"),
+        (&[], &[("WIRE_STUB_TOKEN", "old")], "old"),
+        (
+            &[],
+            &[("TICKWIRE_TOKEN", "new"), ("WIRE_STUB_TOKEN", "old")],
+            "new",
+        ),
+        (
+            &["--token", "flag"],
+            &[("TICKWIRE_TOKEN", "new"), ("WIRE_STUB_TOKEN", "old")],
+            "flag",
+        ),
+    ];
+    for (args, env, want) in cases {
+        let (mut child, addr) = start(args, env);
+        assert_eq!(status_with(&addr, None), 401, "{env:?}");
+        for (_, other) in env.iter().filter(|(_, v)| *v != want) {
+            assert_eq!(
+                status_with(&addr, Some(other)),
+                401,
+                "{other} must not open {env:?}"
+            );
+        }
+        assert_eq!(status_with(&addr, Some(want)), 200, "{args:?} {env:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
 }

@@ -2,95 +2,14 @@
 //! through `tower::ServiceExt::oneshot`. Time is tokio's paused clock, so
 //! heartbeats, long-polls and lag grace periods take no real time.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Request, Response, StatusCode, header};
-use http_body_util::BodyExt;
-use serde_json::Value;
-use stub::{Config, Log, Source, Stub};
-use tower::ServiceExt;
-use wire::Payload;
+use axum::http::{Request, StatusCode, header};
+use stub::{Config, Source};
 
-fn payloads(n: usize) -> Vec<Payload> {
-    let all = wire::fixture::parse("default", wire::fixture::DEFAULT).unwrap();
-    all.into_iter().cycle().take(n).collect()
-}
-
-fn stub_with(config: Config, events: usize) -> Stub {
-    let stub = Stub::new(
-        config.clone(),
-        Log::new(config.retention),
-        Arc::new(|| 1_772_461_800_000_000),
-    );
-    if events > 0 {
-        at_once(stub.publish(Source::Fixture, &payloads(events))).unwrap();
-    }
-    stub
-}
-
-/// The output of a future that must complete on its first poll: an append
-/// to an in-memory log does not yield (the simulation relies on it).
-fn at_once<T>(f: impl std::future::Future<Output = T>) -> T {
-    let mut f = std::pin::pin!(f);
-    match f
-        .as_mut()
-        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
-    {
-        std::task::Poll::Ready(t) => t,
-        std::task::Poll::Pending => panic!("an in-memory publish yielded"),
-    }
-}
-
-fn stub(events: usize) -> Stub {
-    stub_with(Config::default(), events)
-}
-
-async fn call(stub: &Stub, req: Request<Body>) -> Response<Body> {
-    stub::app(stub.clone()).oneshot(req).await.unwrap()
-}
-
-fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).body(Body::empty()).unwrap()
-}
-
-async fn body_text(res: Response<Body>) -> String {
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(bytes.to_vec()).unwrap()
-}
-
-async fn json(res: Response<Body>) -> Value {
-    serde_json::from_str(&body_text(res).await).unwrap()
-}
-
-/// Asserts an error answer: status, JSON content type, and the error code.
-async fn check_error(res: Response<Body>, status: StatusCode, code: &str) -> Value {
-    assert_eq!(res.status(), status);
-    assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
-    let body = json(res).await;
-    assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(
-        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    body
-}
-
-/// The next body frame of a stream, as text.
-async fn frame(body: &mut Body) -> Option<String> {
-    let f = tokio::time::timeout(Duration::from_secs(60), body.frame())
-        .await
-        .expect("a frame in time")?;
-    Some(String::from_utf8(f.unwrap().into_data().unwrap().to_vec()).unwrap())
-}
-
-fn sse_ids(text: &str) -> Vec<u64> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("id: "))
-        .map(|i| i.parse().unwrap())
-        .collect()
-}
+mod common;
+use common::*;
 
 #[tokio::test]
 async fn healthz_answers_with_the_head() {
@@ -375,16 +294,6 @@ async fn metrics_in_prometheus_text_and_json() {
     assert_eq!(m["connections"]["ws"], 0);
 }
 
-fn post(body: &str, content_type: Option<&str>) -> Request<Body> {
-    let mut req = Request::post("/events");
-    if let Some(ct) = content_type {
-        req = req.header(header::CONTENT_TYPE, ct);
-    }
-    req.body(Body::from(body.to_owned())).unwrap()
-}
-
-const TICK: &str = r#"{"kind":"tick","symbol":"AAPL","last":191.5,"ts_utc":"2026-03-02T14:30:00Z"}"#;
-
 #[tokio::test]
 async fn ingest_takes_a_json_array_or_ndjson_and_gives_the_next_ids() {
     let s = stub(2);
@@ -438,7 +347,12 @@ async fn bad_ingest_bodies_are_refused_whole() {
             StatusCode::BAD_REQUEST,
             "bad_request",
         ),
-        ("", None, StatusCode::BAD_REQUEST, "bad_request"),
+        (
+            "",
+            Some("application/x-ndjson"),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
         (
             TICK,
             Some("text/csv"),
@@ -447,7 +361,7 @@ async fn bad_ingest_bodies_are_refused_whole() {
         ),
         (
             "{\"kind\":\"tick\"}",
-            None,
+            Some("application/x-ndjson"),
             StatusCode::BAD_REQUEST,
             "bad_request",
         ),
@@ -510,13 +424,14 @@ async fn a_token_guards_everything_but_healthz() {
         call(&s, with("Basic s3cret")).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    // Browsers' EventSource cannot set headers: the query form works too.
+    // Browsers' EventSource cannot set headers: the query form opens a
+    // stream (and nothing else: see tests/security.rs).
     assert_eq!(
-        call(&s, get("/events?access_token=s3cret")).await.status(),
+        call(&s, get("/stream?access_token=s3cret")).await.status(),
         StatusCode::OK
     );
     assert_eq!(
-        call(&s, get("/events?access_token=nope")).await.status(),
+        call(&s, get("/stream?access_token=nope")).await.status(),
         StatusCode::UNAUTHORIZED
     );
     let res = call(&s, post(TICK, None)).await;
@@ -597,7 +512,7 @@ async fn an_event_kind_that_is_a_control_name_is_refused_naming_kind() {
         let name = control.name();
         let one = format!(r#"{{"kind":"{name}","head":7}}"#);
         for (body, ct) in [
-            (one.clone(), None),
+            (one.clone(), Some("application/x-ndjson")),
             (format!("[{TICK},{one}]"), Some("application/json")),
         ] {
             let err = check_error(

@@ -21,13 +21,11 @@ pub(super) async fn ingest(
     match publish(&stub, &headers, body).await {
         Ok(res) => res,
         Err(e) => {
-            stub.0
-                .metrics
-                .rejected(if e.status == StatusCode::PAYLOAD_TOO_LARGE {
-                    "payload_too_large"
-                } else {
-                    "bad_request"
-                });
+            stub.0.metrics.rejected(match e.status {
+                StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                _ => "bad_request",
+            });
             e.into_response()
         }
     }
@@ -69,17 +67,20 @@ async fn publish(
 /// A JSON array of payloads, or NDJSON (one per line). All or nothing: one
 /// bad item refuses the request, naming the item and the field.
 fn parse_payloads(content_type: &str, text: &str) -> Result<Vec<Payload>, ApiError> {
+    // Only types a browser page cannot send without a CORS preflight: a
+    // `text/plain` (or typeless) POST from any site would otherwise publish.
     let essence = content_type.split(';').next().unwrap_or("").trim();
-    let array = match essence {
-        "application/json" => true,
-        "application/x-ndjson" | "application/jsonl" | "text/plain" | "" => false,
-        other => {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!("Content-Type {other} is not application/json or application/x-ndjson"),
-            ));
-        }
+    let array = if essence.eq_ignore_ascii_case("application/json") {
+        true
+    } else if essence.eq_ignore_ascii_case("application/x-ndjson") {
+        false
+    } else {
+        let shown = if essence.is_empty() { "(none)" } else { essence };
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type {shown} is not application/json or application/x-ndjson"),
+        ));
     };
     let items: Vec<String> = if array || text.trim_start().starts_with('[') {
         let values: Vec<serde_json::Value> = serde_json::from_str(text)

@@ -42,6 +42,7 @@ pub fn app(stub: Stub) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(stub.clone(), host_check))
         .with_state(stub);
     if !config.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = config
@@ -120,10 +121,17 @@ async fn auth(State(stub): State<Stub>, req: Request, next: Next) -> Response {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let presented = bearer
-        .map(str::to_owned)
-        .or_else(|| query_param(req.uri(), "access_token"));
+        .and_then(bearer_token);
+    // `?access_token=` exists because a browser's `EventSource` and
+    // `WebSocket` cannot set headers: it opens those two streams and
+    // nothing else, so a token in a link can never publish or cut clients.
+    let from_query = || {
+        let streaming = req.method() == Method::GET && matches!(req.uri().path(), "/stream" | "/ws");
+        streaming
+            .then(|| query_param(req.uri(), "access_token"))
+            .flatten()
+    };
+    let presented = bearer.map(str::to_owned).or_else(from_query);
     let ok = presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(token.as_bytes())));
     if ok {
         next.run(req).await
@@ -136,6 +144,56 @@ async fn auth(State(stub): State<Stub>, req: Request, next: Next) -> Response {
         )
         .into_response()
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is
+/// case-insensitive (RFC 9110), the token is not.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Refuses a request whose `Host` names neither an IP address, `localhost`
+/// nor one of `allowed_hosts`: a browser tricked by DNS rebinding sends the
+/// attacker's own name, so this keeps pages from other sites off a server
+/// on loopback or a private network. `*` in `allowed_hosts` turns it off.
+/// A request without `Host` (HTTP/1.0, tests) did not come from a browser.
+async fn host_check(State(stub): State<Stub>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .map(|v| v.to_str().map(str::to_owned).unwrap_or_default())
+        .or_else(|| req.uri().host().map(str::to_owned));
+    match host {
+        Some(host) if !host_allowed(&host, &stub.config().allowed_hosts) => {
+            stub.0.metrics.rejected("misdirected_host");
+            ApiError::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "misdirected_host",
+                format!(
+                    "Host {host:?} is not served here: add it to allowed_hosts (--allow-host) if it names this server"
+                ),
+            )
+            .into_response()
+        }
+        _ => next.run(req).await,
+    }
+}
+
+/// Whether a `Host` value (with or without a port) may reach the server.
+pub(crate) fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = match host.strip_prefix('[') {
+        // `[v6]` or `[v6]:port`
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, _)) => return v6.parse::<std::net::Ipv6Addr>().is_ok(),
+            None => return false,
+        },
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(name))
 }
 
 /// One query parameter, percent-decoded.
