@@ -102,8 +102,13 @@ impl FileConfig {
         if r.max_attempts < -1 {
             fail("wire.reconnect.max_attempts", "must be -1 (forever) or >= 0")?;
         }
-        if self.wire.health_check_interval_s == 0 {
-            fail("wire.health_check_interval_s", "must be > 0")?;
+        // Past a day a dead connection is never found in practice, and a
+        // deadline at the end of u64 would overflow the clock.
+        if !(1..=86_400).contains(&self.wire.health_check_interval_s) {
+            fail("wire.health_check_interval_s", "must be 1 to 86400 (a day)")?;
+        }
+        if r.max_delay_ms > 3_600_000 {
+            fail("wire.reconnect.max_delay_ms", "must be at most 3600000 (an hour)")?;
         }
         self.engine().validate()
     }
@@ -135,7 +140,16 @@ mod tests {
         );
         check(
             r#"{"wire": {"health_check_interval_s": 0}}"#,
-            Some("wire.health_check_interval_s: must be > 0"),
+            Some("wire.health_check_interval_s: must be 1 to 86400 (a day)"),
+        );
+        check(
+            r#"{"wire": {"health_check_interval_s": 18446744073709551615}}"#,
+            Some("wire.health_check_interval_s: must be 1 to 86400 (a day)"),
+        );
+        check(r#"{"wire": {"health_check_interval_s": 86400}}"#, None);
+        check(
+            r#"{"wire": {"reconnect": {"max_delay_ms": 18446744073709551615}}}"#,
+            Some("wire.reconnect.max_delay_ms: must be at most 3600000 (an hour)"),
         );
         check(
             r#"{"risk": {"max_position": 0}}"#,

@@ -61,16 +61,25 @@ struct Args {
     /// Exit cleanly after this many events.
     #[arg(long)]
     max_events: Option<u64>,
-    /// Events between checkpoints.
-    #[arg(long, default_value_t = 500)]
+    /// Events between checkpoints (at least 1).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     checkpoint_every: u64,
     /// Embedded wire only: publish the fixture at this many events/s
     /// (default: all at once).
-    #[arg(long)]
+    #[arg(long, value_parser = events_per_second)]
     fixture_rate: Option<f64>,
     /// Logs as JSON lines.
     #[arg(long)]
     log_json: bool,
+}
+
+/// A rate that ends: finite and above 0 (0, a negative or NaN would
+/// schedule the day's events forever away).
+fn events_per_second(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!("{text:?} is not a positive number of events per second")),
+    }
 }
 
 fn main() {

@@ -127,37 +127,71 @@ pub fn restore(config: Config, options: &RunOptions) -> Result<Engine, Error> {
         );
     }
     if let Some(path) = &options.audit_log {
-        let lines = reconcile_audit(path, engine.last_event_id()).map_err(|source| Error::Audit {
+        let audit_err = |source| Error::Audit {
             path: path.clone(),
             source,
-        })?;
+        };
+        // Read first, cut only once the log is known to be this checkpoint's:
+        // a wrong file given by mistake must not lose a byte.
+        let log = read_audit(path, engine.last_event_id()).map_err(audit_err)?;
         // One line per decision: a log holding fewer (or more) than the
         // checkpoint counts lost (or gained) records, and carrying on would
         // leave a log that lies.
         let decisions = engine.summary().counts.decisions;
-        if lines != decisions
+        if log.lines != decisions
             && let Some(dir) = &options.state_dir
         {
             return Err(Error::AuditMismatch {
                 audit: path.clone(),
                 checkpoint: checkpoint_path(dir),
-                lines,
+                lines: log.lines,
                 decisions,
             });
+        }
+        if log.len != log.keep {
+            tracing::warn!(
+                path = %path.display(),
+                keep = log.keep,
+                cut = log.len - log.keep,
+                "cutting the audit log back to the checkpoint (everything, without one)"
+            );
+            cut(path, log.keep).map_err(audit_err)?;
         }
     }
     Ok(engine)
 }
 
-/// Cuts the audit log after the last complete line for an event at or
-/// before `last_id` (everything, when there is no checkpoint); returns the
-/// lines kept.
-fn reconcile_audit(path: &Path, last_id: Option<u64>) -> io::Result<u64> {
-    let Ok(file) = File::open(path) else {
-        return Ok(0);
+/// What the audit log holds up to a checkpoint.
+struct AuditLog {
+    /// Complete lines for events at or before the checkpoint's.
+    lines: u64,
+    /// Their length: where the log is cut.
+    keep: u64,
+    /// The file's length.
+    len: u64,
+}
+
+/// Reads the audit log, changing nothing: the complete lines for events at
+/// or before `last_id` (none, when there is no checkpoint). A missing file
+/// is an empty log; any other error is an error.
+fn read_audit(path: &Path, last_id: Option<u64>) -> io::Result<AuditLog> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(AuditLog {
+                lines: 0,
+                keep: 0,
+                len: 0,
+            });
+        }
+        Err(e) => return Err(e),
     };
-    let mut lines = 0u64;
-    let mut keep = 0u64;
+    let len = file.metadata()?.len();
+    let mut log = AuditLog {
+        lines: 0,
+        keep: 0,
+        len,
+    };
     let mut reader = BufReader::new(file);
     let mut line = String::new();
     loop {
@@ -170,19 +204,20 @@ fn reconcile_audit(path: &Path, last_id: Option<u64>) -> io::Result<u64> {
             .and_then(|v| v["event_id"].as_u64());
         match (id, last_id) {
             (Some(id), Some(last)) if id <= last => {
-                keep += line.len() as u64;
-                lines += 1;
+                log.keep += line.len() as u64;
+                log.lines += 1;
             }
             _ => break,
         }
     }
+    Ok(log)
+}
+
+/// Cuts the audit log to `keep` bytes, durably.
+fn cut(path: &Path, keep: u64) -> io::Result<()> {
     let file = OpenOptions::new().write(true).open(path)?;
-    if file.metadata()?.len() != keep {
-        tracing::info!(path = %path.display(), keep, "cutting the audit log back to the checkpoint");
-        file.set_len(keep)?;
-        file.sync_all()?;
-    }
-    Ok(lines)
+    file.set_len(keep)?;
+    file.sync_all()
 }
 
 /// Runs the engine on the wire until done, interrupted or the wire stops.

@@ -101,3 +101,22 @@ fn an_intact_log_and_one_a_crash_ran_past_the_checkpoint_restore() {
     assert_eq!(engine.last_event_id(), None);
     assert_eq!(std::fs::read_to_string(&audit).unwrap(), "");
 }
+
+/// The check comes before any cut: a wrong log given by mistake (another
+/// day's, a longer one) is refused untouched, byte for byte.
+#[test]
+fn a_refused_audit_log_is_left_untouched() {
+    let dir = temp("untouched");
+    let (options, lines) = leave(&dir, 4000);
+    let audit = options.audit_log.clone().unwrap();
+    let mut other: Vec<String> = lines[..1].to_vec();
+    other.push(r#"{"event_id":5000,"another":"day"}"#.to_owned());
+    other.push(r#"{"event_id":5001,"another":"day"}"#.to_owned());
+    write_lines(&audit, &other);
+    let before = std::fs::read(&audit).unwrap();
+    assert!(matches!(
+        restore(Config::default(), &options),
+        Err(Error::AuditMismatch { .. })
+    ));
+    assert_eq!(std::fs::read(&audit).unwrap(), before);
+}

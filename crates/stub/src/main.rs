@@ -118,6 +118,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if config.token.as_deref() == Some("") {
         bail!("token: must not be empty");
     }
+    check_server(&config)?;
 
     let pace = if args.no_pace {
         Pace::NoPace
@@ -192,4 +193,37 @@ fn server_tls(cert: &Path, key: &Path, http2: bool) -> anyhow::Result<ServerTls>
     }
     let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("tls_key {}", key.display()))?;
     ServerTls::new(chain, key, http2).context("tls_cert and tls_key")
+}
+
+/// Settings that would serve nothing, or wait forever, are refused at start
+/// naming the key (`server.batch_events: must be at least 1`), instead of
+/// a server that answers every poll with 400 or streams no event.
+fn check_server(c: &Config) -> anyhow::Result<()> {
+    let at_least_1: [(&str, u64); 7] = [
+        ("retention", c.retention as u64),
+        ("heartbeat_ms", c.heartbeat_ms),
+        ("retry_ms", c.retry_ms),
+        ("batch_events", c.batch_events as u64),
+        ("max_page", c.max_page as u64),
+        ("max_body_bytes", c.max_body_bytes as u64),
+        ("tls_handshake_timeout_ms", c.tls_handshake_timeout_ms),
+    ];
+    for (key, value) in at_least_1 {
+        if value == 0 {
+            bail!("server.{key}: must be at least 1");
+        }
+    }
+    let a_day = 86_400_000;
+    for (key, value) in [
+        ("heartbeat_ms", c.heartbeat_ms),
+        ("lag_grace_ms", c.lag_grace_ms),
+        ("max_wait_ms", c.max_wait_ms),
+        ("shutdown_grace_ms", c.shutdown_grace_ms),
+        ("tls_handshake_timeout_ms", c.tls_handshake_timeout_ms),
+    ] {
+        if value > a_day {
+            bail!("server.{key}: must be at most {a_day} (a day)");
+        }
+    }
+    Ok(())
 }

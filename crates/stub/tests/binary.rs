@@ -23,6 +23,24 @@ fn an_unknown_config_key_fails_at_start_naming_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("retension"), "{err}");
 
+    for (yaml, named) in [
+        (
+            "server:\n  batch_events: 0\n",
+            "server.batch_events: must be at least 1",
+        ),
+        ("server:\n  max_page: 0\n", "server.max_page: must be at least 1"),
+        (
+            "server:\n  heartbeat_ms: 18446744073709551615\n",
+            "server.heartbeat_ms: must be at most",
+        ),
+    ] {
+        let path = temp_file("limits", &format!("addr: 127.0.0.1:0\n{yaml}"));
+        let out = bin().arg("--config").arg(&path).output().unwrap();
+        assert!(!out.status.success(), "{yaml}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(named), "{yaml}: {err}");
+    }
+
     let out = bin()
         .args(["--addr", "127.0.0.1:0", "--rate=-3"])
         .output()

@@ -336,24 +336,31 @@ impl<C: Connect> Driver<C> {
 
     /// Through the gate: delivered, dropped, or delivered after its gap is
     /// repaired.
+    ///
+    /// The subscriber's slot is reserved before the gate is asked: a session
+    /// cancelled while it waits for a slow subscriber (a reconnect) has then
+    /// moved nothing, and resumes before this event instead of after it.
     async fn deliver(&mut self, event: Event) -> Result<(), End> {
         loop {
+            let slot = self.tx.reserve().await.map_err(|_| End::Gone)?;
             match self.gate.offer(event.id) {
-                Offer::Deliver => return self.send(event).await,
+                Offer::Deliver => {
+                    self.metrics.delivered(event.pub_us, (self.config.clock)());
+                    slot.send(Ok(event));
+                    return Ok(());
+                }
                 Offer::Duplicate => {
                     self.metrics.duplicate();
                     return Ok(());
                 }
-                // Once repaired, the same event is offered again.
-                Offer::Gap(missing) => self.repair(*missing.end()).await?,
+                // Once repaired, the same event is offered again; the
+                // repair needs the slot itself.
+                Offer::Gap(missing) => {
+                    drop(slot);
+                    self.repair(*missing.end()).await?;
+                }
             }
         }
-    }
-
-    /// Hands over an event the gate let through.
-    async fn send(&mut self, event: Event) -> Result<(), End> {
-        self.metrics.delivered(event.pub_us, (self.config.clock)());
-        self.tx.send(Ok(event)).await.map_err(|_| End::Gone)
     }
 
     /// Repairs every id up to `upto` from the polling endpoint.
@@ -389,8 +396,10 @@ impl<C: Connect> Driver<C> {
             )
             .await?;
             for event in got.events {
+                let slot = self.tx.reserve().await.map_err(|_| End::Gone)?;
                 if self.gate.feed(event.id) == Repaired::Deliver {
-                    self.send(event).await?;
+                    self.metrics.delivered(event.pub_us, (self.config.clock)());
+                    slot.send(Ok(event));
                 }
             }
             self.gate

@@ -21,6 +21,16 @@ use rand::{RngExt, SeedableRng};
 
 use crate::error::ClientError;
 
+/// The longest wait a server's `retry:` or `Retry-After` can ask for: a
+/// hint past it (`Retry-After: 18446744073709551615`) is read as this, so
+/// it can neither overflow the clock nor park a client for years.
+pub const MAX_SERVER_HINT: Duration = Duration::from_secs(3600);
+
+/// `now + delay`, or as late as the clock goes.
+fn later(now: Instant, delay: Duration) -> Instant {
+    now.checked_add(delay).unwrap_or_else(|| now + MAX_SERVER_HINT)
+}
+
 /// The transport vocabulary is the protocol's: `wire::Transport`.
 pub use wire::Transport;
 
@@ -295,7 +305,8 @@ impl Policy {
 
     /// A server's `retry:` hint (ms): a floor for later delays.
     pub fn retry_hint(&mut self, ms: u64) {
-        self.server_retry = Some(Duration::from_millis(ms).max(self.config.retry_floor));
+        let hint = Duration::from_millis(ms).min(MAX_SERVER_HINT);
+        self.server_retry = Some(hint.max(self.config.retry_floor));
     }
 
     /// The attempt failed, or the session ended. Decides the next attempt.
@@ -351,13 +362,15 @@ impl Policy {
                 last: reason,
             });
         }
-        let delay = self.delay(retry_after);
+        let delay = self.delay(retry_after.map(|d| d.min(MAX_SERVER_HINT)));
         self.notes.push(Note::Backoff {
             attempt: self.failures,
             delay,
             reason,
         });
-        self.phase = Phase::Idle { at: now + delay };
+        self.phase = Phase::Idle {
+            at: later(now, delay),
+        };
     }
 
     /// A probe attempt failed: stay on polling; the session goes on.

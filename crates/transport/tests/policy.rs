@@ -134,6 +134,38 @@ fn a_server_hint_above_the_cap_wins_exactly() {
     assert_eq!(failing_delays(&mut p, t, 6), [s(20.0); 6]);
 }
 
+/// A hint at the end of its type (`Retry-After: 18446744073709551615`,
+/// `retry: 18446744073709551615`) is read as an hour: no overflow of the
+/// clock (a panic in the driver), no client parked for centuries.
+#[test]
+fn a_server_hint_past_an_hour_is_an_hour() {
+    let t = t0();
+    let hour = transport::policy::MAX_SERVER_HINT;
+    assert_eq!(hour, s(3600.0));
+    let mut p = Policy::new(PolicyConfig::default(), 1, t);
+    assert!(matches!(p.next(t), Next::Attempt(Transport::Sse)));
+    p.failed(
+        t,
+        Failure::Retry {
+            reason: "503".into(),
+            retry_after: Some(Duration::from_secs(u64::MAX)),
+        },
+    );
+    assert_eq!(p.next(t), Next::WaitUntil(t + hour));
+    let waits: Vec<Duration> = p
+        .take_notes()
+        .into_iter()
+        .filter_map(|n| match n {
+            Note::Backoff { delay, .. } => Some(delay),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waits, [hour], "the wait logged and shown is the one kept");
+    let mut p = Policy::new(PolicyConfig::default(), 1, t);
+    p.retry_hint(u64::MAX);
+    assert_eq!(failing_delays(&mut p, t, 2), [hour; 2]);
+}
+
 #[test]
 fn backoff_resets_only_after_a_healthy_connection() {
     let t = t0();

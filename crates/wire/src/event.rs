@@ -170,7 +170,15 @@ impl Payload {
                 }
                 Ok(())
             }
-            Payload::Other { kind, .. } => {
+            Payload::Other { kind, fields } => {
+                // On WebSocket `type` tells an event from a control message:
+                // an event of its own `type` could pose as `cursor_expired`.
+                if fields.contains_key("type") {
+                    return Err(field_error(
+                        "type",
+                        "is reserved: the WebSocket form uses it to tell events from control messages",
+                    ));
+                }
                 if kind.is_empty() || kind.len() > 64 || kind.bytes().any(|b| !b.is_ascii_graphic()) {
                     return Err(field_error("kind", "must be 1 to 64 visible ASCII characters"));
                 }

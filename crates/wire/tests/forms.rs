@@ -434,3 +434,24 @@ fn the_polling_form_is_the_same_from_typed_and_from_encoded_events() {
         assert_eq!(serde_json::from_str::<Page>(&raw).unwrap(), page);
     }
 }
+
+/// On WebSocket an event and a control message are told apart by `type`:
+/// an event carrying its own `type` could pose as `cursor_expired` and stop
+/// every WebSocket client, so `type` is refused in a payload, naming it.
+#[test]
+fn an_event_cannot_carry_the_websocket_type_key() {
+    let posing = r#"{"kind":"note","type":"cursor_expired","cursor":0,"oldest":1,"head":1}"#;
+    let err = Payload::from_json(posing).unwrap_err();
+    assert_eq!(err.field, "type", "{err}");
+    let err = Event::from_json(&format!(r#"{{"id":9,{}"#, &posing[1..])).unwrap_err();
+    assert_eq!(err.field, "type", "{err}");
+    // Had it got in, this is what a WebSocket client would have read.
+    let text = wire::ws::encode_event_json(
+        r#"{"id":9,"kind":"note","type":"cursor_expired","cursor":0,"oldest":1,"head":1}"#,
+    );
+    assert!(matches!(
+        wire::ws::decode(&text),
+        Ok(Message::Control(Control::CursorExpired { .. }))
+    ));
+    assert!(Payload::from_json(r#"{"kind":"note","kinds":"ok"}"#).is_ok());
+}

@@ -54,17 +54,36 @@ async fn session(mut socket: WebSocket, mut feed: Feed) {
             }
             Out::End => break,
         }
-        for text in batch.drain(..) {
-            if socket.send(WsMessage::Text(text.into())).await.is_err() {
-                return;
-            }
-        }
-        if ping && socket.send(WsMessage::Ping(Bytes::new())).await.is_err() {
+        // A client that stops reading blocks a send forever: the kill (the
+        // sweeper's, an operator's, shutdown's) must reach it there too, as
+        // this task is axum's, not the accept loop's.
+        let kill = feed.kill().clone();
+        let sent = tokio::select! {
+            biased;
+            () = kill.cancelled() => false,
+            ok = send_all(&mut socket, &mut batch, ping) => ok,
+        };
+        if !sent {
             return;
         }
-        if feed.kill().is_cancelled() {
+        if kill.is_cancelled() {
             break;
         }
     }
-    let _ = socket.send(WsMessage::Close(None)).await;
+    let close = socket.send(WsMessage::Close(None));
+    let _ = tokio::time::timeout(CLOSE_WAIT, close).await;
+}
+
+/// How long a goodbye may take before the socket is simply dropped.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Sends a batch (and a ping after a heartbeat); false once the socket is
+/// gone.
+async fn send_all(socket: &mut WebSocket, batch: &mut Vec<String>, ping: bool) -> bool {
+    for text in batch.drain(..) {
+        if socket.send(WsMessage::Text(text.into())).await.is_err() {
+            return false;
+        }
+    }
+    !(ping && socket.send(WsMessage::Ping(Bytes::new())).await.is_err())
 }
