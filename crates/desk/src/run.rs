@@ -23,7 +23,7 @@
 //! the audit log independent of the transport and of the faults on the way.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -239,12 +239,15 @@ pub async fn run<C: Connect>(
     let mut audit = match &options.audit_log {
         Some(path) => Some(Audit {
             path: path.clone(),
-            file: BufWriter::new(OpenOptions::new().create(true).append(true).open(path).map_err(
-                |source| Error::Audit {
+            pending: Vec::new(),
+            file: OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|source| Error::Audit {
                     path: path.clone(),
                     source,
-                },
-            )?),
+                })?,
         }),
         None => None,
     };
@@ -278,14 +281,11 @@ pub async fn run<C: Connect>(
         };
         let records = live.engine().on_event(&event, FeedHealth::Live);
         if let Some(a) = audit.as_mut() {
+            // Into memory only: the file is written by `flush` and `save`,
+            // on the blocking pool, never on this async thread.
             for r in &records {
-                a.file
-                    .write_all(r.to_json_line().as_bytes())
-                    .and_then(|()| a.file.write_all(b"\n"))
-                    .map_err(|source| Error::Audit {
-                        path: a.path.clone(),
-                        source,
-                    })?;
+                a.pending.extend_from_slice(r.to_json_line().as_bytes());
+                a.pending.push(b'\n');
             }
             if !records.is_empty() && !unflushed {
                 unflushed = true;
@@ -315,7 +315,7 @@ const AUDIT_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 async fn flush(audit: Option<Audit>) -> Result<Option<Audit>, Error> {
     match audit {
         Some(mut a) => Ok(Some(
-            blocking(move || match a.file.flush() {
+            blocking(move || match a.write_pending() {
                 Ok(()) => Ok(a),
                 Err(source) => Err(Error::Audit { path: a.path, source }),
             })
@@ -329,7 +329,18 @@ async fn flush(audit: Option<Audit>) -> Result<Option<Audit>, Error> {
 #[derive(Debug)]
 struct Audit {
     path: PathBuf,
-    file: BufWriter<File>,
+    /// Lines not yet written: at most a second's (or a checkpoint's) worth.
+    pending: Vec<u8>,
+    file: File,
+}
+
+impl Audit {
+    /// Writes the pending lines (blocking: call it on the blocking pool).
+    fn write_pending(&mut self) -> io::Result<()> {
+        self.file.write_all(&self.pending)?;
+        self.pending.clear();
+        Ok(())
+    }
 }
 
 /// Audit log first (flushed, synced), then the checkpoint; both on the
@@ -339,7 +350,7 @@ async fn save(live: &Live, audit: Option<Audit>, options: &RunOptions) -> Result
     let audit = match audit {
         Some(mut a) => Some(
             blocking(
-                move || match a.file.flush().and_then(|()| a.file.get_ref().sync_data()) {
+                move || match a.write_pending().and_then(|()| a.file.sync_data()) {
                     Ok(()) => Ok(a),
                     Err(source) => Err(Error::Audit { path: a.path, source }),
                 },
