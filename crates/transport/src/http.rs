@@ -228,9 +228,13 @@ async fn get_once<C: Connect>(
 /// error answer if one was read (the stub's `{"error": ...}`).
 pub fn classify(status: StatusCode, headers: &header::HeaderMap, body: &str) -> Failure {
     let problem = wire::Problem::from_body(body);
-    let detail = problem
-        .as_ref()
-        .map_or_else(|| status.to_string(), |p| format!("{status}: {p}"));
+    // What a server says is kept (in errors, logs and the timeline) up to
+    // a bound, so a flapping server's large error pages cannot pile up.
+    let detail = clip(
+        problem
+            .as_ref()
+            .map_or_else(|| status.to_string(), |p| format!("{status}: {p}")),
+    );
     match status.as_u16() {
         204 => Failure::Fatal(ClientError::StoppedByServer),
         404 => Failure::StreamMissing,
@@ -244,12 +248,28 @@ pub fn classify(status: StatusCode, headers: &header::HeaderMap, body: &str) -> 
         },
         _ => Failure::Fatal(ClientError::Refused {
             status: status.as_u16(),
-            message: problem.map_or_else(
+            message: clip(problem.map_or_else(
                 || status.canonical_reason().unwrap_or("").to_owned(),
                 |p| p.to_string(),
-            ),
+            )),
         }),
     }
+}
+
+/// The most of a server's error text kept, in bytes.
+pub const MAX_REASON: usize = 512;
+
+/// `text` cut to [`MAX_REASON`] bytes at a character boundary, marked.
+fn clip(mut text: String) -> String {
+    if text.len() > MAX_REASON {
+        let mut end = MAX_REASON;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
+    }
+    text
 }
 
 /// Whether a Content-Type's essence is `text/event-stream` (parameters allowed).
@@ -259,4 +279,34 @@ pub fn is_event_stream(headers: &header::HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/event-stream"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server's error page is kept only up to `MAX_REASON` bytes, cut at a
+    /// character, whatever its size: the timeline holds thousands of them.
+    #[test]
+    fn what_a_server_says_is_kept_up_to_a_bound() {
+        let big = "é".repeat(40_000);
+        let body = wire::Problem::new("unavailable", big.clone()).to_body();
+        let empty = header::HeaderMap::new();
+        for status in [StatusCode::SERVICE_UNAVAILABLE, StatusCode::BAD_REQUEST] {
+            let text = match classify(status, &empty, &body) {
+                Failure::Retry { reason, .. } => reason,
+                Failure::Fatal(ClientError::Refused { message, .. }) => message,
+                other => panic!("{status}: {other:?}"),
+            };
+            assert!(text.len() <= MAX_REASON + 3, "{status}: {} bytes", text.len());
+            assert!(text.ends_with("..."), "{status}");
+        }
+        let small = wire::Problem::new("unavailable", "try later").to_body();
+        match classify(StatusCode::SERVICE_UNAVAILABLE, &empty, &small) {
+            Failure::Retry { reason, .. } => {
+                assert_eq!(reason, "503 Service Unavailable: unavailable: try later")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -40,9 +40,14 @@ pub(crate) async fn open<C: Connect>(
         .into_client_request()
         .map_err(|e| Failure::Fatal(ClientError::BadUrl(format!("bad WebSocket URL: {e}"))))?;
     for (name, value) in link.auth_headers() {
-        if let Ok(v) = value.parse() {
-            req.headers_mut().insert(name, v);
-        }
+        // A token that is no header value would go out missing and come
+        // back as a misleading 401: say what is wrong instead.
+        let value = value.parse().map_err(|_| {
+            Failure::Fatal(ClientError::BadUrl(format!(
+                "the {name} header cannot carry this token (control characters or non-ASCII)"
+            )))
+        })?;
+        req.headers_mut().insert(name, value);
     }
     let t = link.timeouts;
     // Only `http/1.1` in ALPN: the upgrade is an HTTP/1.1 affair.

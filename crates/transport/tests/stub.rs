@@ -594,3 +594,20 @@ async fn a_reconnect_while_the_subscriber_is_full_loses_no_event() {
         client.close().await;
     }
 }
+
+/// A token that cannot be a header value stops the WebSocket client with
+/// an error saying so, instead of going out missing (and coming back as a
+/// misleading 401 from a server that wants one).
+#[tokio::test]
+async fn a_token_that_is_no_header_value_is_a_clear_error() {
+    let server = Server::start(Config::default(), None).await;
+    let mut c = config(&server.url(), Transport::Ws);
+    c.token = Some("line\nbreak".into());
+    let mut client = Client::connect(TokioConnect, c).unwrap();
+    let mut sub = client.subscribe().unwrap();
+    match tokio::time::timeout(Duration::from_secs(20), sub.next()).await {
+        Ok(Some(Err(ClientError::BadUrl(why)))) => assert!(why.contains("token"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    client.close().await;
+}
