@@ -39,6 +39,17 @@ impl Server {
         Server { stub, addr, task }
     }
 
+    /// A server on a free port with the first `events` of the default day.
+    async fn with_events(events: usize) -> Server {
+        let server = Server::start(Config::default(), None).await;
+        server
+            .stub
+            .publish(Source::Fixture, &fixture()[..events])
+            .await
+            .unwrap();
+        server
+    }
+
     fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -431,12 +442,7 @@ async fn server_errors_and_429_retry_honouring_retry_after() {
 
 #[tokio::test]
 async fn close_leaves_no_task_and_no_socket() {
-    let server = Server::start(Config::default(), None).await;
-    server
-        .stub
-        .publish(Source::Fixture, &fixture()[..10])
-        .await
-        .unwrap();
+    let server = Server::with_events(10).await;
     let mut client = Client::connect(TokioConnect, config(&server.url(), Transport::Sse)).unwrap();
     let mut sub = client.subscribe().unwrap();
     collect(&mut sub, 10).await;
@@ -528,12 +534,7 @@ async fn a_repair_that_fails_clears_repairing_gap() {
 
 #[tokio::test]
 async fn dropping_the_client_without_close_closes_its_connections() {
-    let server = Server::start(Config::default(), None).await;
-    server
-        .stub
-        .publish(Source::Fixture, &fixture()[..10])
-        .await
-        .unwrap();
+    let server = Server::with_events(10).await;
     for kind in [Transport::Sse, Transport::Ws, Transport::Poll] {
         let mut client = Client::connect(TokioConnect, config(&server.url(), kind)).unwrap();
         // The subscription outlives the client, as in a caller that kept it
@@ -567,12 +568,7 @@ async fn dropping_the_client_without_close_closes_its_connections() {
 /// once (the gate moves only when the event is in the subscriber's queue).
 #[tokio::test]
 async fn a_reconnect_while_the_subscriber_is_full_loses_no_event() {
-    let server = Server::start(Config::default(), None).await;
-    server
-        .stub
-        .publish(Source::Fixture, &fixture()[..5])
-        .await
-        .unwrap();
+    let server = Server::with_events(5).await;
     for kind in [Transport::Sse, Transport::Ws, Transport::Poll] {
         let mut c = config(&server.url(), kind);
         c.buffer = 1;
