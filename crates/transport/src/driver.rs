@@ -87,10 +87,7 @@ fn step(policy: &mut Policy, now: std::time::Instant) -> Step {
 }
 
 pub(crate) fn idle_failure(idle: Duration) -> Failure {
-    retry(&format!(
-        "no data for {} ms: the connection is silent",
-        idle.as_millis()
-    ))
+    Failure::Silent { idle }
 }
 
 pub(crate) struct Driver<C: Connect> {

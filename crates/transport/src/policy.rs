@@ -91,6 +91,10 @@ pub enum Failure {
         reason: String,
         retry_after: Option<Duration>,
     },
+    /// No whole message (not even a heartbeat) for the idle deadline: the
+    /// connection is dead, or a peer drips bytes of an unfinished one.
+    /// Retried like any network fault.
+    Silent { idle: Duration },
     /// The streaming endpoint does not exist here (404): fall back at once.
     StreamMissing,
     /// Stop: 204, or a 4xx other than 408 and 429, or a cursor the server no
@@ -103,6 +107,9 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::Retry { reason, .. } => f.write_str(reason),
+            Failure::Silent { idle } => {
+                write!(f, "no data for {} ms: the connection is silent", idle.as_millis())
+            }
             Failure::StreamMissing => f.write_str("endpoint missing (404)"),
             Failure::Fatal(e) => write!(f, "{e}"),
         }
@@ -344,6 +351,7 @@ impl Policy {
             }
             Failure::StreamMissing => return self.stop(ClientError::PollingMissing),
             Failure::Retry { reason, retry_after } => (reason, retry_after),
+            silent @ Failure::Silent { .. } => (silent.to_string(), None),
         };
         if kind.is_streaming() && !healthy {
             self.stream_failures += 1;

@@ -144,5 +144,6 @@ fn unreachable(failure: Failure, what: &str) -> ClientError {
         Failure::Fatal(e) => e,
         Failure::StreamMissing => ClientError::PollingMissing,
         Failure::Retry { reason, .. } => ClientError::Unreachable(format!("{what}: {reason}")),
+        silent @ Failure::Silent { .. } => ClientError::Unreachable(format!("{what}: {silent}")),
     }
 }

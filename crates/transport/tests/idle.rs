@@ -72,7 +72,12 @@ async fn a_stream_dripping_bytes_of_an_unfinished_event_is_silent() {
         "reconnected after {took:?}, before the deadline"
     );
     let silent = client.timeline().iter().any(|t| {
-        matches!(&t.event, Lifecycle::Disconnected { cause: Failure::Retry { reason, .. } } if reason.contains("silent"))
+        matches!(
+            &t.event,
+            Lifecycle::Disconnected {
+                cause: Failure::Silent { .. }
+            }
+        )
     });
     assert!(silent, "{:#?}", client.timeline());
     client.close().await;

@@ -290,9 +290,12 @@ async fn a_silent_connection_is_found_and_replaced() {
     }
     let timeline = client.timeline();
     assert!(
-        timeline
-            .iter()
-            .any(|t| matches!(&t.event, Lifecycle::Disconnected { cause: Failure::Retry { reason, .. } } if reason.contains("silent"))),
+        timeline.iter().any(|t| matches!(
+            &t.event,
+            Lifecycle::Disconnected {
+                cause: Failure::Silent { .. }
+            }
+        )),
         "{timeline:?}"
     );
     // And it still delivers once there is something to say.
