@@ -1,6 +1,9 @@
-//! Why the client stopped for good: one typed error callers can branch on.
+//! Why the client stopped for good: one typed error callers can branch on;
+//! and why one attempt or session ended (`Failure`), which the policy reads.
 //! It is also what the policy's `Failure::Fatal` and `Next::Stop` carry, so
 //! the cause found on the wire reaches the caller unchanged.
+
+use std::time::Duration;
 
 /// Why the client stopped for good.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +75,40 @@ impl std::fmt::Display for OldestId {
         match self.0 {
             Some(id) => write!(f, "{id}"),
             None => f.write_str("unknown"),
+        }
+    }
+}
+
+/// Why a connection attempt or a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Worth retrying with backoff: network error, timeout, 5xx, 408, 429,
+    /// end of stream. `retry_after` is a server's `Retry-After`.
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// No whole message (not even a heartbeat) for the idle deadline: the
+    /// connection is dead, or a peer drips bytes of an unfinished one.
+    /// Retried like any network fault.
+    Silent { idle: Duration },
+    /// The streaming endpoint does not exist here (404): fall back at once.
+    StreamMissing,
+    /// Stop: 204, or a 4xx other than 408 and 429, or a cursor the server no
+    /// longer retains. Retrying would not help.
+    Fatal(ClientError),
+}
+
+/// For people: the reason alone, as a timeline's "disconnected" line shows it.
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Retry { reason, .. } => f.write_str(reason),
+            Failure::Silent { idle } => {
+                write!(f, "no data for {} ms: the connection is silent", idle.as_millis())
+            }
+            Failure::StreamMissing => f.write_str("endpoint missing (404)"),
+            Failure::Fatal(e) => write!(f, "{e}"),
         }
     }
 }

@@ -21,6 +21,8 @@ use rand::{RngExt, SeedableRng};
 
 use crate::error::ClientError;
 
+pub use crate::error::Failure;
+
 /// The longest wait a server's `retry:` or `Retry-After` can ask for: a
 /// hint past it (`Retry-After: 18446744073709551615`) is read as this, so
 /// it can neither overflow the clock nor park a client for years.
@@ -78,40 +80,6 @@ impl Default for PolicyConfig {
             fallback_after: 3,
             probe_interval: Duration::from_secs(30),
             retry_floor: Duration::from_millis(100),
-        }
-    }
-}
-
-/// Why a connection attempt or a session ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// Worth retrying with backoff: network error, timeout, 5xx, 408, 429,
-    /// end of stream. `retry_after` is a server's `Retry-After`.
-    Retry {
-        reason: String,
-        retry_after: Option<Duration>,
-    },
-    /// No whole message (not even a heartbeat) for the idle deadline: the
-    /// connection is dead, or a peer drips bytes of an unfinished one.
-    /// Retried like any network fault.
-    Silent { idle: Duration },
-    /// The streaming endpoint does not exist here (404): fall back at once.
-    StreamMissing,
-    /// Stop: 204, or a 4xx other than 408 and 429, or a cursor the server no
-    /// longer retains. Retrying would not help.
-    Fatal(ClientError),
-}
-
-/// For people: the reason alone, as a timeline's "disconnected" line shows it.
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Retry { reason, .. } => f.write_str(reason),
-            Failure::Silent { idle } => {
-                write!(f, "no data for {} ms: the connection is silent", idle.as_millis())
-            }
-            Failure::StreamMissing => f.write_str("endpoint missing (404)"),
-            Failure::Fatal(e) => write!(f, "{e}"),
         }
     }
 }
