@@ -44,9 +44,7 @@ impl Preference {
     pub fn as_str(self) -> &'static str {
         match self {
             Preference::Auto => "auto",
-            Preference::Sse => "sse",
-            Preference::Ws => "ws",
-            Preference::Poll => "poll",
+            strict => strict.transport().as_str(),
         }
     }
 }
@@ -65,13 +63,17 @@ pub struct UnknownPreference(pub String);
 impl std::str::FromStr for Preference {
     type Err = UnknownPreference;
 
+    /// `auto`, or a transport's name as `wire::Transport` reads it (its
+    /// aliases included): the vocabulary is defined once, there.
     fn from_str(s: &str) -> Result<Preference, UnknownPreference> {
-        match s {
-            "auto" => Ok(Preference::Auto),
-            "sse" => Ok(Preference::Sse),
-            "ws" => Ok(Preference::Ws),
-            "poll" | "http" => Ok(Preference::Poll),
-            other => Err(UnknownPreference(other.to_owned())),
+        if s == "auto" {
+            return Ok(Preference::Auto);
+        }
+        match s.parse::<Transport>() {
+            Ok(Transport::Sse) => Ok(Preference::Sse),
+            Ok(Transport::Ws) => Ok(Preference::Ws),
+            Ok(Transport::Poll) => Ok(Preference::Poll),
+            Err(_) => Err(UnknownPreference(s.to_owned())),
         }
     }
 }
