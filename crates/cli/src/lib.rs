@@ -52,6 +52,16 @@ pub fn load_yaml<T: DeserializeOwned + Default>(path: Option<&Path>) -> Result<T
 /// The production clock, in microseconds since the Unix epoch: the one
 /// place tickwire reads the system time.
 #[allow(clippy::disallowed_methods)]
+/// 64 bits from the operating system's entropy (through std's hasher
+/// seeding): for minting a new log's epoch in a binary. Library code takes
+/// its randomness from its caller instead.
+pub fn os_random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
 pub fn system_clock_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

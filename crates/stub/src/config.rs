@@ -46,6 +46,12 @@ pub struct Config {
     pub tls_handshake_timeout_ms: u64,
     /// How long shutdown waits for connections to finish.
     pub shutdown_grace_ms: u64,
+    /// How long a publisher's `Idempotency-Key` is remembered, in seconds of
+    /// publish time: a retry within it answers the first attempt's ids.
+    pub idempotency_window_s: u64,
+    /// Keys remembered at most (the oldest is forgotten first): the bound
+    /// on their memory, about 300 bytes each at most.
+    pub idempotency_keys: usize,
     /// Fault injection for tests: streams silently skip every event whose
     /// id is a multiple of this (0: never). Clients must repair the gaps.
     /// Never set it in production.
@@ -74,6 +80,8 @@ impl Default for Config {
             http2: true,
             tls_handshake_timeout_ms: 10_000,
             shutdown_grace_ms: 2_000,
+            idempotency_window_s: 86_400,
+            idempotency_keys: 100_000,
             drop_every: 0,
             dup_every: 0,
         }
@@ -87,6 +95,14 @@ impl Config {
 
     pub fn lag_grace(&self) -> Duration {
         Duration::from_millis(self.lag_grace_ms)
+    }
+
+    /// The idempotency window the log keeps keys for.
+    pub fn key_window(&self) -> crate::KeyWindow {
+        crate::KeyWindow {
+            window_us: self.idempotency_window_s.saturating_mul(1_000_000),
+            max_keys: self.idempotency_keys,
+        }
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -99,7 +99,7 @@ impl Feed {
             let (drop_every, dup_every) = (shared.config.drop_every, shared.config.dup_every);
             let read = shared
                 .log
-                .read_with(self.cursor, shared.config.batch_events, |e| {
+                .read_with(self.cursor, shared.config.batch_events, &mut |e| {
                     count += 1;
                     if drop_every == 0 || e.id % drop_every != 0 {
                         on_event(e);

@@ -23,7 +23,10 @@ use tokio_util::sync::CancellationToken;
 pub use config::Config;
 pub use conns::{ConnView, Transport};
 pub use http::app;
-pub use log::{Entry, Expired, Journal, Log, LogError, Source};
+pub use log::{
+    Appended, BadKey, Batch, Disk, Entry, EventLog, Expired, FileDisk, IdempotencyKey, KeyWindow, Log, LogError,
+    MAX_KEY_LEN, Source,
+};
 pub use replay::{Pace, replay};
 pub use serve::{serve, serve_tls};
 pub use tls::ServerTls;
@@ -38,7 +41,7 @@ pub struct Stub(Arc<Shared>);
 
 struct Shared {
     config: Config,
-    log: Log,
+    log: Arc<dyn EventLog>,
     conns: Arc<conns::Conns>,
     metrics: metrics::Metrics,
     clock: Clock,
@@ -51,15 +54,18 @@ struct Shared {
 
 impl std::fmt::Debug for Stub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stub").field("head", &self.0.log.head()).finish()
+        f.debug_struct("Stub")
+            .field("epoch", &self.0.log.epoch())
+            .field("head", &self.0.log.head())
+            .finish()
     }
 }
 
 impl Stub {
-    pub fn new(config: Config, log: Log, clock: Clock) -> Stub {
+    pub fn new(config: Config, log: impl EventLog, clock: Clock) -> Stub {
         Stub(Arc::new(Shared {
             config,
-            log,
+            log: Arc::new(log),
             conns: Arc::default(),
             metrics: metrics::Metrics::default(),
             clock,
@@ -68,24 +74,46 @@ impl Stub {
         }))
     }
 
-    pub fn log(&self) -> &Log {
-        &self.0.log
+    pub fn log(&self) -> &dyn EventLog {
+        &*self.0.log
     }
 
     pub fn config(&self) -> &Config {
         &self.0.config
     }
 
-    /// Publishes payloads under the next ids (see [`Log::append`]: with a
-    /// journal, the write and fsync run on a blocking thread).
+    /// Publishes payloads under the next ids, stamped with the clock's time
+    /// (see [`EventLog::append`]: with a journal, the write and fsync run on
+    /// a blocking thread).
     pub async fn publish(
         &self,
         source: Source,
         payloads: &[wire::Payload],
     ) -> Result<std::ops::RangeInclusive<u64>, LogError> {
-        let ids = self.0.log.append(source, payloads, (self.0.clock)()).await?;
-        self.0.metrics.published.inc_by(payloads.len() as u64);
-        Ok(ids)
+        self.publish_keyed(source, None, payloads.to_vec()).await.map(|a| a.ids)
+    }
+
+    /// [`publish`](Stub::publish) under an idempotency key: a retry with the
+    /// same key and payloads answers the first attempt's ids
+    /// (`replayed: true`) and appends nothing.
+    pub async fn publish_keyed(
+        &self,
+        source: Source,
+        key: Option<IdempotencyKey>,
+        payloads: Vec<wire::Payload>,
+    ) -> Result<Appended, LogError> {
+        let batch = Batch {
+            source,
+            key,
+            payloads,
+            pub_us: (self.0.clock)(),
+        };
+        let n = batch.payloads.len() as u64;
+        let appended = self.0.log.append(batch).await?;
+        if !appended.replayed {
+            self.0.metrics.published.inc_by(n);
+        }
+        Ok(appended)
     }
 
     /// Every live client, by id.
@@ -96,7 +124,7 @@ impl Stub {
 
     /// The figures of `/metrics.json`.
     pub fn metrics_json(&self) -> serde_json::Value {
-        self.0.metrics.json(&self.0.log, &self.0.conns)
+        self.0.metrics.json(&*self.0.log, &self.0.conns)
     }
 
     /// Clients disconnected for falling too far behind (`overflow`, or cut by

@@ -149,9 +149,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
 
+    // Used only when the log is new: a journal keeps the epoch it was made with.
+    let fresh = wire::Epoch::from_random(cli::os_random_u64());
     let log = match args.data_dir.or(file.data_dir) {
-        Some(dir) => Log::open(&dir, config.retention)?,
-        None => Log::new(config.retention),
+        Some(dir) => Log::open(&dir, config.retention, fresh, config.key_window())?,
+        None => Log::in_memory(config.retention, fresh, config.key_window()),
     };
     let addr = args
         .addr
@@ -171,7 +173,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let stub = Stub::new(config, log, Arc::new(cli::system_clock_us));
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("wire-stub listening on {scheme}://{local}");
-    tracing::info!(%local, head = stub.log().head(), fixture_events = payloads.len(), ?pace, "serving");
+    tracing::info!(%local, epoch = %stub.log().epoch(), head = stub.log().head(), fixture_events = payloads.len(), ?pace, "serving");
     tokio::spawn(stub::replay(stub.clone(), payloads, pace));
     match tls {
         None => stub::serve(listener, stub, cli::shutdown_signal()).await,

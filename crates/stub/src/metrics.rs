@@ -8,7 +8,7 @@ use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 
 use crate::conns::{Conns, Transport};
-use crate::log::Log;
+use crate::log::EventLog;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransportLabel {
@@ -52,7 +52,7 @@ impl Metrics {
     }
 
     /// Prometheus / OpenMetrics text exposition.
-    pub fn prometheus(&self, log: &Log, conns: &Conns) -> String {
+    pub fn prometheus(&self, log: &dyn EventLog, conns: &Conns) -> String {
         use prometheus_client::metrics::gauge::Gauge;
         let mut reg = Registry::with_prefix("stub");
         let head: Gauge = Gauge::default();
@@ -106,7 +106,7 @@ impl Metrics {
         out
     }
 
-    pub fn json(&self, log: &Log, conns: &Conns) -> Value {
+    pub fn json(&self, log: &dyn EventLog, conns: &Conns) -> Value {
         let by_transport = |f: &dyn Fn(Transport) -> u64| -> Value {
             Transport::ALL
                 .iter()

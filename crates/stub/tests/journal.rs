@@ -124,7 +124,7 @@ async fn replaying_the_same_fixture_gives_the_same_ids_at_any_pace() {
     let fixture = payloads(50);
     let mut runs = Vec::new();
     for pace in [Pace::NoPace, Pace::Rate(100.0), Pace::Speed(10.0)] {
-        let stub = Stub::new(Config::default(), Log::new(1000), Arc::new(|| 0));
+        let stub = Stub::new(Config::default(), Log::new(1000, wire::Epoch::from_random(0x5eed)), Arc::new(|| 0));
         stub::replay(stub.clone(), fixture.clone(), pace).await;
         runs.push(page(stub.log(), 0));
     }
@@ -135,7 +135,7 @@ async fn replaying_the_same_fixture_gives_the_same_ids_at_any_pace() {
 
 #[tokio::test(start_paused = true)]
 async fn a_rate_paces_publishing() {
-    let stub = Stub::new(Config::default(), Log::new(1000), Arc::new(|| 0));
+    let stub = Stub::new(Config::default(), Log::new(1000, wire::Epoch::from_random(0x5eed)), Arc::new(|| 0));
     let started = tokio::time::Instant::now();
     stub::replay(stub.clone(), payloads(101), Pace::Rate(50.0)).await;
     assert_eq!(
@@ -271,7 +271,7 @@ async fn a_failed_journal_write_publishes_nothing_and_uses_no_id() {
 /// thread would break determinism: an append must finish on its first poll.
 #[test]
 fn an_in_memory_append_completes_without_yielding() {
-    let log = Log::new(10);
+    let log = Log::new(10, wire::Epoch::from_random(0x5eed));
     let payloads = payloads(3);
     let mut append = std::pin::pin!(log.append(Source::Ingest, &payloads, 1));
     let polled = append

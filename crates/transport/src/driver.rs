@@ -328,6 +328,17 @@ impl<C: Connect> Driver<C> {
                     oldest: Some(oldest),
                 })))
             }
+            Message::Control(Control::Reset {
+                from,
+                epoch,
+                oldest,
+                head,
+            }) => Err(End::Failed(Failure::Fatal(ClientError::EpochChanged {
+                from,
+                epoch,
+                oldest,
+                head,
+            }))),
         }
     }
 

@@ -19,6 +19,22 @@ pub enum ClientError {
         Elsewhere(*.oldest)
     )]
     CursorExpired { cursor: u64, oldest: Option<u64> },
+    /// The wire's log is another one than the cursor's (its epoch changed:
+    /// restarted without a journal, or its data lost): the ids the client
+    /// holds no longer name the same events. Never delivered across.
+    #[error(
+        "the wire's stream changed epoch from {from} to {epoch} (its log was recreated; it now holds ids {oldest} to {head}): the ids seen before no longer name the same events"
+    )]
+    EpochChanged {
+        from: wire::Epoch,
+        epoch: wire::Epoch,
+        oldest: u64,
+        head: u64,
+    },
+    /// The cursor is past the wire's head: it comes from another log, or
+    /// the wire lost events it had published.
+    #[error("cursor {cursor} is past the wire's head {head}: the cursor comes from another log, or the wire lost events")]
+    CursorAhead { cursor: u64, head: u64 },
     /// A 4xx other than 404, 408 and 429 (or a status the client has no use
     /// for): retrying would not help. `message` is the server's problem, or
     /// the status's reason phrase.

@@ -34,7 +34,7 @@ impl Server {
             .await
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let stub = Stub::new(config.clone(), Log::new(config.retention), Arc::new(|| 1));
+        let stub = Stub::new(config.clone(), Log::new(config.retention, wire::Epoch::from_random(0x5eed)), Arc::new(|| 1));
         let task = tokio::spawn(stub::serve(listener, stub.clone(), std::future::pending()));
         Server { stub, addr, task }
     }
@@ -326,6 +326,7 @@ async fn gappy_server() -> SocketAddr {
         events: vec![event(3), event(4)],
         next_cursor: 4,
         head: 5,
+        epoch: None,
     };
     let page = serde_json::to_string(&page).unwrap();
     let app = Router::new()

@@ -1,9 +1,9 @@
-//! Control messages (heartbeat, caught-up, overflow, cursor expired) and the
-//! error body every HTTP error answer carries.
+//! Control messages (heartbeat, caught-up, overflow, cursor expired, reset)
+//! and the error body every HTTP error answer carries.
 
 use serde::{Deserialize, Serialize};
 
-use crate::Event;
+use crate::{Epoch, Event};
 
 /// What the stub tells a streaming client besides events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +20,17 @@ pub enum Control {
     /// The cursor is older than the log retains; the oldest id still held is
     /// `oldest`. Nothing is sent: skipping silently would lose events.
     CursorExpired { cursor: u64, oldest: u64, head: u64 },
+    /// The cursor names another epoch `from`: the log was recreated and its
+    /// ids no longer name the events the client saw. Sent before anything
+    /// else; the events that follow (if the stream goes on) are the new
+    /// epoch's, from `oldest`. In SSE it carries the id `<epoch>-<oldest - 1>`,
+    /// so a browser that reconnects starts at the new epoch's beginning.
+    Reset {
+        from: Epoch,
+        epoch: Epoch,
+        oldest: u64,
+        head: u64,
+    },
 }
 
 impl Control {
@@ -30,6 +41,7 @@ impl Control {
             Control::CaughtUp { .. } => "caught_up",
             Control::Overflow { .. } => "overflow",
             Control::CursorExpired { .. } => "cursor_expired",
+            Control::Reset { .. } => "reset",
         }
     }
 
@@ -45,7 +57,13 @@ impl Control {
                 oldest: 0,
                 head: 0,
             }),
-            Control::CursorExpired { .. } => None,
+            Control::CursorExpired { .. } => Some(Control::Reset {
+                from: Epoch::from_random(0),
+                epoch: Epoch::from_random(0),
+                oldest: 0,
+                head: 0,
+            }),
+            Control::Reset { .. } => None,
         })
     }
 
@@ -66,8 +84,9 @@ pub enum Message {
 /// The JSON error answer of every endpoint: `{"error": {...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
-    /// Stable, machine-readable: `cursor_expired`, `bad_request`,
-    /// `unauthorized`, `not_found`, `payload_too_large`, ...
+    /// Stable, machine-readable: `cursor_expired`, `epoch_changed`,
+    /// `cursor_ahead`, `bad_request`, `unauthorized`, `not_found`,
+    /// `payload_too_large`, ...
     pub code: String,
     /// For people.
     pub message: String,
@@ -77,6 +96,9 @@ pub struct Problem {
     /// The newest id, where it helps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<u64>,
+    /// The server's epoch, with `epoch_changed` and `cursor_ahead`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<Epoch>,
 }
 
 impl Problem {
@@ -86,6 +108,7 @@ impl Problem {
             message: message.into(),
             oldest: None,
             head: None,
+            epoch: None,
         }
     }
 

@@ -3,9 +3,11 @@
 //! fixture loader.
 //!
 //! Every transport carries the same JSON object for an event (see
-//! [`Event::to_json`]) and resumes from the same cursor, the event id.
+//! [`Event::to_json`]) and resumes from the same [`Cursor`]: an event id in
+//! the log's [`Epoch`].
 
 mod control;
+mod cursor;
 mod event;
 pub mod fixture;
 pub mod poll;
@@ -14,5 +16,6 @@ mod transport;
 pub mod ws;
 
 pub use control::{Control, Message, Problem};
+pub use cursor::{BadCursor, Cursor, EPOCH_HEADER, Epoch};
 pub use event::{Event, FieldError, News, Payload, Tick};
 pub use transport::{Transport, UnknownTransport};

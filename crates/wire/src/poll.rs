@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Event;
+use crate::{Epoch, Event};
 
 /// One polling answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,17 +15,21 @@ pub struct Page {
     pub next_cursor: u64,
     /// The newest id in the log.
     pub head: u64,
+    /// The log's epoch: `next_cursor` is an id in it. Absent from servers
+    /// that predate epochs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<Epoch>,
 }
 
 impl Page {
-    /// The page as sent: `{"events":[...],"next_cursor":N,"head":H}`, each
+    /// The page as sent: `{"events":[...],"next_cursor":N,"head":H,"epoch":E}`, each
     /// event as [`Event::to_json`].
     pub fn to_json(&self) -> String {
         let mut body = PageBody::default();
         for event in &self.events {
             body.push(&event.to_json());
         }
-        body.finish(self.next_cursor, self.head)
+        body.finish(self.next_cursor, self.head, self.epoch)
     }
 }
 
@@ -62,12 +66,17 @@ impl PageBody {
     }
 
     /// The finished body.
-    pub fn finish(mut self, next_cursor: u64, head: u64) -> String {
+    pub fn finish(mut self, next_cursor: u64, head: u64, epoch: Option<Epoch>) -> String {
+        use std::fmt::Write;
         let mut digits = itoa::Buffer::new();
         self.out.push_str("],\"next_cursor\":");
         self.out.push_str(digits.format(next_cursor));
         self.out.push_str(",\"head\":");
         self.out.push_str(digits.format(head));
+        if let Some(epoch) = epoch {
+            // Writing into a String cannot fail.
+            let _ = write!(self.out, ",\"epoch\":\"{epoch}\"");
+        }
         self.out.push('}');
         self.out
     }

@@ -1,29 +1,60 @@
-//! The SSE form: `event: <kind>`, `id: <id>`, `data: <event JSON>` for an
-//! event; `event: <control name>`, `data: <control JSON>` and no `id` for a
-//! control message, so control messages never move the resume point.
+//! The SSE form: `event: <kind>`, `id: <epoch>-<id>`, `data: <event JSON>`
+//! for an event; `event: <control name>`, `data: <control JSON>` and no `id`
+//! for a control message, so control messages never move the resume point.
+//! The one exception is `reset`, whose id is the new epoch's beginning.
+//!
+//! The id line is the whole [`Cursor`], so a browser's `EventSource` sends
+//! the epoch back in `Last-Event-ID` without any code on the page.
 
-use crate::{Control, Event, FieldError, Message};
+use crate::{Control, Cursor, Epoch, Event, FieldError, Message};
 
-/// Appends an event block.
+/// Appends an event block whose id line is the bare id (no epoch): what a
+/// server that predates epochs sends.
 pub fn encode_event(out: &mut Vec<u8>, event: &Event) {
-    encode_parts(out, event.payload.kind(), event.id, &event.to_json());
+    encode_parts(out, event.payload.kind(), Cursor::bare(event.id), &event.to_json());
 }
 
-/// Appends an event block from an event's parts: its kind, its id and its
-/// JSON object ([`Event::to_json`]), for a server that keeps events encoded.
-pub fn encode_parts(out: &mut Vec<u8>, kind: &str, id: u64, json: &str) {
-    let mut digits = itoa::Buffer::new();
-    // A validated kind is visible ASCII and an id is digits: neither can hold
-    // a line end, so this cannot fail; JSON text holds no raw line end either.
-    let written = sse::encode::event(out, Some(kind), Some(digits.format(id)), json);
+/// Appends an event block from an event's parts: its kind, its cursor (the
+/// log's epoch and the event's id) and its JSON object ([`Event::to_json`]),
+/// for a server that keeps events encoded.
+pub fn encode_parts(out: &mut Vec<u8>, kind: &str, cursor: Cursor, json: &str) {
+    let mut id = [0u8; 40];
+    let id = cursor_text(&mut id, cursor);
+    // A validated kind is visible ASCII and a cursor is hex, `-` and digits:
+    // neither can hold a line end, so this cannot fail; JSON text holds no
+    // raw line end either.
+    let written = sse::encode::event(out, Some(kind), Some(id), json);
     debug_assert!(written.is_ok());
+}
+
+/// A cursor's text without allocating (this runs once per event sent).
+fn cursor_text(buf: &mut [u8; 40], cursor: Cursor) -> &str {
+    use std::io::Write;
+    let mut w = &mut buf[..];
+    let _ = match cursor.epoch {
+        Some(epoch) => write!(w, "{epoch}-{}", cursor.id),
+        None => write!(w, "{}", cursor.id),
+    };
+    let left = w.len();
+    let len = buf.len() - left;
+    // Only ASCII was written, and 12 + 1 + 20 bytes fit.
+    std::str::from_utf8(&buf[..len]).unwrap_or_default()
 }
 
 /// Appends a control block.
 pub fn encode_control(out: &mut Vec<u8>, control: &Control) {
     let data = serde_json::to_string(control).unwrap_or_default();
-    let written = sse::encode::event(out, Some(control.name()), None, &data);
+    let id = match control {
+        Control::Reset { epoch, oldest, .. } => Some(Cursor::new(*epoch, oldest.saturating_sub(1)).to_string()),
+        _ => None,
+    };
+    let written = sse::encode::event(out, Some(control.name()), id.as_deref(), &data);
     debug_assert!(written.is_ok());
+}
+
+/// The epoch of an SSE id line, when it has one.
+pub fn id_epoch(id: &str) -> Option<Epoch> {
+    id.parse::<Cursor>().ok().and_then(|c| c.epoch)
 }
 
 /// Reads a dispatched SSE event as a wire message. A control type is read as
@@ -48,7 +79,8 @@ pub fn decode(frame: &sse::EventRef<'_>) -> Result<Message, FieldError> {
             ),
         });
     }
-    if frame.id != event.id.to_string() {
+    let id_matches = frame.id.parse::<Cursor>().is_ok_and(|c| c.id == event.id);
+    if !id_matches {
         return Err(FieldError {
             field: "id".into(),
             reason: format!("SSE id {:?} but data id {}", frame.id, event.id),

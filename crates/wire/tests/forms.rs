@@ -89,6 +89,7 @@ fn events_and_controls_survive_every_form() {
         events: vec![tick(1), news(2)],
         next_cursor: 2,
         head: 9,
+        epoch: Some("0000000000ab".parse().unwrap()),
     };
     let json = serde_json::to_string(&page).unwrap();
     assert_eq!(serde_json::from_str::<Page>(&json).unwrap(), page);
@@ -354,7 +355,7 @@ proptest! {
 #[test]
 fn a_control_name_is_refused_as_an_event_kind_everywhere() {
     let names: Vec<&str> = Control::every().map(|c| c.name()).collect();
-    assert_eq!(names, ["heartbeat", "caught_up", "overflow", "cursor_expired"]);
+    assert_eq!(names, ["heartbeat", "caught_up", "overflow", "cursor_expired", "reset"]);
     for name in names {
         let payload = format!(r#"{{"kind":"{name}","head":3}}"#);
         let err = Payload::from_json(&payload).unwrap_err();
@@ -422,13 +423,14 @@ fn the_polling_form_is_the_same_from_typed_and_from_encoded_events() {
             next_cursor: events.last().map_or(0, |e| e.id),
             events,
             head: 9,
+            epoch: Some(wire::Epoch::from_random(7)),
         };
         let mut body = wire::poll::PageBody::default();
         for e in &page.events {
             body.push(&e.to_json());
         }
         assert_eq!(body.count(), page.events.len());
-        let raw = body.finish(page.next_cursor, page.head);
+        let raw = body.finish(page.next_cursor, page.head, page.epoch);
         assert_eq!(raw, page.to_json());
         assert_eq!(raw, serde_json::to_string(&page).unwrap(), "serde agrees");
         assert_eq!(serde_json::from_str::<Page>(&raw).unwrap(), page);
@@ -454,4 +456,35 @@ fn an_event_cannot_carry_the_websocket_type_key() {
         Ok(Message::Control(Control::CursorExpired { .. }))
     ));
     assert!(Payload::from_json(r#"{"kind":"note","kinds":"ok"}"#).is_ok());
+}
+
+#[test]
+fn an_sse_id_carries_the_epoch_and_a_reset_points_at_the_new_epochs_start() {
+    let epoch: wire::Epoch = "00000000beef".parse().unwrap();
+    let event = tick(17);
+    let mut bytes = Vec::new();
+    wire::sse::encode_parts(
+        &mut bytes,
+        "tick",
+        wire::Cursor::new(epoch, 17),
+        &event.to_json(),
+    );
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(text.contains("\nid: 00000000beef-17\n"), "{text}");
+    assert_eq!(via_sse(&bytes), vec![Message::Event(event)]);
+
+    let reset = Control::Reset {
+        from: "000000000001".parse().unwrap(),
+        epoch,
+        oldest: 1,
+        head: 9,
+    };
+    let mut bytes = Vec::new();
+    wire::sse::encode_control(&mut bytes, &reset);
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(text.contains("id: 00000000beef-0\n"), "{text}");
+    assert!(text.contains(r#""from":"000000000001""#), "{text}");
+    assert_eq!(via_sse(&bytes), vec![Message::Control(reset)]);
+    let ws = wire::ws::encode(&Message::Control(reset));
+    assert_eq!(wire::ws::decode(&ws).unwrap(), Message::Control(reset));
 }

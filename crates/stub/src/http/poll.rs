@@ -61,12 +61,12 @@ pub(super) async fn poll(
         }
     }
     let mut page = wire::poll::PageBody::default();
-    let read = stub.log().read_with(cursor, limit, |e| page.push(&e.json));
+    let read = stub.log().read_with(cursor, limit, &mut |e| page.push(&e.json));
     let head = stub.log().head();
     match read {
         Ok(last) => {
             stub.0.metrics.sent(Transport::Poll, page.count() as u64);
-            Ok(json_response(page.finish(last, head)))
+            Ok(json_response(page.finish(last, head, Some(stub.log().epoch()))))
         }
         Err(expired) => {
             stub.0.metrics.cursor_expired.inc();

@@ -44,14 +44,15 @@ pub(super) async fn stream(
     let cursor = stream_cursor(&stub, &headers, q.cursor)?;
     let mut first = Vec::new();
     sse::encode::retry(&mut first, stub.config().retry_ms);
+    let epoch = stub.log().epoch();
     let feed = Feed::new(stub, Transport::Sse, ctx.peer, ctx.protocol, ctx.kill, cursor);
-    let body = futures_util::stream::unfold((feed, Some(first)), |(mut feed, first)| async move {
+    let body = futures_util::stream::unfold((feed, Some(first)), move |(mut feed, first)| async move {
         if let Some(first) = first {
             return Some((Ok::<_, Infallible>(Bytes::from(first)), (feed, None)));
         }
         let mut buf = Vec::new();
         let out = feed
-            .next(|e| wire::sse::encode_parts(&mut buf, &e.kind, e.id, &e.json))
+            .next(|e| wire::sse::encode_parts(&mut buf, &e.kind, wire::Cursor::new(epoch, e.id), &e.json))
             .await;
         match out {
             Out::Events => {}

@@ -21,7 +21,7 @@ pub fn payloads(n: usize) -> Vec<Payload> {
 pub fn stub_with(config: Config, events: usize) -> Stub {
     let stub = Stub::new(
         config.clone(),
-        Log::new(config.retention),
+        Log::new(config.retention, wire::Epoch::from_random(0x5eed)),
         Arc::new(|| 1_772_461_800_000_000),
     );
     if events > 0 {

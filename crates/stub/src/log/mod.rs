@@ -1,0 +1,371 @@
+//! The event log: append-only, ids gap-free from 1 within one [`Epoch`],
+//! bounded retention in memory, and an optional journal so the log (and its
+//! epoch) survives a restart.
+//!
+//! [`EventLog`] is what the server needs of a log; [`Log`] is the embedded
+//! one (memory, plus a journal on a [`Disk`] when durable). Events are
+//! stored encoded (their JSON object, once), so serving a stream is copying
+//! bytes, not serializing; the same id in the same epoch is always the same
+//! bytes, `pub_us` included (a restarted journal serves what it wrote).
+//! Readers wait for new events on a `watch` of the head id.
+
+mod journal;
+mod keys;
+
+use std::collections::VecDeque;
+use std::io;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use futures_util::future::BoxFuture;
+use tokio::sync::watch;
+use wire::{Epoch, Event, Payload};
+
+pub use journal::{Disk, FileDisk};
+pub use keys::{BadKey, IdempotencyKey, KeyWindow, MAX_KEY_LEN};
+
+use journal::{Journal, Record};
+use keys::{Keys, Lookup};
+
+/// One stored event.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub id: u64,
+    pub kind: String,
+    /// The event's JSON object (`wire::Event::to_json`), `pub_us` included.
+    pub json: String,
+}
+
+/// Where an event came from; recorded in the journal so a restart knows how
+/// far the fixture replay had got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Fixture,
+    Ingest,
+}
+
+/// The cursor points before the oldest retained event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    pub oldest: u64,
+    pub head: u64,
+}
+
+/// Payloads to publish together: all get ids, or none do.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub source: Source,
+    /// A retry under the same key answers the first attempt's ids.
+    pub key: Option<IdempotencyKey>,
+    pub payloads: Vec<Payload>,
+    /// The publish time stamped on every event (µs since the Unix epoch).
+    pub pub_us: u64,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub ids: RangeInclusive<u64>,
+    /// True when the key had been seen: these are the first attempt's ids
+    /// and nothing was appended.
+    pub replayed: bool,
+}
+
+/// What the server needs of a log. Reads are synchronous (they copy from
+/// memory under a lock); appends are futures (a journal's fsync, a remote
+/// log's acknowledgement).
+pub trait EventLog: Send + Sync + 'static {
+    /// The log's identity: ids name events only within it.
+    fn epoch(&self) -> Epoch;
+    /// The newest id; 0 when nothing was ever published.
+    fn head(&self) -> u64;
+    /// The oldest id still held; `head + 1` when none is.
+    fn oldest(&self) -> u64;
+    /// Fixture events published so far (the replay resumes after them).
+    fn fixture_done(&self) -> usize;
+    /// A receiver that changes whenever the head moves.
+    fn watch(&self) -> watch::Receiver<u64>;
+    /// Calls `f` with up to `max` events after `after`, in order; returns
+    /// the last id passed to `f` (or `after` when none was).
+    fn read_with(&self, after: u64, max: usize, f: &mut dyn FnMut(&Entry)) -> Result<u64, Expired>;
+    /// Publishes a batch under the next ids, all or nothing.
+    fn append(&self, batch: Batch) -> BoxFuture<'_, Result<Appended, LogError>>;
+}
+
+#[derive(Debug)]
+struct Inner {
+    events: VecDeque<Entry>,
+    head: u64,
+    retention: usize,
+    fixture_done: usize,
+}
+
+impl Inner {
+    fn empty(retention: usize) -> Inner {
+        Inner {
+            events: VecDeque::new(),
+            head: 0,
+            retention: retention.max(1),
+            fixture_done: 0,
+        }
+    }
+
+    fn oldest(&self) -> u64 {
+        self.events.front().map_or(self.head + 1, |e| e.id)
+    }
+
+    fn push(&mut self, source: Source, entries: Vec<Entry>) {
+        if source == Source::Fixture {
+            self.fixture_done += entries.len();
+        }
+        if let Some(last) = entries.last() {
+            self.head = last.id;
+        }
+        self.events.extend(entries);
+        let excess = self.events.len().saturating_sub(self.retention);
+        self.events.drain(..excess);
+    }
+}
+
+/// The embedded log; cheap to clone (all clones are the same log).
+#[derive(Clone)]
+pub struct Log(Arc<Shared>);
+
+struct Shared {
+    epoch: Epoch,
+    /// What readers see. Held only to copy entries in or out, never across
+    /// disk work, so streams do not wait behind an fsync.
+    inner: RwLock<Inner>,
+    head: watch::Sender<u64>,
+    /// Serializes appends and fixes their ids. Held across the journal
+    /// write, so ids stay gap-free and in journal order; readers never take it.
+    writer: Mutex<Writer>,
+    /// Whether `writer` holds a journal: known without taking the lock, so an
+    /// async caller knows whether it must move the append to a blocking thread.
+    journaled: bool,
+}
+
+struct Writer {
+    /// The last id given out (and written, when there is a journal).
+    head: u64,
+    journal: Option<Journal>,
+    keys: Keys,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.read_lock();
+        f.debug_struct("Log")
+            .field("epoch", &self.0.epoch)
+            .field("head", &inner.head)
+            .field("oldest", &inner.oldest())
+            .field("journaled", &self.0.journaled)
+            .finish()
+    }
+}
+
+impl Log {
+    /// An empty log that lives only in memory, keeping the newest
+    /// `retention` events. `epoch` must be new (drawn from randomness the
+    /// caller owns): this log's ids are not the ids of any earlier log.
+    pub fn new(retention: usize, epoch: Epoch) -> Log {
+        Log::in_memory(retention, epoch, KeyWindow::default())
+    }
+
+    /// [`Log::new`] remembering idempotency keys for `keys`.
+    pub fn in_memory(retention: usize, epoch: Epoch, keys: KeyWindow) -> Log {
+        Log::build(epoch, Inner::empty(retention), None, Keys::new(keys))
+    }
+
+    /// A durable log in `dir/events.jsonl` (see [`Log::open_on`]).
+    pub fn open(dir: &Path, retention: usize, fresh: Epoch, keys: KeyWindow) -> Result<Log, LogError> {
+        Log::open_on(Box::new(FileDisk::open(dir)?), retention, fresh, keys)
+    }
+
+    /// A durable log on `disk`: what it holds is loaded (checksums checked,
+    /// ids gap-free, a torn last line cut) under the epoch it was created
+    /// with; a new one is created under `fresh`. Every later append is
+    /// written and synced before it is published.
+    pub fn open_on(disk: Box<dyn Disk>, retention: usize, fresh: Epoch, window: KeyWindow) -> Result<Log, LogError> {
+        let mut inner = Inner::empty(retention);
+        let mut keys = Keys::new(window);
+        let (journal, epoch) = Journal::open(disk, fresh, |record: Record| {
+            if let (Some((key, digest)), Some(first), Some(last)) =
+                (record.key, record.entries.first(), record.entries.last())
+            {
+                keys.record(key, first.id..=last.id, digest, record.at_us);
+            }
+            inner.push(record.source, record.entries);
+        })?;
+        Ok(Log::build(epoch, inner, Some(journal), keys))
+    }
+
+    fn build(epoch: Epoch, inner: Inner, journal: Option<Journal>, keys: Keys) -> Log {
+        let head = inner.head;
+        Log(Arc::new(Shared {
+            epoch,
+            inner: RwLock::new(inner),
+            head: watch::channel(head).0,
+            journaled: journal.is_some(),
+            writer: Mutex::new(Writer { head, journal, keys }),
+        }))
+    }
+
+    /// [`EventLog::append`] on the calling thread: it blocks for the journal
+    /// write when there is one.
+    fn append_blocking(&self, batch: &Batch) -> Result<Appended, LogError> {
+        let mut writer = self.0.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let digest = batch.key.as_ref().map(|_| keys::digest(&batch.payloads));
+        if let (Some(key), Some(digest)) = (&batch.key, digest) {
+            match writer.keys.lookup(key, digest, batch.pub_us) {
+                Lookup::New => {}
+                Lookup::Replay(ids) => return Ok(Appended { ids, replayed: true }),
+                Lookup::Reused => return Err(LogError::KeyReused { key: key.as_str().to_owned() }),
+            }
+        }
+        let first = writer.head + 1;
+        let entries: Vec<Entry> = batch
+            .payloads
+            .iter()
+            .enumerate()
+            .map(|(i, payload)| {
+                let event = Event {
+                    id: first + i as u64,
+                    pub_us: Some(batch.pub_us),
+                    payload: payload.clone(),
+                };
+                Entry {
+                    id: event.id,
+                    kind: payload.kind().to_owned(),
+                    json: event.to_json(),
+                }
+            })
+            .collect();
+        let keyed = batch.key.as_ref().zip(digest);
+        if let Some(journal) = writer.journal.as_mut() {
+            journal.write(&journal::encode(batch.source, keyed, batch.pub_us, &entries))?;
+        }
+        let last = first + entries.len() as u64 - 1;
+        writer.head = last;
+        if let Some((key, digest)) = keyed {
+            writer.keys.record(key.clone(), first..=last, digest, batch.pub_us);
+        }
+        self.0
+            .inner
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(batch.source, entries);
+        // Still under the writer lock, so the watched head only moves forward.
+        self.0.head.send_replace(last);
+        Ok(Appended {
+            ids: first..=last,
+            replayed: false,
+        })
+    }
+
+    fn read_lock(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.0.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl EventLog for Log {
+    fn epoch(&self) -> Epoch {
+        self.0.epoch
+    }
+
+    fn head(&self) -> u64 {
+        self.read_lock().head
+    }
+
+    fn oldest(&self) -> u64 {
+        self.read_lock().oldest()
+    }
+
+    fn fixture_done(&self) -> usize {
+        self.read_lock().fixture_done
+    }
+
+    fn watch(&self) -> watch::Receiver<u64> {
+        self.0.head.subscribe()
+    }
+
+    fn read_with(&self, after: u64, max: usize, f: &mut dyn FnMut(&Entry)) -> Result<u64, Expired> {
+        let inner = self.read_lock();
+        let oldest = inner.oldest();
+        // `oldest` is at least 1, so this cannot overflow, whatever cursor a
+        // client sends (`after + 1` would, at u64::MAX).
+        if after < oldest - 1 {
+            return Err(Expired {
+                oldest,
+                head: inner.head,
+            });
+        }
+        if after >= inner.head {
+            return Ok(after);
+        }
+        // Here oldest - 1 <= after < head, so neither side overflows.
+        let skip = (after - (oldest - 1)) as usize;
+        let mut last = after;
+        for entry in inner.events.range(skip..).take(max) {
+            f(entry);
+            last = entry.id;
+        }
+        Ok(last)
+    }
+
+    /// With a journal, the record is written and synced first, on a
+    /// blocking thread (not the caller's): an event is on disk before any
+    /// reader can see it. On a journal error nothing is published, no id is
+    /// used up, and the journal is as it was. Without a journal it completes
+    /// without yielding or spawning, so the simulation stays deterministic.
+    fn append(&self, batch: Batch) -> BoxFuture<'_, Result<Appended, LogError>> {
+        if batch.payloads.is_empty() {
+            return Box::pin(std::future::ready(Err(LogError::Empty)));
+        }
+        if !self.0.journaled {
+            return Box::pin(std::future::ready(self.append_blocking(&batch)));
+        }
+        let log = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || log.append_blocking(&batch))
+                .await
+                .map_err(|e| LogError::Interrupted {
+                    reason: e.to_string(),
+                })?
+        })
+    }
+}
+
+/// The log's one error type.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
+    #[error("{}:{line}: corrupt journal: {reason}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    /// The blocking task that writes the journal did not finish (it
+    /// panicked, or the runtime is shutting down): nothing was published.
+    #[error("journal write did not finish: {reason}")]
+    Interrupted { reason: String },
+    /// The idempotency key was used before for different events.
+    #[error("idempotency key {key:?} was already used for a different batch")]
+    KeyReused { key: String },
+    /// A batch without payloads.
+    #[error("a batch must hold at least one event")]
+    Empty,
+}
+
+impl LogError {
+    /// An IO error on `path`.
+    pub fn io(path: &Path, error: io::Error) -> LogError {
+        LogError::Io {
+            path: path.to_owned(),
+            error,
+        }
+    }
+}
