@@ -77,7 +77,11 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         let payloads = host_payloads.clone();
         async move {
             let listener = turmoil::net::TcpListener::bind("0.0.0.0:8091").await?;
-            let stub = Stub::new(config.clone(), Log::new(config.retention, wire::Epoch::from_random(0x5eed)), Arc::new(sim_clock_us));
+            let stub = Stub::new(
+                config.clone(),
+                Log::new(config.retention, wire::Epoch::from_random(0x5eed)),
+                Arc::new(sim_clock_us),
+            );
             {
                 let mut s = shared.borrow_mut();
                 if let Some(old) = s.stub.take() {

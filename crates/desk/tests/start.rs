@@ -25,7 +25,11 @@ fn temp(name: &str) -> PathBuf {
 }
 
 async fn stub(config: stub::Config, events: usize) -> (Stub, String) {
-    let stub = Stub::new(config.clone(), Log::new(config.retention, wire::Epoch::from_random(0x5eed)), Arc::new(|| 1));
+    let stub = Stub::new(
+        config.clone(),
+        Log::new(config.retention, wire::Epoch::from_random(0x5eed)),
+        Arc::new(|| 1),
+    );
     stub.publish(Source::Fixture, &fixture()[..events]).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -59,8 +59,7 @@ pub async fn replay(stub: Stub, payloads: Vec<Payload>, pace: Pace) {
         while j < rest.len() && j - i < BATCH && start + due[j] <= now {
             j += 1;
         }
-        if let Err(e) = stub.publish(Source::Fixture, &rest[i..j]).await {
-            tracing::error!(error = %e, "fixture replay stopped: journal write failed");
+        if !publish_until_stored(&stub, &rest[i..j]).await {
             return;
         }
         i = j;
@@ -70,6 +69,32 @@ pub async fn replay(stub: Stub, payloads: Vec<Payload>, pace: Pace) {
         head = stub.log().head(),
         "fixture replay finished"
     );
+}
+
+/// The first wait after a failed journal write, and the longest.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(16);
+
+/// Publishes one batch, retrying a failed journal write (a full disk) with
+/// a doubling wait until it is stored: the log is unchanged by a failure,
+/// so the retry appends the same events under the same ids. False at
+/// shutdown.
+async fn publish_until_stored(stub: &Stub, batch: &[Payload]) -> bool {
+    let mut wait = RETRY_FIRST;
+    loop {
+        match stub.publish(Source::Fixture, batch).await {
+            Ok(_) => return true,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "fixture replay waiting: the journal write failed");
+            }
+        }
+        tokio::select! {
+            biased;
+            () = stub.shutdown_token().cancelled() => return false,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(RETRY_MAX);
+    }
 }
 
 /// When the `index`-th remaining event is due, from the replay's start.

@@ -23,7 +23,11 @@ fn payloads(n: usize) -> Vec<Payload> {
 /// A stub holding `n` events, and those events as `wire` types.
 async fn stub(n: usize) -> (Stub, Vec<Event>) {
     let config = Config::default();
-    let stub = Stub::new(config.clone(), Log::new(config.retention, wire::Epoch::from_random(0x5eed)), Arc::new(|| PUB_US));
+    let stub = Stub::new(
+        config.clone(),
+        Log::new(config.retention, wire::Epoch::from_random(0x5eed)),
+        Arc::new(|| PUB_US),
+    );
     let payloads = payloads(n);
     stub.publish(Source::Fixture, &payloads).await.unwrap();
     let events = payloads

@@ -33,7 +33,9 @@ pub enum ClientError {
     },
     /// The cursor is past the wire's head: it comes from another log, or
     /// the wire lost events it had published.
-    #[error("cursor {cursor} is past the wire's head {head}: the cursor comes from another log, or the wire lost events")]
+    #[error(
+        "cursor {cursor} is past the wire's head {head}: the cursor comes from another log, or the wire lost events"
+    )]
     CursorAhead { cursor: u64, head: u64 },
     /// A 4xx other than 404, 408 and 429 (or a status the client has no use
     /// for): retrying would not help. `message` is the server's problem, or

@@ -12,7 +12,11 @@ use transport::{Client, ClientConfig, ClientError, TokioConnect};
 async fn start(config: Config) -> (Stub, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let stub = Stub::new(config.clone(), Log::new(config.retention, wire::Epoch::from_random(0x5eed)), Arc::new(|| 1));
+    let stub = Stub::new(
+        config.clone(),
+        Log::new(config.retention, wire::Epoch::from_random(0x5eed)),
+        Arc::new(|| 1),
+    );
     tokio::spawn(stub::serve(listener, stub.clone(), std::future::pending()));
     (stub, url)
 }

@@ -159,8 +159,17 @@ mod tests {
             assert_eq!(c.to_string().parse::<Cursor>(), Ok(c));
         }
         for bad in [
-            "", "-1", "+1", "1-2", "x", "0a1b2c3d4e5f-", "0a1b2c3d4e5f-+1", "0A1B2C3D4E5F-1",
-            "0a1b2c3d4e5-1", "18446744073709551616", "0a1b2c3d4e5f-1-2",
+            "",
+            "-1",
+            "+1",
+            "1-2",
+            "x",
+            "0a1b2c3d4e5f-",
+            "0a1b2c3d4e5f-+1",
+            "0A1B2C3D4E5F-1",
+            "0a1b2c3d4e5-1",
+            "18446744073709551616",
+            "0a1b2c3d4e5f-1-2",
         ] {
             assert!(bad.parse::<Cursor>().is_err(), "{bad:?} parsed");
         }
@@ -170,7 +179,13 @@ mod tests {
     fn json_takes_a_number_or_either_string_form() {
         let e: Epoch = "00000000002a".parse().unwrap();
         assert_eq!(serde_json::from_str::<Cursor>("7").unwrap(), Cursor::bare(7));
-        assert_eq!(serde_json::from_str::<Cursor>("\"00000000002a-7\"").unwrap(), Cursor::new(e, 7));
-        assert_eq!(serde_json::to_string(&Cursor::new(e, 7)).unwrap(), "\"00000000002a-7\"");
+        assert_eq!(
+            serde_json::from_str::<Cursor>("\"00000000002a-7\"").unwrap(),
+            Cursor::new(e, 7)
+        );
+        assert_eq!(
+            serde_json::to_string(&Cursor::new(e, 7)).unwrap(),
+            "\"00000000002a-7\""
+        );
     }
 }

@@ -11,7 +11,12 @@ use crate::{Control, Cursor, Epoch, Event, FieldError, Message};
 /// Appends an event block whose id line is the bare id (no epoch): what a
 /// server that predates epochs sends.
 pub fn encode_event(out: &mut Vec<u8>, event: &Event) {
-    encode_parts(out, event.payload.kind(), Cursor::bare(event.id), &event.to_json());
+    encode_parts(
+        out,
+        event.payload.kind(),
+        Cursor::bare(event.id),
+        &event.to_json(),
+    );
 }
 
 /// Appends an event block from an event's parts: its kind, its cursor (the
@@ -45,7 +50,9 @@ fn cursor_text(buf: &mut [u8; 40], cursor: Cursor) -> &str {
 pub fn encode_control(out: &mut Vec<u8>, control: &Control) {
     let data = serde_json::to_string(control).unwrap_or_default();
     let id = match control {
-        Control::Reset { epoch, oldest, .. } => Some(Cursor::new(*epoch, oldest.saturating_sub(1)).to_string()),
+        Control::Reset { epoch, oldest, .. } => {
+            Some(Cursor::new(*epoch, oldest.saturating_sub(1)).to_string())
+        }
         _ => None,
     };
     let written = sse::encode::event(out, Some(control.name()), id.as_deref(), &data);

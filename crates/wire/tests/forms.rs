@@ -355,7 +355,10 @@ proptest! {
 #[test]
 fn a_control_name_is_refused_as_an_event_kind_everywhere() {
     let names: Vec<&str> = Control::every().map(|c| c.name()).collect();
-    assert_eq!(names, ["heartbeat", "caught_up", "overflow", "cursor_expired", "reset"]);
+    assert_eq!(
+        names,
+        ["heartbeat", "caught_up", "overflow", "cursor_expired", "reset"]
+    );
     for name in names {
         let payload = format!(r#"{{"kind":"{name}","head":3}}"#);
         let err = Payload::from_json(&payload).unwrap_err();
@@ -463,12 +466,7 @@ fn an_sse_id_carries_the_epoch_and_a_reset_points_at_the_new_epochs_start() {
     let epoch: wire::Epoch = "00000000beef".parse().unwrap();
     let event = tick(17);
     let mut bytes = Vec::new();
-    wire::sse::encode_parts(
-        &mut bytes,
-        "tick",
-        wire::Cursor::new(epoch, 17),
-        &event.to_json(),
-    );
+    wire::sse::encode_parts(&mut bytes, "tick", wire::Cursor::new(epoch, 17), &event.to_json());
     let text = String::from_utf8(bytes.clone()).unwrap();
     assert!(text.contains("\nid: 00000000beef-17\n"), "{text}");
     assert_eq!(via_sse(&bytes), vec![Message::Event(event)]);

@@ -108,7 +108,12 @@ pub(crate) struct Record {
 }
 
 /// The journal's line for a batch.
-pub(crate) fn encode(source: Source, key: Option<(&IdempotencyKey, u32)>, at_us: u64, entries: &[Entry]) -> Vec<u8> {
+pub(crate) fn encode(
+    source: Source,
+    key: Option<(&IdempotencyKey, u32)>,
+    at_us: u64,
+    entries: &[Entry],
+) -> Vec<u8> {
     let mut json = String::with_capacity(64 + entries.iter().map(|e| e.json.len() + 1).sum::<usize>());
     json.push_str(match source {
         Source::Fixture => "{\"src\":\"f\"",
@@ -153,7 +158,9 @@ fn decode(line: &str) -> Result<Record, String> {
     let crc = u32::from_str_radix(crc, 16).map_err(|_| format!("bad checksum field {crc:?}"))?;
     let actual = crc32fast::hash(json.as_bytes());
     if crc != actual || line.len() < 9 {
-        return Err(format!("checksum mismatch: the line says {crc:08x}, its bytes give {actual:08x}"));
+        return Err(format!(
+            "checksum mismatch: the line says {crc:08x}, its bytes give {actual:08x}"
+        ));
     }
     let raw: RawRecord<'_> = serde_json::from_str(json).map_err(|e| format!("bad record: {e}"))?;
     let source = match raw.src.as_str() {
@@ -227,7 +234,9 @@ impl Journal {
         } else if first.is_empty() || (!first.ends_with('\n') && MAGIC.starts_with(first.as_str())) {
             // New, or a header torn by a crash while creating it.
             drop(reader);
-            let mut journal = Journal { disk, len: 0, dirty: true };
+            // A torn header is cut first; an empty file needs no cut.
+            let dirty = !first.is_empty();
+            let mut journal = Journal { disk, len: 0, dirty };
             journal.write(format!("{MAGIC}{fresh}\n").as_bytes())?;
             return Ok((journal, fresh));
         } else {
@@ -295,8 +304,12 @@ impl Journal {
             Err(error) => {
                 self.dirty = true;
                 match self.cut_back() {
-                    Ok(()) => tracing::warn!(path = %name.display(), %error, keep = self.len, "journal write failed: cut back to the last complete record"),
-                    Err(cut) => tracing::error!(path = %name.display(), %error, %cut, "journal write failed and could not be cut back: appends are refused until it can"),
+                    Ok(()) => {
+                        tracing::warn!(path = %name.display(), %error, keep = self.len, "journal write failed: cut back to the last complete record")
+                    }
+                    Err(cut) => {
+                        tracing::error!(path = %name.display(), %error, %cut, "journal write failed and could not be cut back: appends are refused until it can")
+                    }
                 }
                 Err(LogError::io(&name, error))
             }
@@ -346,7 +359,9 @@ fn migrate_v1(disk: &mut dyn Disk, epoch: Epoch) -> Result<(), LogError> {
             line: n,
             reason,
         };
-        let (tag, json) = complete.split_once(' ').ok_or_else(|| corrupt("no source tag".into()))?;
+        let (tag, json) = complete
+            .split_once(' ')
+            .ok_or_else(|| corrupt("no source tag".into()))?;
         let source = match tag {
             "f" => Source::Fixture,
             "i" => Source::Ingest,
@@ -354,7 +369,10 @@ fn migrate_v1(disk: &mut dyn Disk, epoch: Epoch) -> Result<(), LogError> {
         };
         let event = Event::from_json(json).map_err(|e| corrupt(e.to_string()))?;
         if event.id != head + 1 {
-            return Err(corrupt(format!("id {} after {head}: ids must be gap-free", event.id)));
+            return Err(corrupt(format!(
+                "id {} after {head}: ids must be gap-free",
+                event.id
+            )));
         }
         head = event.id;
         let entry = Entry {
@@ -376,7 +394,9 @@ mod tests {
         Entry {
             id,
             kind: "news".into(),
-            json: format!(r#"{{"headline":"h","id":{id},"kind":"news","provider":"p","score":0.5,"symbol":"X","ts_utc":"2024-01-01T00:00:00Z"}}"#),
+            json: format!(
+                r#"{{"headline":"h","id":{id},"kind":"news","provider":"p","score":0.5,"symbol":"X","ts_utc":"2024-01-01T00:00:00Z"}}"#
+            ),
         }
     }
 
@@ -392,7 +412,9 @@ mod tests {
         for i in 0..text.len() {
             let mut bytes = text.as_bytes().to_vec();
             bytes[i] ^= 0x01;
-            let Ok(flipped) = std::str::from_utf8(&bytes) else { continue };
+            let Ok(flipped) = std::str::from_utf8(&bytes) else {
+                continue;
+            };
             assert!(decode(flipped).is_err(), "a flip at byte {i} was not noticed");
         }
     }

@@ -94,7 +94,11 @@ impl Keys {
     }
 
     pub(crate) fn record(&mut self, key: IdempotencyKey, ids: RangeInclusive<u64>, digest: u32, at_us: u64) {
-        if self.seen.insert(key.clone(), Seen { ids, digest, at_us }).is_none() {
+        if self
+            .seen
+            .insert(key.clone(), Seen { ids, digest, at_us })
+            .is_none()
+        {
             self.order.push_back(key);
         }
         while self.order.len() > self.window.max_keys {

@@ -187,7 +187,12 @@ impl Log {
     /// ids gap-free, a torn last line cut) under the epoch it was created
     /// with; a new one is created under `fresh`. Every later append is
     /// written and synced before it is published.
-    pub fn open_on(disk: Box<dyn Disk>, retention: usize, fresh: Epoch, window: KeyWindow) -> Result<Log, LogError> {
+    pub fn open_on(
+        disk: Box<dyn Disk>,
+        retention: usize,
+        fresh: Epoch,
+        window: KeyWindow,
+    ) -> Result<Log, LogError> {
         let mut inner = Inner::empty(retention);
         let mut keys = Keys::new(window);
         let (journal, epoch) = Journal::open(disk, fresh, |record: Record| {
@@ -221,7 +226,11 @@ impl Log {
             match writer.keys.lookup(key, digest, batch.pub_us) {
                 Lookup::New => {}
                 Lookup::Replay(ids) => return Ok(Appended { ids, replayed: true }),
-                Lookup::Reused => return Err(LogError::KeyReused { key: key.as_str().to_owned() }),
+                Lookup::Reused => {
+                    return Err(LogError::KeyReused {
+                        key: key.as_str().to_owned(),
+                    });
+                }
             }
         }
         let first = writer.head + 1;
@@ -249,7 +258,9 @@ impl Log {
         let last = first + entries.len() as u64 - 1;
         writer.head = last;
         if let Some((key, digest)) = keyed {
-            writer.keys.record(key.clone(), first..=last, digest, batch.pub_us);
+            writer
+                .keys
+                .record(key.clone(), first..=last, digest, batch.pub_us);
         }
         self.0
             .inner
