@@ -309,7 +309,7 @@ async fn ingest_takes_a_json_array_or_ndjson_and_gives_the_next_ids() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         json(res).await,
-        serde_json::json!({"first_id": 3, "last_id": 4, "head": 4})
+        serde_json::json!({"first_id": 3, "last_id": 4, "head": 4, "epoch": "000000005eed", "replayed": false})
     );
     let res = call(
         &s,
@@ -318,7 +318,7 @@ async fn ingest_takes_a_json_array_or_ndjson_and_gives_the_next_ids() {
     .await;
     assert_eq!(
         json(res).await,
-        serde_json::json!({"first_id": 5, "last_id": 6, "head": 6})
+        serde_json::json!({"first_id": 5, "last_id": 6, "head": 6, "epoch": "000000005eed", "replayed": false})
     );
     let page = json(call(&s, get("/events?cursor=5")).await).await;
     assert_eq!(page["events"][0]["symbol"], "AAPL");
