@@ -1,6 +1,7 @@
 //! `GET /stream`: Server-Sent Events, encoded by `wire::sse` straight from
-//! the log: a `retry:` hint, then the feed (replay, `caught_up`, live,
-//! heartbeats) until it ends.
+//! the log: a `retry:` hint, then the feed (a `reset` when the cursor named
+//! another epoch, replay, `caught_up`, live, heartbeats) until it ends. Ids
+//! are `<epoch>-<id>`, so `Last-Event-ID` brings the epoch back.
 
 use std::convert::Infallible;
 
@@ -47,7 +48,7 @@ pub(super) async fn stream(
     let start = resume(&stub, cursor)?;
     let mut first = Vec::new();
     sse::encode::retry(&mut first, stub.config().retry_ms);
-    let epoch = stub.log().epoch();
+    let epoch = start.epoch;
     let feed = Feed::new(
         stub,
         Transport::Sse,
