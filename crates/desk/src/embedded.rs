@@ -15,17 +15,26 @@ pub struct Embedded {
     pub stub: stub::Stub,
 }
 
+/// The embedded log's epoch: a hash of the fixture it replays. Its log is
+/// a pure function of the fixture (the same payloads under the same ids in
+/// every run), so a checkpoint from an earlier run resumes on it; another
+/// fixture is another epoch. Only the publish times differ between runs.
+fn fixture_epoch(fixture: &str) -> wire::Epoch {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let hash = fixture.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    wire::Epoch::from_random(hash)
+}
+
 /// Starts the stub on 127.0.0.1 and publishes the built-in day into it, at
 /// `rate` events/s or all at once.
 pub async fn start(rate: Option<f64>, clock: stub::Clock) -> Result<Embedded, Error> {
     let payloads = wire::fixture::parse(wire::fixture::DEFAULT_NAME, wire::fixture::DEFAULT)?;
     let last_id = payloads.len() as u64;
     let config = stub::Config::default();
-    let stub = stub::Stub::new(
-        config.clone(),
-        stub::Log::new(config.retention, wire::Epoch::from_random(0x5eed)),
-        clock,
-    );
+    let log = stub::Log::new(config.retention, fixture_epoch(wire::fixture::DEFAULT));
+    let stub = stub::Stub::new(config.clone(), log, clock);
     let listener = TcpListener::bind("127.0.0.1:0").await.map_err(Error::Embedded)?;
     let addr = listener.local_addr().map_err(Error::Embedded)?;
     let pace = rate.map_or(stub::Pace::NoPace, stub::Pace::Rate);
@@ -36,4 +45,14 @@ pub async fn start(rate: Option<f64>, clock: stub::Clock) -> Result<Embedded, Er
         last_id,
         stub,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_embedded_epoch_is_the_fixtures_and_changes_with_it() {
+        let day = super::fixture_epoch(wire::fixture::DEFAULT);
+        assert_eq!(day, super::fixture_epoch(wire::fixture::DEFAULT));
+        assert_ne!(day, super::fixture_epoch(&wire::fixture::DEFAULT[1..]));
+    }
 }
