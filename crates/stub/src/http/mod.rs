@@ -228,8 +228,11 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
 
 /// Where a client starts: after `cursor`, or after the oldest retained event
 /// when it gave none.
-fn start_after(stub: &Stub, cursor: Option<u64>) -> u64 {
-    cursor.unwrap_or_else(|| stub.log().oldest() - 1)
+///
+/// Stopgap until the epoch-aware server lands: a cursor's epoch
+/// (`<epoch>-<id>`) is read and not yet checked.
+fn start_after(stub: &Stub, cursor: Option<wire::Cursor>) -> u64 {
+    cursor.map_or_else(|| stub.log().oldest() - 1, |c| c.id)
 }
 
 fn streaming_on(stub: &Stub) -> Result<(), ApiError> {
@@ -247,5 +250,5 @@ fn streaming_on(stub: &Stub) -> Result<(), ApiError> {
 /// The query of `/stream` and `/ws`.
 #[derive(serde::Deserialize)]
 struct StreamQuery {
-    cursor: Option<u64>,
+    cursor: Option<wire::Cursor>,
 }

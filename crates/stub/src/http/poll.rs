@@ -15,7 +15,7 @@ use crate::conns::Transport;
 
 #[derive(Deserialize)]
 pub(super) struct PollQuery {
-    cursor: Option<u64>,
+    cursor: Option<wire::Cursor>,
     limit: Option<usize>,
     wait_ms: Option<u64>,
 }

@@ -17,7 +17,7 @@ use crate::feed::{Feed, Out};
 
 /// The resume point of a stream: `Last-Event-ID` (what a browser sends on
 /// reconnect) wins over `?cursor=` (what the page was opened with).
-fn stream_cursor(stub: &Stub, headers: &HeaderMap, cursor: Option<u64>) -> Result<u64, ApiError> {
+fn stream_cursor(stub: &Stub, headers: &HeaderMap, cursor: Option<wire::Cursor>) -> Result<u64, ApiError> {
     match headers.get("last-event-id") {
         Some(v) => {
             let text = v
@@ -26,7 +26,8 @@ fn stream_cursor(stub: &Stub, headers: &HeaderMap, cursor: Option<u64>) -> Resul
             if text.is_empty() {
                 return Ok(start_after(stub, cursor));
             }
-            text.parse()
+            text.parse::<wire::Cursor>()
+                .map(|c| c.id)
                 .map_err(|_| ApiError::bad_request("Last-Event-ID must be a decimal event id"))
         }
         None => Ok(start_after(stub, cursor)),
