@@ -61,7 +61,11 @@ struct Seen {
 async fn plain_stub(events: usize) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let stub = Stub::new(Config::default(), Log::new(100_000, wire::Epoch::from_random(0x5eed)), Arc::new(|| 1));
+    let stub = Stub::new(
+        Config::default(),
+        Log::new(100_000, wire::Epoch::from_random(0x5eed)),
+        Arc::new(|| 1),
+    );
     let payloads: Vec<_> = wire::fixture::parse("default", wire::fixture::DEFAULT)
         .unwrap()
         .into_iter()
@@ -439,7 +443,11 @@ async fn tls_stub(
 ) -> (Stub, SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let stub = Stub::new(config, Log::new(100_000, wire::Epoch::from_random(0x5eed)), Arc::new(|| 1));
+    let stub = Stub::new(
+        config,
+        Log::new(100_000, wire::Epoch::from_random(0x5eed)),
+        Arc::new(|| 1),
+    );
     let payloads: Vec<_> = wire::fixture::parse("default", wire::fixture::DEFAULT)
         .unwrap()
         .into_iter()
