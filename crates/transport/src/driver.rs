@@ -219,8 +219,10 @@ impl<C: Connect> Driver<C> {
             self.poll_settings(),
         )
         .await?;
-        self.learn(s.epoch())?;
-        Ok(s)
+        match self.learn(s.epoch()) {
+            Ok(()) => Ok(s),
+            Err(refused) => Err(stream::refused(s, &self.link, at, refused).await),
+        }
     }
 
     /// Where the client stands: the last id delivered, in the epoch held.

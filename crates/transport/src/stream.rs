@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use wire::{Cursor, Epoch, Message};
+use wire::{Control, Cursor, Epoch, Message};
 
+use crate::error::ClientError;
 use crate::net::{Connect, Link};
 use crate::policy::{Failure, Transport};
 use crate::{poll, sse, ws};
@@ -63,6 +64,37 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Stream<S> {
             Stream::Sse(s) => s.next(at.id).await,
             Stream::Ws(s) => s.next(at.id).await,
             Stream::Poll(s) => s.next(link, at).await,
+        }
+    }
+}
+
+/// A stream whose opening answer named another epoch than the one held
+/// (`refused`, the failure that says so): its first message is read, never
+/// delivered. The `reset` a wire sends first there tells the new log's ids,
+/// so the failure carries them; anything else leaves `refused` as it is.
+pub(crate) async fn refused<C: Connect>(
+    mut stream: Stream<C::Stream>,
+    link: &Link<C>,
+    at: Cursor,
+    refused: Failure,
+) -> Failure {
+    loop {
+        match stream.next(link, at).await {
+            Ok(Frame::RetryHint(_)) => {}
+            Ok(Frame::Message(Message::Control(Control::Reset {
+                from,
+                epoch,
+                oldest,
+                head,
+            }))) => {
+                return Failure::Fatal(ClientError::EpochChanged {
+                    from,
+                    epoch,
+                    oldest: Some(oldest),
+                    head: Some(head),
+                });
+            }
+            _ => return refused,
         }
     }
 }

@@ -384,6 +384,35 @@ async fn a_reset_control_is_epoch_changed_with_the_new_logs_ids() {
     }
 }
 
+/// The wire's way: the new epoch in the header, and the reset first. The
+/// failure carries the reset's word on the new log's ids.
+#[tokio::test]
+async fn a_reset_behind_a_new_epoch_header_gives_the_new_logs_ids() {
+    for kind in [Transport::Sse, Transport::Ws] {
+        let answers = match kind {
+            Transport::Sse => vec![Answer::Sse(Some(e2()), vec![(None, reset(9)), ev(Some(e2()), 1)])],
+            _ => vec![Answer::Ws(Some(e2()), vec![reset(9), Message::Event(event(1))])],
+        };
+        let (addr, _) = serve(answers).await;
+        let mut c = config(addr, kind);
+        c.start_after = Cursor::new(e1(), 5);
+        let mut client = Client::connect(TokioConnect, c).unwrap();
+        let (ids, err) = until_stopped(&mut client).await;
+        assert!(ids.is_empty(), "{kind:?}: {ids:?}");
+        assert_eq!(
+            err,
+            ClientError::EpochChanged {
+                from: e1(),
+                epoch: e2(),
+                oldest: Some(1),
+                head: Some(9)
+            },
+            "{kind:?}"
+        );
+        client.close().await;
+    }
+}
+
 #[tokio::test]
 async fn polling_409_epoch_changed_is_epoch_changed() {
     let (addr, script) = serve(vec![
