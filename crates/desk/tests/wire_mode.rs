@@ -68,6 +68,7 @@ async fn run_over(kind: Transport, streaming: bool, dir: &Path) -> (String, Live
         max_events: None,
         until_id: Some(fixture().len() as u64),
         checkpoint_every: 1000,
+        accept_new_epoch: false,
     };
     let live = Live::new(Engine::new(Config::default()).unwrap());
     let ended = tokio::time::timeout(

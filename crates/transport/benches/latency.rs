@@ -63,7 +63,7 @@ async fn measure(
     config.policy.transport = kind;
     config.poll_wait = wait;
     config.poll_interval = interval;
-    config.start_after = stub.log().head();
+    config.start_after = wire::Cursor::bare(stub.log().head());
     let mut client = Client::connect(TokioConnect, config).unwrap();
     let mut sub = client.subscribe().unwrap();
     // Let the client connect before publishing starts.

@@ -863,7 +863,19 @@ async fn exactly_once_across_a_tls_wire_stub_restart() {
         .local_addr()
         .unwrap()
         .port();
-    let args = ["--addr", &format!("127.0.0.1:{port}"), "--rate", "500"];
+    // A journal: the restarted stub keeps its log's epoch (one restarted
+    // without it is a new epoch, which the client refuses to cross).
+    let data = std::env::temp_dir().join(format!("tickwire-tls-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let data = data.display().to_string();
+    let args = [
+        "--addr",
+        &format!("127.0.0.1:{port}"),
+        "--rate",
+        "500",
+        "--data-dir",
+        &data,
+    ];
     let mut server = StubBin::start(&pki, "restart", &args).await;
     let mut config = client(&format!("https://localhost:{port}"), &pki, Transport::Sse);
     config.policy.max_attempts = -1;
