@@ -1,0 +1,151 @@
+//! The stub as a turmoil host on a durable log: every start opens the
+//! harness's [`SimDisk`] with `Log::open_on` (a fresh epoch drawn from the
+//! run's seeded RNG, used only when the disk holds no journal), resumes the
+//! fixture replay after what the journal holds, and serves.
+//!
+//! The real [`Log`] writes a journaled batch on tokio's blocking pool. That
+//! thread would run beside the host's tasks in real time, and readers would
+//! see the batch (the head's watch moves on that thread) at a moment that
+//! depends on the machine's load: the same seed gave two traces of
+//! `slow_consumer` under load. So the host waits for the append in place
+//! ([`wait_in_place`]): nothing else on the host runs meanwhile, and an
+//! append takes no simulated time, as with a memory log.
+//!
+//! A disk that fails while opening is opened again after a pause (as a
+//! supervisor would restart the process); a journal that is corrupt stops
+//! the host with the error, which the run reports as a crash.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngExt;
+use stub::{Appended, Batch, Entry, EventLog, Expired, Log, LogError, Pace, Stub};
+use tokio::sync::watch;
+use wire::Epoch;
+
+use crate::disk::SimDisk;
+use crate::harness::{Shared, sim_clock_us};
+use crate::net;
+use crate::report::Start;
+
+/// The stub's log in the simulation: the real [`Log`], its appends waited
+/// for in place, and an append during which the disk decided the host
+/// crashes never answers (the process is dead; the harness crashes the
+/// host at the next step), so no answer escapes a crash.
+struct HostLog {
+    log: Log,
+    disk: SimDisk,
+}
+
+impl EventLog for HostLog {
+    fn epoch(&self) -> Epoch {
+        self.log.epoch()
+    }
+
+    fn head(&self) -> u64 {
+        self.log.head()
+    }
+
+    fn oldest(&self) -> u64 {
+        self.log.oldest()
+    }
+
+    fn fixture_done(&self) -> usize {
+        self.log.fixture_done()
+    }
+
+    fn watch(&self) -> watch::Receiver<u64> {
+        self.log.watch()
+    }
+
+    fn read_with(&self, after: u64, max: usize, f: &mut dyn FnMut(&Entry)) -> Result<u64, Expired> {
+        self.log.read_with(after, max, f)
+    }
+
+    fn append(&self, batch: Batch) -> Pin<Box<dyn Future<Output = Result<Appended, LogError>> + Send + '_>> {
+        Box::pin(async move {
+            let result = wait_in_place(self.log.append(batch));
+            if self.disk.crashing() {
+                std::future::pending::<()>().await;
+            }
+            result
+        })
+    }
+}
+
+/// Drives `future` to completion on this thread, parking it between polls:
+/// the host's other tasks do not run until it is done. For futures that
+/// wait only on other threads (the journal's blocking task).
+fn wait_in_place<T>(future: impl Future<Output = T>) -> T {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
+/// How long a start waits before opening a disk that failed again.
+const REOPEN_AFTER: Duration = Duration::from_millis(500);
+
+/// One start of the stub host.
+pub(crate) async fn run(
+    shared: Rc<RefCell<Shared>>,
+    config: stub::Config,
+    payloads: Vec<wire::Payload>,
+    rate: f64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = turmoil::net::TcpListener::bind("0.0.0.0:8091").await?;
+    let disk = shared.borrow().disk.clone();
+    let mut failures = 0;
+    let log = loop {
+        let fresh = Epoch::from_random(shared.borrow_mut().rng.random());
+        let new = disk.bytes().is_empty();
+        match Log::open_on(disk.handle(), config.retention, fresh, config.key_window()) {
+            Ok(log) => {
+                let mut s = shared.borrow_mut();
+                let incarnation = s.starts.last().map_or(0, |l| l.incarnation + u32::from(new));
+                s.starts.push(Start {
+                    at: turmoil::sim_elapsed().unwrap_or_default(),
+                    at_us: sim_clock_us(),
+                    epoch: log.epoch(),
+                    incarnation,
+                    head: log.head(),
+                    fixture_done: log.fixture_done(),
+                    open_failures: failures,
+                });
+                break log;
+            }
+            Err(LogError::Io { .. }) => {
+                failures += 1;
+                tokio::time::sleep(REOPEN_AFTER).await;
+            }
+            Err(e) => return Err(format!("the stub cannot open its journal: {e}").into()),
+        }
+    };
+    let stub = Stub::new(config, HostLog { log, disk }, Arc::new(sim_clock_us));
+    {
+        let mut s = shared.borrow_mut();
+        if let Some(old) = s.stub.take() {
+            s.drops_before += old.slow_consumer_drops();
+        }
+        stub.set_streaming(s.streaming);
+        s.stub = Some(stub.clone());
+    }
+    tokio::spawn(stub::replay(stub.clone(), payloads, Pace::Rate(rate)));
+    stub::serve(net::Listener(listener), stub, std::future::pending()).await;
+    Ok(())
+}
