@@ -49,9 +49,6 @@ pub fn load_yaml<T: DeserializeOwned + Default>(path: Option<&Path>) -> Result<T
     })
 }
 
-/// The production clock, in microseconds since the Unix epoch: the one
-/// place tickwire reads the system time.
-#[allow(clippy::disallowed_methods)]
 /// 64 bits from the operating system's entropy (through std's hasher
 /// seeding): for minting a new log's epoch in a binary. Library code takes
 /// its randomness from its caller instead.
@@ -62,6 +59,9 @@ pub fn os_random_u64() -> u64 {
     h.finish()
 }
 
+/// The production clock, in microseconds since the Unix epoch: the one
+/// place tickwire reads the system time.
+#[allow(clippy::disallowed_methods)]
 pub fn system_clock_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

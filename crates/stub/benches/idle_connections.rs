@@ -74,7 +74,11 @@ fn server_main() {
         wire::fixture::parse(wire::fixture::DEFAULT_NAME, wire::fixture::DEFAULT).expect("default fixture");
     let config = Config::default();
     let heartbeat_ms = config.heartbeat_ms;
-    let stub = Stub::new(config.clone(), Log::new(config.retention, wire::Epoch::from_random(0x5eed)), Arc::new(|| 0u64));
+    let stub = Stub::new(
+        config.clone(),
+        Log::new(config.retention, wire::Epoch::from_random(0x5eed)),
+        Arc::new(|| 0u64),
+    );
     rt.block_on(stub.publish(Source::Fixture, &payloads))
         .expect("publish");
     let head = stub.log().head();

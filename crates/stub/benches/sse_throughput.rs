@@ -50,7 +50,11 @@ fn start_stub(rt: &Runtime, payloads: &[wire::Payload]) -> (SocketAddr, u64) {
         retention,
         ..Config::default()
     };
-    let stub = Stub::new(config, Log::new(retention, wire::Epoch::from_random(0x5eed)), Arc::new(|| 0u64));
+    let stub = Stub::new(
+        config,
+        Log::new(retention, wire::Epoch::from_random(0x5eed)),
+        Arc::new(|| 0u64),
+    );
     for _ in 0..COPIES {
         rt.block_on(stub.publish(Source::Fixture, payloads))
             .expect("publish");

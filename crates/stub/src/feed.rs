@@ -1,5 +1,6 @@
-//! One client's view of the log, shared by SSE and WebSocket: replay from the
-//! cursor to the head, say `caught_up`, then go live; heartbeats on silence;
+//! One client's view of the log, shared by SSE and WebSocket: a `reset`
+//! first when the cursor named another epoch, replay from the cursor to the
+//! head, say `caught_up`, then go live; heartbeats on silence;
 //! `cursor_expired` or `overflow` when the client cannot be served without
 //! loss, and then the end.
 
@@ -17,6 +18,8 @@ pub(crate) struct Feed {
     transport: Transport,
     reg: Registration,
     cursor: u64,
+    /// Sent before anything else (a `reset`), then gone.
+    first: Option<Control>,
     head_rx: watch::Receiver<u64>,
     caught_up: bool,
     done: bool,
@@ -39,6 +42,7 @@ impl Feed {
         protocol: &'static str,
         kill: CancellationToken,
         cursor: u64,
+        first: Option<Control>,
     ) -> Feed {
         let now_us = (stub.0.clock)();
         let reg = stub
@@ -52,6 +56,7 @@ impl Feed {
             transport,
             reg,
             cursor,
+            first,
             head_rx,
             caught_up: false,
             done: false,
@@ -82,6 +87,14 @@ impl Feed {
             if self.done || self.reg.conn.kill.is_cancelled() {
                 self.done = true;
                 return Out::End;
+            }
+            // Taken and returned in one poll: nothing is lost if the caller
+            // drops the future.
+            if let Some(first) = self.first.take() {
+                if matches!(first, Control::Reset { .. }) {
+                    shared.metrics.resets.inc();
+                }
+                return Out::Control(first);
             }
             let head = shared.log.head();
             if self.caught_up && self.lagging_too_long(head) {

@@ -24,8 +24,8 @@ pub use config::Config;
 pub use conns::{ConnView, Transport};
 pub use http::app;
 pub use log::{
-    Appended, BadKey, Batch, Disk, Entry, EventLog, Expired, FileDisk, IdempotencyKey, KeyWindow, Log, LogError,
-    MAX_KEY_LEN, Source,
+    Appended, BadKey, Batch, Disk, Entry, EventLog, Expired, FileDisk, IdempotencyKey, KeyWindow, Log,
+    LogError, MAX_KEY_LEN, Source,
 };
 pub use replay::{Pace, replay};
 pub use serve::{serve, serve_tls};
@@ -90,7 +90,9 @@ impl Stub {
         source: Source,
         payloads: &[wire::Payload],
     ) -> Result<std::ops::RangeInclusive<u64>, LogError> {
-        self.publish_keyed(source, None, payloads.to_vec()).await.map(|a| a.ids)
+        self.publish_keyed(source, None, payloads.to_vec())
+            .await
+            .map(|a| a.ids)
     }
 
     /// [`publish`](Stub::publish) under an idempotency key: a retry with the

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub opened: Family<TransportLabel, Counter>,
     pub overflow_drops: Counter,
     pub cursor_expired: Counter,
+    /// Streams whose cursor named another epoch, sent a `reset`.
+    pub resets: Counter,
     pub rejected: Family<CodeLabel, Counter>,
 }
 
@@ -96,6 +98,11 @@ impl Metrics {
             self.cursor_expired.clone(),
         );
         reg.register(
+            "resets",
+            "Streams sent a reset: their cursor named another epoch",
+            self.resets.clone(),
+        );
+        reg.register(
             "requests_rejected",
             "Requests answered with an error, by code",
             self.rejected.clone(),
@@ -126,6 +133,7 @@ impl Metrics {
             "connections_opened": by_transport(&|t| self.opened.get_or_create(&label(t)).get()),
             "slow_consumer_drops": self.overflow_drops.get(),
             "cursor_expired": self.cursor_expired.get(),
+            "resets": self.resets.get(),
         })
     }
 }

@@ -71,9 +71,21 @@ fn sigterm_ends_open_streams_and_exits_promptly() {
         first.push(byte[0] as char);
     }
     let addr = first.trim().rsplit("http://").next().unwrap().to_owned();
+    // A cursor at the head (a later one is 409 `cursor_ahead`): the stream
+    // replays what the fixture published since, then stays open.
+    let mut health = std::net::TcpStream::connect(&addr).unwrap();
+    health
+        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut answer = String::new();
+    health.read_to_string(&mut answer).unwrap();
+    let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+    let head = serde_json::from_str::<serde_json::Value>(body).unwrap()["head"]
+        .as_u64()
+        .unwrap();
     let mut stream = std::net::TcpStream::connect(&addr).unwrap();
     stream
-        .write_all(format!("GET /stream?cursor=6000 HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .write_all(format!("GET /stream?cursor={head} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
         .unwrap();
     let mut buf = vec![0u8; 65536];
     let n = stream.read(&mut buf).unwrap();

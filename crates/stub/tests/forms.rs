@@ -23,7 +23,11 @@ fn payloads(n: usize) -> Vec<Payload> {
 /// A stub holding `n` events, and those events as `wire` types.
 async fn stub(n: usize) -> (Stub, Vec<Event>) {
     let config = Config::default();
-    let stub = Stub::new(config.clone(), Log::new(config.retention, wire::Epoch::from_random(0x5eed)), Arc::new(|| PUB_US));
+    let stub = Stub::new(
+        config.clone(),
+        Log::new(config.retention, wire::Epoch::from_random(0x5eed)),
+        Arc::new(|| PUB_US),
+    );
     let payloads = payloads(n);
     stub.publish(Source::Fixture, &payloads).await.unwrap();
     let events = payloads
@@ -58,6 +62,7 @@ async fn a_polling_page_is_wires_page() {
             events: events[from..to].to_vec(),
             next_cursor: next,
             head: 6,
+            epoch: Some(s.log().epoch()),
         };
         assert_eq!(String::from_utf8(body.to_vec()).unwrap(), page.to_json(), "{uri}");
     }
@@ -69,7 +74,8 @@ async fn the_sse_body_is_wires_sse_form() {
     let mut expected = Vec::new();
     sse::encode::retry(&mut expected, Config::default().retry_ms);
     for e in &events[2..] {
-        wire::sse::encode_event(&mut expected, e);
+        let cursor = wire::Cursor::new(s.log().epoch(), e.id);
+        wire::sse::encode_parts(&mut expected, e.payload.kind(), cursor, &e.to_json());
     }
     wire::sse::encode_control(&mut expected, &Control::CaughtUp { head: 5 });
 

@@ -12,10 +12,13 @@ mod common;
 use common::*;
 
 #[tokio::test]
-async fn healthz_answers_with_the_head() {
+async fn healthz_answers_with_the_epoch_and_the_ids_held() {
     let res = call(&stub(3), get("/healthz")).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(json(res).await, serde_json::json!({"status": "ok", "head": 3}));
+    assert_eq!(
+        json(res).await,
+        serde_json::json!({"status": "ok", "epoch": "000000005eed", "oldest": 1, "head": 3})
+    );
 }
 
 #[tokio::test]
@@ -43,17 +46,19 @@ async fn polling_pages_through_the_log() {
     let page = json(call(&s, get("/events?cursor=5")).await).await;
     assert_eq!(
         page,
-        serde_json::json!({"events": [], "next_cursor": 5, "head": 5})
+        serde_json::json!({"events": [], "next_cursor": 5, "head": 5, "epoch": "000000005eed"})
     );
 }
 
 #[tokio::test]
-async fn a_cursor_ahead_of_the_head_gets_nothing_and_the_head() {
-    let page = json(call(&stub(5), get("/events?cursor=9")).await).await;
-    assert_eq!(
-        page,
-        serde_json::json!({"events": [], "next_cursor": 9, "head": 5})
-    );
+async fn a_cursor_ahead_of_the_head_is_409_naming_the_head() {
+    let body = check_error(
+        call(&stub(5), get("/events?cursor=9")).await,
+        StatusCode::CONFLICT,
+        "cursor_ahead",
+    )
+    .await;
+    assert_eq!(body["error"]["head"], 5);
 }
 
 #[tokio::test]
@@ -127,7 +132,10 @@ async fn the_stream_replays_says_caught_up_then_goes_live_with_heartbeats() {
     assert_eq!(frame(&mut body).await.unwrap(), "retry: 1000\n");
     let replay = frame(&mut body).await.unwrap();
     assert_eq!(sse_ids(&replay), [2, 3, 4]);
-    assert!(replay.starts_with("event: tick\nid: 2\ndata: {"), "{replay}");
+    assert!(
+        replay.starts_with("event: tick\nid: 000000005eed-2\ndata: {"),
+        "{replay}"
+    );
     assert_eq!(
         frame(&mut body).await.unwrap(),
         "event: caught_up\ndata: {\"type\":\"caught_up\",\"head\":4}\n\n"
@@ -301,7 +309,7 @@ async fn ingest_takes_a_json_array_or_ndjson_and_gives_the_next_ids() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         json(res).await,
-        serde_json::json!({"first_id": 3, "last_id": 4, "head": 4})
+        serde_json::json!({"first_id": 3, "last_id": 4, "head": 4, "epoch": "000000005eed", "replayed": false})
     );
     let res = call(
         &s,
@@ -310,7 +318,7 @@ async fn ingest_takes_a_json_array_or_ndjson_and_gives_the_next_ids() {
     .await;
     assert_eq!(
         json(res).await,
-        serde_json::json!({"first_id": 5, "last_id": 6, "head": 6})
+        serde_json::json!({"first_id": 5, "last_id": 6, "head": 6, "epoch": "000000005eed", "replayed": false})
     );
     let page = json(call(&s, get("/events?cursor=5")).await).await;
     assert_eq!(page["events"][0]["symbol"], "AAPL");

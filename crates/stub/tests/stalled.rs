@@ -16,7 +16,11 @@ async fn a_websocket_client_that_never_reads_is_dropped_once() {
         conn_buffer_bytes: 8192,
         ..Config::default()
     };
-    let s = Stub::new(config.clone(), Log::new(200_000, wire::Epoch::from_random(0x5eed)), Arc::new(|| 1));
+    let s = Stub::new(
+        config.clone(),
+        Log::new(200_000, wire::Epoch::from_random(0x5eed)),
+        Arc::new(|| 1),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(stub::serve(listener, s.clone(), std::future::pending()));

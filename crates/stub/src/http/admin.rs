@@ -9,7 +9,16 @@ use super::{ApiError, json_response};
 use crate::Stub;
 
 pub(super) async fn healthz(State(stub): State<Stub>) -> Response {
-    json_response(serde_json::json!({ "status": "ok", "head": stub.log().head() }).to_string())
+    let log = stub.log();
+    json_response(
+        serde_json::json!({
+            "status": "ok",
+            "epoch": log.epoch(),
+            "oldest": log.oldest(),
+            "head": log.head(),
+        })
+        .to_string(),
+    )
 }
 
 pub(super) async fn connections(State(stub): State<Stub>) -> Response {

@@ -1,17 +1,17 @@
 //! `POST /events`: a JSON array or NDJSON of payloads, validated as a whole
 //! (one bad item refuses the request, naming the item and the field), then
-//! published under the next ids.
+//! published under the next ids; once only under an `Idempotency-Key`.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use wire::Payload;
 
 use super::{ApiError, json_response};
 use crate::Stub;
-use crate::log::Source;
+use crate::log::{IdempotencyKey, LogError, Source};
 
 pub(super) async fn ingest(
     State(stub): State<Stub>,
@@ -24,9 +24,18 @@ pub(super) async fn ingest(
             stub.0.metrics.rejected(match e.status {
                 StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
                 StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                StatusCode::UNPROCESSABLE_ENTITY => "idempotency_key_reused",
+                StatusCode::SERVICE_UNAVAILABLE => "storage_error",
                 _ => "bad_request",
             });
-            e.into_response()
+            let unavailable = e.status == StatusCode::SERVICE_UNAVAILABLE;
+            let mut res = e.into_response();
+            if unavailable {
+                // Nothing was published: the same request may be sent again.
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            res
         }
     }
 }
@@ -36,6 +45,7 @@ async fn publish(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let key = idempotency_key(headers)?;
     let body = body.map_err(|e| {
         let status = e.status();
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -54,14 +64,47 @@ async fn publish(
     if payloads.is_empty() {
         return Err(ApiError::bad_request("no events in the body"));
     }
-    let ids = stub.publish(Source::Ingest, &payloads).await.map_err(|e| {
-        tracing::error!(error = %e, "journal write failed");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_error", e.to_string())
-    })?;
-    Ok(json_response(
-        serde_json::json!({ "first_id": ids.start(), "last_id": ids.end(), "head": stub.log().head() })
-            .to_string(),
-    ))
+    let appended = stub
+        .publish_keyed(Source::Ingest, key, payloads)
+        .await
+        .map_err(|e| match e {
+            LogError::KeyReused { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                format!("{e}: send a new key for new events"),
+            ),
+            LogError::Empty => ApiError::bad_request(e.to_string()),
+            LogError::Io { .. } | LogError::Corrupt { .. } | LogError::Interrupted { .. } => {
+                tracing::error!(error = %e, "journal write failed");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_error", e.to_string())
+            }
+        })?;
+    let body = serde_json::json!({
+        "first_id": appended.ids.start(),
+        "last_id": appended.ids.end(),
+        "head": stub.log().head(),
+        "epoch": stub.log().epoch(),
+        "replayed": appended.replayed,
+    });
+    let mut res = json_response(body.to_string());
+    if appended.replayed {
+        res.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(res)
+}
+
+/// The `Idempotency-Key` header, when there is one: 1 to 255 visible ASCII
+/// characters, or the request is refused.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    // Bytes that are not UTF-8 are not visible ASCII either: the lossy text
+    // is refused the same way.
+    IdempotencyKey::new(&String::from_utf8_lossy(value.as_bytes()))
+        .map(Some)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// A JSON array of payloads, or NDJSON (one per line). All or nothing: one

@@ -20,24 +20,25 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use subtle::ConstantTimeEq;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use wire::Problem;
+use wire::{Control, Cursor, EPOCH_HEADER, Epoch, Problem};
 
 use crate::{Stub, serve::ConnCtx};
 
 /// The stub's router.
 pub fn app(stub: Stub) -> Router {
     let config = stub.config().clone();
+    let epoch = || middleware::map_response_with_state(stub.clone(), epoch_header);
     let api = Router::new()
-        .route("/events", get(poll::poll).post(ingest::ingest))
-        .route("/stream", get(stream::stream))
-        .route("/ws", get(ws::ws))
+        .route("/events", get(poll::poll).post(ingest::ingest).layer(epoch()))
+        .route("/stream", get(stream::stream).layer(epoch()))
+        .route("/ws", get(ws::ws).layer(epoch()))
         .route("/connections", get(admin::connections))
         .route("/connections/{id}", delete(admin::drop_connection))
         .route("/metrics", get(admin::metrics))
         .route("/metrics.json", get(admin::metrics_json))
         .route_layer(middleware::from_fn_with_state(stub.clone(), auth));
     let mut app = Router::new()
-        .route("/healthz", get(admin::healthz))
+        .route("/healthz", get(admin::healthz).layer(epoch()))
         .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -58,7 +59,9 @@ pub fn app(stub: Stub) -> Router {
                     header::AUTHORIZATION,
                     header::CONTENT_TYPE,
                     header::HeaderName::from_static("last-event-id"),
-                ]),
+                    header::HeaderName::from_static("idempotency-key"),
+                ])
+                .expose_headers([header::HeaderName::from_static(EPOCH_HEADER)]),
         );
     }
     app
@@ -226,10 +229,86 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))
 }
 
-/// Where a client starts: after `cursor`, or after the oldest retained event
-/// when it gave none.
-fn start_after(stub: &Stub, cursor: Option<u64>) -> u64 {
-    cursor.unwrap_or_else(|| stub.log().oldest() - 1)
+/// Where a client starts, its cursor checked against the log (whose
+/// figures are taken once, so a reset and the read agree).
+struct Resume {
+    /// Read after this id.
+    after: u64,
+    /// The cursor's epoch, when it is not the log's: a reset goes first,
+    /// and `after` is the new epoch's beginning.
+    from: Option<Epoch>,
+    epoch: Epoch,
+    oldest: u64,
+    head: u64,
+}
+
+impl Resume {
+    /// The `reset` a stream sends first, when the cursor named another epoch.
+    fn reset(&self) -> Option<Control> {
+        self.from.map(|from| Control::Reset {
+            from,
+            epoch: self.epoch,
+            oldest: self.oldest,
+            head: self.head,
+        })
+    }
+}
+
+/// The one cursor resolution of `/stream`, `/ws` and `/events`. No cursor:
+/// from the oldest retained event. A cursor from another epoch: a reset,
+/// then the new epoch from its beginning. A cursor past the head: 409
+/// `cursor_ahead`, never a silent wait for ids that may name other events.
+/// A cursor older than retention is left to the read, which says so.
+fn resume(stub: &Stub, cursor: Option<Cursor>) -> Result<Resume, ApiError> {
+    let log = stub.log();
+    let (epoch, oldest, head) = (log.epoch(), log.oldest(), log.head());
+    let start = |after, from| Resume {
+        after,
+        from,
+        epoch,
+        oldest,
+        head,
+    };
+    let Some(cursor) = cursor else {
+        return Ok(start(oldest - 1, None));
+    };
+    match cursor.epoch {
+        Some(from) if from != epoch => Ok(start(oldest - 1, Some(from))),
+        _ if cursor.id > head => {
+            stub.0.metrics.rejected("cursor_ahead");
+            let mut e = ApiError::new(
+                StatusCode::CONFLICT,
+                "cursor_ahead",
+                format!(
+                    "cursor {cursor} is past the head {head} of epoch {epoch}: it comes from another log, \
+                     or the wire lost events; resume with no cursor, or from a cursor at or before the head"
+                ),
+            );
+            e.problem.epoch = Some(epoch);
+            e.problem.head = Some(head);
+            Err(e)
+        }
+        _ => Ok(start(cursor.id, None)),
+    }
+}
+
+/// A cursor given as text (`?cursor=`, `Last-Event-ID`); `what` names where.
+fn parse_cursor(what: &str, text: &str) -> Result<Cursor, ApiError> {
+    text.parse()
+        .map_err(|e: wire::BadCursor| ApiError::bad_request(format!("{what}: {e}")))
+}
+
+/// The cursor of `?cursor=`, when there is one.
+fn query_cursor(text: Option<&str>) -> Result<Option<Cursor>, ApiError> {
+    text.map(|t| parse_cursor("cursor", t)).transpose()
+}
+
+/// Adds the `tickwire-epoch` header: which log the answer comes from.
+async fn epoch_header(State(stub): State<Stub>, mut res: Response) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&stub.log().epoch().to_string()) {
+        res.headers_mut().insert(EPOCH_HEADER, v);
+    }
+    res
 }
 
 fn streaming_on(stub: &Stub) -> Result<(), ApiError> {
@@ -247,5 +326,5 @@ fn streaming_on(stub: &Stub) -> Result<(), ApiError> {
 /// The query of `/stream` and `/ws`.
 #[derive(serde::Deserialize)]
 struct StreamQuery {
-    cursor: Option<u64>,
+    cursor: Option<String>,
 }

@@ -9,13 +9,15 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::{ApiError, Conn, json_response, query, start_after};
+use wire::{Cursor, Epoch};
+
+use super::{ApiError, Conn, Resume, json_response, query, query_cursor, resume};
 use crate::Stub;
 use crate::conns::Transport;
 
 #[derive(Deserialize)]
 pub(super) struct PollQuery {
-    cursor: Option<u64>,
+    cursor: Option<String>,
     limit: Option<usize>,
     wait_ms: Option<u64>,
 }
@@ -41,7 +43,11 @@ pub(super) async fn poll(
             config.max_wait_ms
         )));
     }
-    let cursor = start_after(&stub, q.cursor);
+    let start = resume(&stub, query_cursor(q.cursor.as_deref())?)?;
+    if let Some(from) = start.from {
+        return Err(epoch_changed(&stub, from, &start));
+    }
+    let cursor = start.after;
     if wait_ms > 0 && cursor >= stub.log().head() {
         // Long-poll: listed as a live client while it waits.
         let _reg = stub.0.conns.register(
@@ -84,4 +90,24 @@ pub(super) async fn poll(
             Err(e)
         }
     }
+}
+
+/// A page cannot carry a reset: a cursor from another epoch is 409, and the
+/// client starts over in the new one.
+fn epoch_changed(stub: &Stub, from: Epoch, start: &Resume) -> ApiError {
+    stub.0.metrics.rejected("epoch_changed");
+    let epoch = start.epoch;
+    let mut e = ApiError::new(
+        StatusCode::CONFLICT,
+        "epoch_changed",
+        format!(
+            "the cursor is from epoch {from}, but this log is epoch {epoch} (it was recreated: its ids \
+             name other events); resume with no cursor, or from {}, the new epoch's beginning",
+            Cursor::new(epoch, start.oldest - 1)
+        ),
+    );
+    e.problem.epoch = Some(epoch);
+    e.problem.oldest = Some(start.oldest);
+    e.problem.head = Some(start.head);
+    e
 }

@@ -10,26 +10,28 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, Conn, StreamQuery, query, start_after, streaming_on};
+use wire::Cursor;
+
+use super::{ApiError, Conn, StreamQuery, parse_cursor, query, query_cursor, resume, streaming_on};
 use crate::Stub;
 use crate::conns::Transport;
 use crate::feed::{Feed, Out};
 
-/// The resume point of a stream: `Last-Event-ID` (what a browser sends on
-/// reconnect) wins over `?cursor=` (what the page was opened with).
-fn stream_cursor(stub: &Stub, headers: &HeaderMap, cursor: Option<u64>) -> Result<u64, ApiError> {
+/// The cursor of a stream: `Last-Event-ID` (what a browser sends on
+/// reconnect) wins over `?cursor=` (what the page was opened with) unless
+/// it is empty. Either may be `<epoch>-<id>` or a bare id.
+fn stream_cursor(headers: &HeaderMap, query: Option<&str>) -> Result<Option<Cursor>, ApiError> {
     match headers.get("last-event-id") {
-        Some(v) => {
-            let text = v
-                .to_str()
-                .map_err(|_| ApiError::bad_request("Last-Event-ID must be a decimal event id"))?;
-            if text.is_empty() {
-                return Ok(start_after(stub, cursor));
-            }
-            text.parse()
-                .map_err(|_| ApiError::bad_request("Last-Event-ID must be a decimal event id"))
+        Some(v) if !v.is_empty() => {
+            let text = v.to_str().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "Last-Event-ID: {}",
+                    wire::BadCursor(String::from_utf8_lossy(v.as_bytes()).into_owned())
+                ))
+            })?;
+            parse_cursor("Last-Event-ID", text).map(Some)
         }
-        None => Ok(start_after(stub, cursor)),
+        _ => query_cursor(query),
     }
 }
 
@@ -41,11 +43,20 @@ pub(super) async fn stream(
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
     streaming_on(&stub)?;
-    let cursor = stream_cursor(&stub, &headers, q.cursor)?;
+    let cursor = stream_cursor(&headers, q.cursor.as_deref())?;
+    let start = resume(&stub, cursor)?;
     let mut first = Vec::new();
     sse::encode::retry(&mut first, stub.config().retry_ms);
     let epoch = stub.log().epoch();
-    let feed = Feed::new(stub, Transport::Sse, ctx.peer, ctx.protocol, ctx.kill, cursor);
+    let feed = Feed::new(
+        stub,
+        Transport::Sse,
+        ctx.peer,
+        ctx.protocol,
+        ctx.kill,
+        start.after,
+        start.reset(),
+    );
     let body = futures_util::stream::unfold((feed, Some(first)), move |(mut feed, first)| async move {
         if let Some(first) = first {
             return Some((Ok::<_, Infallible>(Bytes::from(first)), (feed, None)));

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use wire::Control;
 
-use super::{ApiError, Conn, StreamQuery, query, start_after, streaming_on};
+use super::{ApiError, Conn, StreamQuery, query, query_cursor, resume, streaming_on};
 use crate::Stub;
 use crate::conns::Transport;
 use crate::feed::{Feed, Out};
@@ -25,8 +25,17 @@ pub(super) async fn ws(
     streaming_on(&stub)?;
     let upgrade = upgrade
         .map_err(|e| ApiError::new(StatusCode::UPGRADE_REQUIRED, "upgrade_required", e.body_text()))?;
-    let cursor = start_after(&stub, q.cursor);
-    let feed = Feed::new(stub, Transport::Ws, ctx.peer, ctx.protocol, ctx.kill, cursor);
+    // Refused before the upgrade, so a bad cursor is an HTTP answer.
+    let start = resume(&stub, query_cursor(q.cursor.as_deref())?)?;
+    let feed = Feed::new(
+        stub,
+        Transport::Ws,
+        ctx.peer,
+        ctx.protocol,
+        ctx.kill,
+        start.after,
+        start.reset(),
+    );
     Ok(upgrade
         .max_message_size(64 << 10)
         .on_upgrade(move |socket| session(socket, feed)))

@@ -85,10 +85,12 @@ pub async fn frame(body: &mut Body) -> Option<String> {
     Some(String::from_utf8(f.unwrap().into_data().unwrap().to_vec()).unwrap())
 }
 
+/// The event ids of a body's SSE `id:` lines (each `<epoch>-<id>`, or a
+/// bare id).
 pub fn sse_ids(text: &str) -> Vec<u64> {
     text.lines()
         .filter_map(|l| l.strip_prefix("id: "))
-        .map(|i| i.parse().unwrap())
+        .map(|i| i.parse::<wire::Cursor>().unwrap().id)
         .collect()
 }
 
