@@ -115,6 +115,9 @@ pub enum Sometimes {
     PublisherRetry,
     /// A crash left torn bytes that the next start cut.
     TornTail,
+    /// A batch whose answer a crash lost was kept, and its retry was
+    /// answered from its key (`replayed`).
+    ReplayedAck,
 }
 
 impl Sometimes {
@@ -132,6 +135,10 @@ impl Sometimes {
             Sometimes::EngineRestart => any(&|c| c.engine_restarts),
             Sometimes::PublisherRetry => report.publisher.iter().any(|b| b.attempts > 1),
             Sometimes::TornTail => report.disk.torn_bytes > 0,
+            Sometimes::ReplayedAck => report
+                .publisher
+                .iter()
+                .any(|b| b.acked.as_ref().is_some_and(|a| a.replayed)),
         }
     }
 }

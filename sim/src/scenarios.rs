@@ -76,21 +76,29 @@ pub fn full_disk() -> Scenario {
 }
 
 /// From 3 s to 15 s the stub host may crash in the middle of an append
-/// (2% of appends): the batch's bytes, or a prefix, are written and not
+/// (3% of appends): the batch's bytes, or a prefix, are written and not
 /// synced; the crash keeps a random prefix of them (a torn tail) and the
-/// host restarts 0.5 to 3 s later on the same disk, resuming its log. Syncs
-/// fail now and then too. The publisher retries what it was not told.
+/// host restarts 0.5 to 3 s later on the same disk, resuming its log (no
+/// other fault: failed syncs are `full_disk`'s). The publisher (one batch every 100 ms, about as
+/// many appends as the fixture's 10 a second) retries what it was not
+/// told: a batch the crash kept must be answered from its key.
 pub fn crash_mid_append() -> Scenario {
     let mut sc = Scenario::new("crash_mid_append", MIXED.to_vec());
+    sc.events = 200;
+    sc.rate = 10.0;
     sc.disk = DiskPlan {
         full: 0.0,
         short: 0.0,
-        fsync_fail: 0.05,
-        crash: 0.02,
+        fsync_fail: 0.0,
+        crash: 0.03,
     };
     sc.faults = vec![(s(3), Fault::DiskFaults(true)), (s(15), Fault::DiskFaults(false))];
-    sc.publishing = Some(publisher());
-    sc.sometimes = Some(Sometimes::TornTail);
+    sc.publishing = Some(Publishing {
+        batches: 80,
+        every: ms(100),
+        ..publisher()
+    });
+    sc.sometimes = Some(Sometimes::ReplayedAck);
     sc
 }
 

@@ -18,8 +18,8 @@ fn broke(class: Class, invariant: Invariant, at: Option<std::time::Duration>, wh
 }
 
 pub(super) fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
-    epochs(report)?;
     clients_across_logs(report)?;
+    epochs(report)?;
     final_log(scenario, report)
 }
 
