@@ -274,3 +274,58 @@ impl stub::Disk for Handle {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stub::Disk as _;
+
+    #[test]
+    fn a_crash_keeps_the_synced_bytes_and_a_prefix_of_the_rest() {
+        for seed in 0..32 {
+            let disk = SimDisk::new(DiskPlan::default(), seed);
+            let mut h = disk.handle();
+            assert_eq!(h.append(b"head\n").unwrap(), 5);
+            h.sync().unwrap();
+            h.append(b"unsynced\n").unwrap();
+            let kept = disk.crash();
+            let bytes = disk.bytes();
+            assert!(bytes.starts_with(b"head\n"));
+            assert_eq!(&bytes[5..], &b"unsynced\n"[..kept]);
+            h.truncate(2).unwrap();
+            assert_eq!(disk.bytes(), b"he");
+            disk.lose();
+            assert!(disk.bytes().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_full_disk_refuses_or_writes_short_then_refuses() {
+        let plan = DiskPlan {
+            full: 1.0,
+            short: 0.5,
+            ..DiskPlan::default()
+        };
+        let disk = SimDisk::new(plan, 7);
+        let mut h = disk.handle();
+        h.append(b"ok").unwrap();
+        disk.set_faulty(true);
+        for _ in 0..20 {
+            let before = disk.bytes().len();
+            match h.append(b"record\n") {
+                Ok(n) => {
+                    assert!(n < 7, "a short write");
+                    let e = h.append(&b"record\n"[n..]).unwrap_err();
+                    assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+                }
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+                    assert_eq!(disk.bytes().len(), before, "nothing written");
+                }
+            }
+            h.truncate(2).unwrap();
+        }
+        let c = disk.counts();
+        assert!(c.short_writes > 0 && c.enospc > c.short_writes, "{c:?}");
+    }
+}
