@@ -278,7 +278,6 @@ impl stub::Disk for Handle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stub::Disk as _;
 
     #[test]
     fn a_crash_keeps_the_synced_bytes_and_a_prefix_of_the_rest() {

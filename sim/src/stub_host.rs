@@ -7,9 +7,10 @@
 //! thread would run beside the host's tasks in real time, and readers would
 //! see the batch (the head's watch moves on that thread) at a moment that
 //! depends on the machine's load: the same seed gave two traces of
-//! `slow_consumer` under load. So the host waits for the append in place
-//! ([`wait_in_place`]): nothing else on the host runs meanwhile, and an
-//! append takes no simulated time, as with a memory log.
+//! `slow_consumer` under load. So the host runs each append on a runtime of
+//! its own and waits for it in place ([`append_in_place`]): nothing else
+//! on the host runs meanwhile, the host's runtime sees no blocking task,
+//! and an append takes no simulated time, as with a memory log.
 //!
 //! A disk that fails while opening is opened again after a pause (as a
 //! supervisor would restart the process); a journal that is corrupt stops
@@ -68,7 +69,7 @@ impl EventLog for HostLog {
 
     fn append(&self, batch: Batch) -> Pin<Box<dyn Future<Output = Result<Appended, LogError>> + Send + '_>> {
         Box::pin(async move {
-            let result = wait_in_place(self.log.append(batch));
+            let result = append_in_place(&self.log, batch);
             if self.disk.crashing() {
                 std::future::pending::<()>().await;
             }
@@ -77,25 +78,35 @@ impl EventLog for HostLog {
     }
 }
 
-/// Drives `future` to completion on this thread, parking it between polls:
-/// the host's other tasks do not run until it is done. For futures that
-/// wait only on other threads (the journal's blocking task).
-fn wait_in_place<T>(future: impl Future<Output = T>) -> T {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-        std::thread::park();
-    }
+/// The runtime the journal's appends run on: not the host's, so its
+/// blocking pool never holds the host's paused clock (tokio keeps a paused
+/// clock from advancing while a blocking task of its own runtime runs, and
+/// when it notices the task is done depends on real time). Process-wide and
+/// never dropped (a runtime may not be dropped inside another).
+fn journal_runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("sim-journal")
+            .build()
+            .unwrap_or_else(|e| panic!("the journal's runtime: {e}"))
+    })
+}
+
+/// Appends on [`journal_runtime`], blocking this thread until it is done:
+/// the host's other tasks do not run meanwhile.
+fn append_in_place(log: &Log, batch: Batch) -> Result<Appended, LogError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = log.clone();
+    journal_runtime().spawn(async move {
+        let _ = tx.send(log.append(batch).await);
+    });
+    rx.recv().unwrap_or_else(|_| {
+        Err(LogError::Interrupted {
+            reason: "the journal's runtime dropped the append".into(),
+        })
+    })
 }
 
 /// How long a start waits before opening a disk that failed again.

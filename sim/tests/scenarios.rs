@@ -203,7 +203,10 @@ fn duplicating_stream() {
 #[test]
 fn crash_mid_append() {
     let r = scenario("crash_mid_append");
-    assert!(r.iter().any(|r| r.disk.torn_bytes > 0), "sometimes: a torn tail cut");
+    assert!(
+        r.iter().any(|r| r.disk.torn_bytes > 0),
+        "sometimes: a torn tail cut"
+    );
     assert!(
         r.iter().any(|r| sim::Sometimes::ReplayedAck.hit(r)),
         "sometimes: a retry answered from its key"
@@ -219,7 +222,10 @@ fn log_lost() {
     let r = scenario("log_lost");
     for r in &r {
         assert_eq!(r.starts.len(), 2);
-        assert_ne!(r.starts[0].epoch, r.starts[1].epoch, "a lost disk gives a new epoch");
+        assert_ne!(
+            r.starts[0].epoch, r.starts[1].epoch,
+            "a lost disk gives a new epoch"
+        );
     }
 }
 
@@ -234,7 +240,8 @@ fn full_disk() {
     for r in &reports {
         match check(&sc, r) {
             Ok(()) => {}
-            Err(v) if v.class == sim::check::Class::Liveness && v.what.contains("fixture replay published") => {}
+            Err(v)
+                if v.class == sim::check::Class::Liveness && v.what.contains("fixture replay published") => {}
             Err(v) => panic!("full_disk seed {}: {v}\n{}", r.seed, r.trace()),
         }
         let d = r.disk;
