@@ -49,6 +49,8 @@ pub enum Invariant {
     EpochIdentity,
     /// After the faults, every batch is acknowledged in time.
     PublisherSettles,
+    /// After the faults, the stub's fixture replay publishes all of it.
+    FixtureReplayed,
 }
 
 impl Invariant {
@@ -61,6 +63,7 @@ impl Invariant {
             Invariant::ResetNotSkip => "reset_not_skip",
             Invariant::EpochIdentity => "epoch_identity",
             Invariant::PublisherSettles => "publisher_settles",
+            Invariant::FixtureReplayed => "fixture_replayed",
         }
     }
 }
@@ -114,17 +117,19 @@ pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
             .filter(|(_, r)| r.ids.len() < total && r.error.is_none())
             .map(|(i, r)| format!("client {i} has {} of {total} events", r.ids.len()))
             .collect();
-        if report.final_log.epoch.is_some() && report.final_log.fixture_done < scenario.events {
+        let short_fixture =
+            report.final_log.epoch.is_some() && report.final_log.fixture_done < scenario.events;
+        if short_fixture {
             stuck.push(format!(
                 "the stub's fixture replay published {} of {}",
                 report.final_log.fixture_done, scenario.events
             ));
         }
-        return Err(violation(
-            class,
-            Some(report.elapsed),
-            format!("{c} ({})", stuck.join("; ")),
-        ));
+        let mut v = violation(class, Some(report.elapsed), format!("{c} ({})", stuck.join("; ")));
+        if short_fixture && class == Class::Liveness {
+            v.invariant = Some(Invariant::FixtureReplayed);
+        }
+        return Err(v);
     }
     // Server memory is per connection and bounded per connection (one batch,
     // `conn_buffer_bytes`); what could grow is the number of connections,

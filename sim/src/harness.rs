@@ -154,6 +154,12 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
                         run.ids.push(event.id);
                         client_pub_us.push(event.pub_us.unwrap_or(0));
                         run.done_at = turmoil::sim_elapsed();
+                        {
+                            // A run that never finishes still shows how far each client got.
+                            let mut s = shared.borrow_mut();
+                            s.clients[i].kind = Some(kind);
+                            s.clients[i].ids.push(event.id);
+                        }
                         if let Some(d) = slow {
                             tokio::time::sleep(d).await;
                         }
