@@ -125,6 +125,14 @@ pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
                 report.final_log.fixture_done, scenario.events
             ));
         }
+        // What the log shows is still checked: a broken safety rule says
+        // more than the stall it may have caused.
+        if class == Class::Liveness
+            && let Err(v) = durable::check(scenario, report)
+            && v.class == Class::Safety
+        {
+            return Err(v);
+        }
         let mut v = violation(class, Some(report.elapsed), format!("{c} ({})", stuck.join("; ")));
         if short_fixture && class == Class::Liveness {
             v.invariant = Some(Invariant::FixtureReplayed);
