@@ -55,6 +55,7 @@ pub(crate) async fn engine_client(
         max_events: None,
         until_id: Some(total),
         checkpoint_every: 50,
+        accept_new_epoch: false,
     };
     let kind = config.policy.transport;
     let mut run = ClientRun {

@@ -9,6 +9,9 @@
 //! exactly (`serde_json`'s `float_roundtrip`), so a restored engine makes
 //! the same decisions, byte for byte, as one that never stopped.
 //!
+//! Version 3 adds the wire's epoch beside the last event id (and the count
+//! of epoch changes). Version 2 files are read with the epoch unknown (a
+//! resume then sends a bare cursor, in whatever epoch the wire has).
 //! Version 1 files held the configuration as well; they are still read, and
 //! that configuration is ignored ([`Loaded::config_ignored`]).
 
@@ -18,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::{Engine, State};
 
-/// The checkpoint format's version; `load` reads it and version 1.
-pub const VERSION: u32 = 2;
+/// The checkpoint format's version; `load` reads it and versions 1 and 2.
+pub const VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -80,7 +83,7 @@ pub fn from_json(path: &Path, text: &str) -> Result<Loaded, CheckpointError> {
     // Version 1: `engine` is the state plus a `config`, dropped here.
     let (version, key) = match found {
         Some(1) => (1, "engine"),
-        Some(2) => (2, "state"),
+        Some(v @ (2 | 3)) => (v as u32, "state"),
         _ => {
             return Err(CheckpointError::Version {
                 path: path.to_owned(),

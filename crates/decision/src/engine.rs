@@ -24,6 +24,7 @@ use wire::{Event, Payload, Tick};
 
 use crate::broker::{self, Portfolio, Position};
 use crate::config::{Config, ConfigError};
+use crate::epoch::EpochChange;
 use crate::market::Market;
 use crate::risk::{self, FeedHealth, OrderLog, TradingState, Verdict, Violation};
 use crate::strategy::{Order, Reason, Side, Strategy};
@@ -91,6 +92,9 @@ pub struct Counts {
     pub denials_by_code: BTreeMap<String, u64>,
     pub accepts_by_reason: BTreeMap<String, u64>,
     pub kill_switch_trips: u64,
+    /// Moves to a new epoch of the wire (absent from older checkpoints).
+    #[serde(default)]
+    pub epoch_changes: u64,
 }
 
 /// Where the engine stands: counts, state, P&L and positions.
@@ -114,6 +118,9 @@ pub struct Summary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct State {
     last_event_id: Option<u64>,
+    /// The wire's epoch `last_event_id` is an id in (none: not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    epoch: Option<wire::Epoch>,
     market: Market,
     strategy: Strategy,
     portfolio: Portfolio,
@@ -210,6 +217,7 @@ impl Engine {
         Ok(Engine {
             state: State {
                 last_event_id: None,
+                epoch: None,
                 market: Market::default(),
                 strategy: Strategy::default(),
                 portfolio: Portfolio::new(config.broker.starting_cash),
@@ -385,6 +393,32 @@ impl Engine {
     /// The last event applied: resume the wire after it.
     pub fn last_event_id(&self) -> Option<u64> {
         self.state.last_event_id
+    }
+
+    /// The wire's epoch the last event id is an id in, once known.
+    pub fn epoch(&self) -> Option<wire::Epoch> {
+        self.state.epoch
+    }
+
+    /// Records the epoch of the events applied if none is known; another
+    /// epoch than a known one is [`Engine::change_epoch`]'s.
+    pub fn adopt_epoch(&mut self, epoch: wire::Epoch) {
+        self.state.epoch.get_or_insert(epoch);
+    }
+
+    /// Goes on in the new epoch `to` after `resume_after` (the skip rule
+    /// restarts there), keeping the book and counts: the audit record.
+    pub fn change_epoch(&mut self, from: wire::Epoch, to: wire::Epoch, resume_after: u64) -> EpochChange {
+        let change = EpochChange {
+            from,
+            to,
+            last_event_id: self.state.last_event_id,
+            resume_after,
+        };
+        self.state.epoch = Some(to);
+        self.state.last_event_id = Some(resume_after);
+        self.state.counts.epoch_changes += 1;
+        change
     }
 
     pub fn config(&self) -> &Config {

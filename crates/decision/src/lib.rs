@@ -9,6 +9,8 @@
 //! - `risk`: one pure check per order; accept or deny with a reason code.
 //! - `broker`: the paper broker and portfolio (it cannot send real orders).
 //! - `engine`: wires them together; one event in, audit records out.
+//! - `epoch`: the wire's epoch in the state, and the audit record of a move
+//!   to a new one.
 //! - `checkpoint`: the engine's state (not its config), saved atomically and loaded.
 //!
 //! Errors: [`ConfigError`] (a setting, named by key) and
@@ -19,6 +21,7 @@ pub mod broker;
 pub mod checkpoint;
 pub mod config;
 pub mod engine;
+pub mod epoch;
 pub mod market;
 pub mod risk;
 pub mod strategy;
@@ -27,6 +30,7 @@ pub use broker::{Portfolio, Position};
 pub use checkpoint::CheckpointError;
 pub use config::{BrokerConfig, Config, ConfigError, RiskConfig, StrategyConfig};
 pub use engine::{AuditRecord, Counts, Engine, State, Summary};
+pub use epoch::EpochChange;
 pub use market::Market;
 pub use risk::{Code, FeedHealth, OrderLog, TradingState, Verdict, Violation};
 pub use strategy::{Order, Reason, Side, Strategy};

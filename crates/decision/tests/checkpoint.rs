@@ -145,11 +145,11 @@ fn load_errors_name_the_file_and_the_fault() {
     assert!(err.to_string().contains("not a checkpoint"), "{err}");
 
     let engine = Engine::new(Config::default()).unwrap();
-    let newer = checkpoint::to_json(&engine).replacen("\"version\":2", "\"version\":3", 1);
+    let newer = checkpoint::to_json(&engine).replacen("\"version\":3", "\"version\":4", 1);
     let err = checkpoint::from_json(Path::new("x.json"), &newer).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "x.json: checkpoint version 3, this build reads versions 1 to 2"
+        "x.json: checkpoint version 4, this build reads versions 1 to 3"
     );
 
     // A checkpoint whose directory does not exist: an IO error naming the temp file.
@@ -269,8 +269,8 @@ fn a_version_1_checkpoint_is_read_and_its_config_ignored() {
     assert_eq!(restored.config().risk.max_position, 500);
     assert_eq!(restored, engine);
 
-    let v2 = checkpoint::from_json(Path::new("v2.json"), &checkpoint::to_json(&engine)).unwrap();
-    assert_eq!((v2.version, v2.config_ignored()), (2, false));
+    let v3 = checkpoint::from_json(Path::new("v3.json"), &checkpoint::to_json(&engine)).unwrap();
+    assert_eq!((v3.version, v3.config_ignored()), (3, false));
     assert!(!checkpoint::to_json(&engine).contains("\"config\""));
 }
 
@@ -351,4 +351,94 @@ fn a_checkpoint_no_engine_could_write_is_refused_naming_the_field() {
         )
         .is_ok()
     );
+}
+
+fn epoch(bits: u64) -> wire::Epoch {
+    wire::Epoch::from_random(bits)
+}
+
+/// Version 3 keeps the wire's epoch beside the last id, and reads back the
+/// same; a state whose epoch is unknown writes none.
+#[test]
+fn the_epoch_round_trips_with_the_last_id() {
+    let events = events();
+    let mut engine = Engine::new(Config::default()).unwrap();
+    feed(&mut engine, &events[..100]);
+    assert!(!checkpoint::to_json(&engine).contains("\"epoch\""));
+    engine.adopt_epoch(epoch(0xe1));
+    // A known epoch is never replaced by adopting another.
+    engine.adopt_epoch(epoch(0xe2));
+    let text = checkpoint::to_json(&engine);
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["version"], 3);
+    assert_eq!(json["state"]["epoch"], "0000000000e1");
+    assert_eq!(json["state"]["last_event_id"], 100);
+    let loaded = restore(checkpoint::from_json(Path::new("v3.json"), &text).unwrap());
+    assert_eq!(
+        (loaded.epoch(), loaded.last_event_id()),
+        (Some(epoch(0xe1)), Some(100))
+    );
+    assert_eq!(loaded, engine);
+}
+
+/// A version 2 checkpoint (no epoch, no count of epoch changes) is read
+/// with the epoch unknown: the resume cursor is then bare.
+#[test]
+fn a_version_2_checkpoint_is_read_with_the_epoch_unknown() {
+    let events = events();
+    let mut engine = Engine::new(Config::default()).unwrap();
+    feed(&mut engine, &events[..100]);
+    let mut v2: serde_json::Value = serde_json::from_str(&checkpoint::to_json(&engine)).unwrap();
+    v2["version"] = 2.into();
+    v2["state"]["counts"]
+        .as_object_mut()
+        .unwrap()
+        .remove("epoch_changes");
+    let loaded = checkpoint::from_json(Path::new("v2.json"), &v2.to_string()).unwrap();
+    assert_eq!(loaded.version, 2);
+    let restored = restore(loaded);
+    assert_eq!((restored.epoch(), restored.last_event_id()), (None, Some(100)));
+    assert_eq!(restored.summary().counts.epoch_changes, 0);
+}
+
+/// A move to a new epoch keeps the book, restarts the skip rule there (the
+/// new log's ids are below the old last id, yet applied), is counted, and
+/// is recorded as one audit line that reads back.
+#[test]
+fn a_new_epoch_keeps_the_book_and_applies_the_new_logs_ids() {
+    let events = events();
+    let mut engine = Engine::new(Config::default()).unwrap();
+    engine.adopt_epoch(epoch(0xe1));
+    feed(&mut engine, &events[..1500]);
+    let book = engine.portfolio().clone();
+    let change = engine.change_epoch(epoch(0xe1), epoch(0xe2), 0);
+    assert_eq!(
+        change.to_json_line(),
+        "{\"epoch_change\":{\"from\":\"0000000000e1\",\"to\":\"0000000000e2\",\"last_event_id\":1500,\"resume_after\":0}}"
+    );
+    assert_eq!(
+        decision::EpochChange::from_json_line(&change.to_json_line()),
+        Some(change)
+    );
+    assert_eq!(decision::EpochChange::from_json_line("{\"event_id\":3}"), None);
+    assert_eq!(
+        (engine.epoch(), engine.last_event_id()),
+        (Some(epoch(0xe2)), Some(0))
+    );
+    assert_eq!(engine.portfolio(), &book);
+    let before = engine.summary().counts;
+    // The new log's event 1 (a tick) is applied, not skipped as repeated.
+    let new_log = wire::Event {
+        id: 1,
+        ..events[1500].clone()
+    };
+    feed(&mut engine, &[new_log]);
+    let after = engine.summary().counts;
+    assert_eq!(
+        (after.events, after.repeated),
+        (before.events + 1, before.repeated)
+    );
+    assert_eq!(after.epoch_changes, 1);
+    let back = restore(checkpoint::from_json(Path::new("m"), &checkpoint::to_json(&engine)).unwrap());
+    assert_eq!(back, engine);
 }

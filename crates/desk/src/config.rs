@@ -36,6 +36,11 @@ pub struct WireConfig {
     /// Bearer token for a wire that needs one (`--token` and
     /// `TICKWIRE_TOKEN` win over it).
     pub token: Option<String>,
+    /// When the wire's epoch changes (its log recreated): carry the book
+    /// over and read the new epoch from its oldest event, recording the
+    /// change in the audit log (`--accept-new-epoch` sets it too). false:
+    /// stop with exit code 3.
+    pub accept_new_epoch: bool,
 }
 
 impl Default for WireConfig {
@@ -48,6 +53,7 @@ impl Default for WireConfig {
             reconnect: ReconnectConfig::default(),
             health_check_interval_s: 30,
             token: None,
+            accept_new_epoch: false,
         }
     }
 }

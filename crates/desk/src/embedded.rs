@@ -21,7 +21,11 @@ pub async fn start(rate: Option<f64>, clock: stub::Clock) -> Result<Embedded, Er
     let payloads = wire::fixture::parse(wire::fixture::DEFAULT_NAME, wire::fixture::DEFAULT)?;
     let last_id = payloads.len() as u64;
     let config = stub::Config::default();
-    let stub = stub::Stub::new(config.clone(), stub::Log::new(config.retention, wire::Epoch::from_random(0x5eed)), clock);
+    let stub = stub::Stub::new(
+        config.clone(),
+        stub::Log::new(config.retention, wire::Epoch::from_random(0x5eed)),
+        clock,
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.map_err(Error::Embedded)?;
     let addr = listener.local_addr().map_err(Error::Embedded)?;
     let pace = rate.map_or(stub::Pace::NoPace, stub::Pace::Rate);

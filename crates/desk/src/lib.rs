@@ -4,6 +4,8 @@
 //! - `run`: wire mode, generic over `transport::Connect` (the simulation
 //!   runs it under turmoil): a client feeds the engine, the audit log and
 //!   checkpoints are written, a restart resumes exactly.
+//! - `audit`: the audit log read back against the checkpoint at start
+//!   (decisions and epoch changes up to it), and cut back to it.
 //! - `embedded`: the stub in-process on the built-in day, when no wire URL
 //!   is given.
 //! - `metrics`: `app(live)`, the `/metrics`, `/metrics.json`, `/healthz` and `/readyz`
@@ -16,6 +18,7 @@
 
 use std::path::PathBuf;
 
+mod audit;
 pub mod config;
 pub mod embedded;
 pub mod metrics;
@@ -45,6 +48,15 @@ pub enum Error {
         lines: u64,
         decisions: u64,
     },
+    #[error(
+        "audit log {audit} records {found} epoch changes up to the checkpoint's last event, but checkpoint {checkpoint} counts {expected}: the audit log was deleted, cut or replaced. Put the right one back, or move the state dir away to start over"
+    )]
+    AuditEpochs {
+        audit: PathBuf,
+        checkpoint: PathBuf,
+        found: u64,
+        expected: u64,
+    },
     #[error("state dir {path}: {source}")]
     StateDir { path: PathBuf, source: std::io::Error },
     #[error("the wire: {0}")]
@@ -59,7 +71,7 @@ pub enum Error {
     )]
     FromWithCheckpoint {
         from: transport::Start,
-        last: u64,
+        last: wire::Cursor,
         dir: PathBuf,
     },
     #[error("the wire client gave no subscription")]

@@ -15,8 +15,16 @@ use transport::{Preference, Start};
 
 /// The environment is read by `desk::options::resolve`, not by clap, so
 /// that a flag (even `--streaming`) wins over it the same way every time.
+/// The exit codes, for `--help`.
+const EXIT_CODES: &str = "Exit codes:
+  0  done (the day, --max-events) or stopped by a signal, checkpointed
+  1  the wire stopped the client (refused, gave up, a cursor expired)
+  2  a bad option, configuration, checkpoint or audit log
+  3  the wire's log was recreated (its epoch changed): rerun with --accept-new-epoch, or start from scratch
+  4  the checkpoint is past the wire's head: another wire's checkpoint, or the wire lost events";
+
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = EXIT_CODES)]
 struct Args {
     /// YAML config (`wire`, `strategy`, `risk`, `broker` sections); or
     /// TICKWIRE_CONFIG.
@@ -48,6 +56,13 @@ struct Args {
     /// last id is accepted.
     #[arg(long)]
     from: Option<Start>,
+    /// When the wire's log was recreated (its epoch changed): carry the
+    /// portfolio over and read the new epoch from its oldest event, the
+    /// change recorded in the audit log and the checkpoint; or
+    /// TICKWIRE_ACCEPT_NEW_EPOCH=true, or `wire.accept_new_epoch`. Without
+    /// it the run stops with exit code 3.
+    #[arg(long)]
+    accept_new_epoch: bool,
     /// Append every decision here, one JSON line each; or TICKWIRE_AUDIT_LOG.
     #[arg(long)]
     audit_log: Option<PathBuf>,
@@ -113,6 +128,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         token: args.token,
         from: args.from,
         ca_cert: args.ca_cert,
+        accept_new_epoch: args.accept_new_epoch,
     };
     let env: desk::options::Env = std::env::vars()
         .filter(|(k, _)| k.starts_with("TICKWIRE_"))
@@ -136,6 +152,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
             max_events: args.max_events,
             until_id: None,
             checkpoint_every: args.checkpoint_every,
+            accept_new_epoch: o.accept_new_epoch,
         },
         fixture_rate: args.fixture_rate,
         clock: Arc::new(cli::system_clock_us),
@@ -144,5 +161,8 @@ async fn run(args: Args) -> anyhow::Result<i32> {
     eprintln!("{}", session.banner());
     let ended = session.run(cli::shutdown_signal()).await?;
     print!("{}", session.summary(&ended));
+    if let Some(advice) = session.advice(&ended) {
+        eprintln!("{advice}");
+    }
     Ok(desk::session::exit_code(&ended))
 }

@@ -28,6 +28,8 @@ pub struct Flags {
     pub from: Option<Start>,
     /// `--ca-cert`: a private CA for https/wss.
     pub ca_cert: Option<PathBuf>,
+    /// `--accept-new-epoch`: go on when the wire's epoch changes.
+    pub accept_new_epoch: bool,
 }
 
 /// The environment's `TICKWIRE_*` variables.
@@ -47,6 +49,9 @@ pub struct Resolved {
     pub from: Option<Start>,
     /// A PEM file of CA certificates to trust instead of the platform's.
     pub ca_cert: Option<PathBuf>,
+    /// Go on in a new epoch of the wire (the flag, `TICKWIRE_ACCEPT_NEW_EPOCH`
+    /// or `wire.accept_new_epoch`: any of them set to true).
+    pub accept_new_epoch: bool,
 }
 
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9090";
@@ -125,6 +130,8 @@ pub fn resolve(flags: &Flags, env: &Env, file: &FileConfig) -> Result<Resolved, 
             .or_else(|| file.wire.token.clone()),
         from: flags.from,
         ca_cert: path(&flags.ca_cert, "TICKWIRE_CA_CERT").or_else(|| file.wire.ca_cert.clone()),
+        accept_new_epoch: flags.accept_new_epoch
+            || parse::<bool>(env, "TICKWIRE_ACCEPT_NEW_EPOCH")?.unwrap_or(file.wire.accept_new_epoch),
     })
 }
 
@@ -292,6 +299,27 @@ mod tests {
         assert_eq!(config_path(&flags, &e), p("flag.yaml"));
         assert_eq!(config_path(&Flags::default(), &e), p("env.yaml"));
         assert_eq!(config_path(&Flags::default(), &Env::new()), None);
+    }
+
+    #[test]
+    fn accept_new_epoch_comes_from_the_flag_the_environment_or_the_file() {
+        check(
+            |f| f.accept_new_epoch = true,
+            ("TICKWIRE_ACCEPT_NEW_EPOCH", "false"),
+            r#"{"wire": {"accept_new_epoch": true}}"#,
+            |r| r.accept_new_epoch,
+            [false, true, false, false, true],
+        );
+        let err = resolve(
+            &Flags::default(),
+            &env(&[("TICKWIRE_ACCEPT_NEW_EPOCH", "yes")]),
+            &file("{}"),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("TICKWIRE_ACCEPT_NEW_EPOCH: "),
+            "{err}"
+        );
     }
 
     #[test]

@@ -23,12 +23,13 @@
 //! the audit log independent of the transport and of the faults on the way.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use decision::{Config, Engine, FeedHealth, checkpoint};
-use transport::{Client, ClientConfig, Connect, Metrics};
+use transport::{Client, ClientConfig, ClientError, Connect, Metrics};
+use wire::Cursor;
 
 use crate::Error;
 
@@ -44,6 +45,10 @@ pub struct RunOptions {
     pub until_id: Option<u64>,
     /// Events between checkpoints.
     pub checkpoint_every: u64,
+    /// On the wire's epoch changing (its log recreated), carry the book
+    /// over and go on from the new epoch's oldest event, recording the
+    /// change in the audit log; false: stop with `EpochChanged`.
+    pub accept_new_epoch: bool,
 }
 
 /// How a run ended.
@@ -133,7 +138,8 @@ pub fn restore(config: Config, options: &RunOptions) -> Result<Engine, Error> {
         };
         // Read first, cut only once the log is known to be this checkpoint's:
         // a wrong file given by mistake must not lose a byte.
-        let log = read_audit(path, engine.last_event_id()).map_err(audit_err)?;
+        let changes = engine.summary().counts.epoch_changes;
+        let log = crate::audit::read(path, engine.last_event_id(), changes).map_err(audit_err)?;
         // One line per decision: a log holding fewer (or more) than the
         // checkpoint counts lost (or gained) records, and carrying on would
         // leave a log that lies.
@@ -148,6 +154,16 @@ pub fn restore(config: Config, options: &RunOptions) -> Result<Engine, Error> {
                 decisions,
             });
         }
+        if log.changes != changes
+            && let Some(dir) = &options.state_dir
+        {
+            return Err(Error::AuditEpochs {
+                audit: path.clone(),
+                checkpoint: checkpoint_path(dir),
+                found: log.changes,
+                expected: changes,
+            });
+        }
         if log.len != log.keep {
             tracing::warn!(
                 path = %path.display(),
@@ -155,69 +171,10 @@ pub fn restore(config: Config, options: &RunOptions) -> Result<Engine, Error> {
                 cut = log.len - log.keep,
                 "cutting the audit log back to the checkpoint (everything, without one)"
             );
-            cut(path, log.keep).map_err(audit_err)?;
+            crate::audit::cut(path, log.keep).map_err(audit_err)?;
         }
     }
     Ok(engine)
-}
-
-/// What the audit log holds up to a checkpoint.
-struct AuditLog {
-    /// Complete lines for events at or before the checkpoint's.
-    lines: u64,
-    /// Their length: where the log is cut.
-    keep: u64,
-    /// The file's length.
-    len: u64,
-}
-
-/// Reads the audit log, changing nothing: the complete lines for events at
-/// or before `last_id` (none, when there is no checkpoint). A missing file
-/// is an empty log; any other error is an error.
-fn read_audit(path: &Path, last_id: Option<u64>) -> io::Result<AuditLog> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(AuditLog {
-                lines: 0,
-                keep: 0,
-                len: 0,
-            });
-        }
-        Err(e) => return Err(e),
-    };
-    let len = file.metadata()?.len();
-    let mut log = AuditLog {
-        lines: 0,
-        keep: 0,
-        len,
-    };
-    let mut reader = BufReader::new(file);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 || !line.ends_with('\n') {
-            break;
-        }
-        let id = serde_json::from_str::<serde_json::Value>(&line)
-            .ok()
-            .and_then(|v| v["event_id"].as_u64());
-        match (id, last_id) {
-            (Some(id), Some(last)) if id <= last => {
-                log.keep += line.len() as u64;
-                log.lines += 1;
-            }
-            _ => break,
-        }
-    }
-    Ok(log)
-}
-
-/// Cuts the audit log to `keep` bytes, durably.
-fn cut(path: &Path, keep: u64) -> io::Result<()> {
-    let file = OpenOptions::new().write(true).open(path)?;
-    file.set_len(keep)?;
-    file.sync_all()
 }
 
 /// Runs the engine on the wire until done, interrupted or the wire stops.
@@ -228,13 +185,27 @@ pub async fn run<C: Connect>(
     options: &RunOptions,
     interrupt: impl std::future::Future<Output = ()>,
 ) -> Result<Ended, Error> {
-    // A checkpoint decides; without one, where the caller said.
-    client_config.start_after = live.engine().last_event_id().unwrap_or(client_config.start_after);
-    if options
-        .until_id
-        .is_some_and(|until| client_config.start_after >= until)
-    {
-        return Ok(Ended::Done);
+    // A checkpoint decides (in its epoch, if it knows it); without one,
+    // where the caller said.
+    let (last, epoch) = {
+        let engine = live.engine();
+        (engine.last_event_id(), engine.epoch())
+    };
+    if let Some(id) = last {
+        client_config.start_after = Cursor { epoch, id };
+    }
+    if let Some(until) = options.until_id {
+        let at = client_config.start_after;
+        // Past the end of the fixture: the checkpoint is another wire's.
+        if at.id > until {
+            return Ok(Ended::WireStopped(ClientError::CursorAhead {
+                cursor: at,
+                head: Some(until),
+            }));
+        }
+        if at.id == until {
+            return Ok(Ended::Done);
+        }
     }
     let mut audit = match &options.audit_log {
         Some(path) => Some(Audit {
@@ -251,13 +222,65 @@ pub async fn run<C: Connect>(
         }),
         None => None,
     };
-    let mut client = Client::connect(connector, client_config).map_err(Error::Wire)?;
-    *live.wire.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.metrics());
-    let Some(mut events) = client.subscribe() else {
-        return Err(Error::NoSubscription);
-    };
     let mut interrupt = std::pin::pin!(interrupt);
     let mut processed = 0u64;
+    // One client per epoch: a change accepted starts the next.
+    loop {
+        let mut client = Client::connect(connector.clone(), client_config.clone()).map_err(Error::Wire)?;
+        *live.wire.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.metrics());
+        let Some(mut events) = client.subscribe() else {
+            return Err(Error::NoSubscription);
+        };
+        let (ended, back) = feed(
+            &client,
+            &mut events,
+            live,
+            options,
+            audit,
+            &mut interrupt,
+            &mut processed,
+        )
+        .await?;
+        audit = back;
+        // The epoch of the events applied, if the engine did not know it.
+        if let Some(epoch) = client.epoch() {
+            live.engine().adopt_epoch(epoch);
+        }
+        client.close().await;
+        match ended {
+            Ended::WireStopped(ClientError::EpochChanged {
+                from, epoch, oldest, ..
+            }) if options.accept_new_epoch => {
+                let resume_after = oldest.map_or(0, |o| o.saturating_sub(1));
+                let change = live.engine().change_epoch(from, epoch, resume_after);
+                tracing::warn!(%from, to = %epoch, last_event_id = ?change.last_event_id, resume_after, "the wire's epoch changed: going on in the new one (accept_new_epoch)");
+                if let Some(a) = audit.as_mut() {
+                    a.pending.extend_from_slice(change.to_json_line().as_bytes());
+                    a.pending.push(b'\n');
+                }
+                // Recorded and checkpointed before anything of the new epoch.
+                audit = save(live, audit, options).await?;
+                client_config.start_after = Cursor::new(epoch, resume_after);
+            }
+            ended => {
+                save(live, audit, options).await?;
+                return Ok(ended);
+            }
+        }
+    }
+}
+
+/// Feeds the engine from one client until done, interrupted or the client
+/// stops; hands the audit log back.
+async fn feed(
+    client: &Client,
+    events: &mut transport::Subscription,
+    live: &Live,
+    options: &RunOptions,
+    mut audit: Option<Audit>,
+    interrupt: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    processed: &mut u64,
+) -> Result<(Ended, Option<Audit>), Error> {
     let every = options.checkpoint_every.max(1);
     // Decisions reach the file within a second, so `tail -f` keeps up on
     // a quiet day; checkpoints also sync it, this only flushes.
@@ -266,7 +289,7 @@ pub async fn run<C: Connect>(
     let ended = loop {
         let item = tokio::select! {
             biased;
-            () = &mut interrupt => break Ended::Interrupted,
+            () = &mut *interrupt => break Ended::Interrupted,
             () = tokio::time::sleep_until(flush_at), if unflushed => {
                 audit = flush(audit).await?;
                 unflushed = false;
@@ -279,7 +302,13 @@ pub async fn run<C: Connect>(
             Some(Err(e)) => break Ended::WireStopped(e),
             None => break Ended::WireLost,
         };
-        let records = live.engine().on_event(&event, FeedHealth::Live);
+        let records = {
+            let mut engine = live.engine();
+            if let (None, Some(epoch)) = (engine.epoch(), client.epoch()) {
+                engine.adopt_epoch(epoch);
+            }
+            engine.on_event(&event, FeedHealth::Live)
+        };
         if let Some(a) = audit.as_mut() {
             // Into memory only: the file is written by `flush` and `save`,
             // on the blocking pool, never on this async thread.
@@ -292,19 +321,17 @@ pub async fn run<C: Connect>(
                 flush_at = tokio::time::Instant::now() + AUDIT_FLUSH;
             }
         }
-        processed += 1;
+        *processed += 1;
         if processed.is_multiple_of(every) {
             audit = save(live, audit, options).await?;
         }
-        if options.max_events.is_some_and(|m| processed >= m)
+        if options.max_events.is_some_and(|m| *processed >= m)
             || options.until_id.is_some_and(|u| event.id >= u)
         {
             break Ended::Done;
         }
     };
-    save(live, audit, options).await?;
-    client.close().await;
-    Ok(ended)
+    Ok((ended, audit))
 }
 
 /// How long a decision may sit in the audit log's buffer.

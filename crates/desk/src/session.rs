@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use transport::{ClientConfig, ClientError, Endpoint, Preference, Start, Tls, TokioConnect};
+use wire::Cursor;
 
 use crate::embedded::{self, Embedded};
 use crate::{Ended, Error, FileConfig, Live, RunOptions, metrics};
@@ -127,28 +128,38 @@ pub async fn start(options: Options, metrics: TcpListener) -> Result<Session, Er
     })
 }
 
-/// Where the client starts. A checkpoint decides (a `--from` other than
-/// its own last id is refused, so a restart never skips or repeats
-/// silently); without one, `--from` does, else the first event (and a wire
-/// whose retention has moved on answers `cursor_expired`, an error naming
-/// `--from`).
+/// Where the client starts. A checkpoint decides, in its epoch when it
+/// knows it (a `--from` other than its own last id, or in another epoch,
+/// is refused, so a restart never skips or repeats silently); without one,
+/// `--from` does, else the first event (and a wire whose retention has
+/// moved on answers `cursor_expired`, an error naming `--from`).
 async fn start_after(
     live: &Live,
     from: Option<Start>,
     run: &RunOptions,
     client: &ClientConfig,
-) -> Result<u64, Error> {
-    let checkpoint = live.engine().last_event_id();
+) -> Result<Cursor, Error> {
+    let (checkpoint, epoch) = {
+        let engine = live.engine();
+        (engine.last_event_id(), engine.epoch())
+    };
     match (checkpoint, from) {
-        (Some(last), None) => Ok(last),
-        (Some(last), Some(Start::After(id))) if id == last => Ok(last),
+        (Some(last), None) => Ok(Cursor { epoch, id: last }),
+        (Some(last), Some(Start::After(c)))
+            if c.id == last && c.epoch.zip(epoch).is_none_or(|(a, b)| a == b) =>
+        {
+            Ok(Cursor {
+                epoch: epoch.or(c.epoch),
+                id: last,
+            })
+        }
         (Some(last), Some(from)) => Err(Error::FromWithCheckpoint {
             from,
-            last,
+            last: Cursor { epoch, id: last },
             dir: run.state_dir.clone().unwrap_or_default(),
         }),
-        (None, None) => Ok(0),
-        (None, Some(Start::After(id))) => Ok(id),
+        (None, None) => Ok(Cursor::bare(0)),
+        (None, Some(Start::After(cursor))) => Ok(cursor),
         (None, Some(Start::Head)) => transport::Client::head(TokioConnect, client)
             .await
             .map_err(Error::Wire),
@@ -168,11 +179,14 @@ impl Session {
                 "live wire"
             },
             self.metrics_addr,
-            self.live
-                .engine()
-                .last_event_id()
-                .map_or(String::new(), |id| format!(", resuming after event {id}")),
+            resuming(&self.live.engine()),
         )
+    }
+
+    /// What the operator must read when the wire refused the checkpoint
+    /// (or the run's) cursor: [`advice`] for this session's files.
+    pub fn advice(&self, ended: &Ended) -> Option<String> {
+        advice(ended, &self.run)
     }
 
     /// Runs the engine on the wire until done, `interrupt`, or the wire stops.
@@ -243,10 +257,56 @@ impl Session {
     }
 }
 
-/// The binary's exit code for how the run ended: 1 when the wire gave up.
+/// The banner's resume point: after the checkpoint's last event, in its
+/// epoch when known.
+fn resuming(engine: &decision::Engine) -> String {
+    match (engine.last_event_id(), engine.epoch()) {
+        (None, _) => String::new(),
+        (Some(id), None) => format!(", resuming after event {id}"),
+        (Some(id), Some(epoch)) => format!(", resuming after event {id} in epoch {epoch}"),
+    }
+}
+
+/// Exit code 3: the wire's log changed epoch (recreated) under the
+/// checkpoint, and `--accept-new-epoch` was not given.
+pub const EXIT_EPOCH_CHANGED: i32 = 3;
+/// Exit code 4: the checkpoint is past the wire's head.
+pub const EXIT_CURSOR_AHEAD: i32 = 4;
+
+/// The binary's exit code for how the run ended: 0 done or interrupted; 1
+/// when the wire gave up; 3 when its epoch changed; 4 when the checkpoint
+/// is ahead of it. (2, from `main`, is a bad option or setup.)
 pub fn exit_code(ended: &Ended) -> i32 {
     match ended {
         Ended::Done | Ended::Interrupted => 0,
+        Ended::WireStopped(ClientError::EpochChanged { .. }) => EXIT_EPOCH_CHANGED,
+        Ended::WireStopped(ClientError::CursorAhead { .. }) => EXIT_CURSOR_AHEAD,
         Ended::WireStopped(_) | Ended::WireLost => 1,
+    }
+}
+
+/// For a run the wire refused because its cursor names nothing there: what
+/// happened, the files concerned, and what the operator can do. None for
+/// any other end.
+pub fn advice(ended: &Ended, run: &RunOptions) -> Option<String> {
+    let checkpoint = run.state_dir.as_deref().map_or_else(
+        || "(none: no --state-dir)".to_owned(),
+        |dir| crate::run::checkpoint_path(dir).display().to_string(),
+    );
+    let audit = run
+        .audit_log
+        .as_deref()
+        .map_or_else(|| "(none)".to_owned(), |p| p.display().to_string());
+    let scratch =
+        format!("remove the checkpoint {checkpoint} and the audit log {audit} to start from scratch");
+    match ended {
+        Ended::WireStopped(ClientError::EpochChanged { from, epoch, .. }) => Some(format!(
+            "decision: the wire's log was recreated (its epoch changed from {from} to {epoch}): the event ids in the checkpoint {checkpoint} no longer name the same events, so nothing from the new epoch was applied. Either rerun with --accept-new-epoch (or `wire.accept_new_epoch: true` in the config file) to carry the portfolio over and read the new epoch from its oldest event, the change recorded in the audit log; or {scratch}."
+        )),
+        Ended::WireStopped(ClientError::CursorAhead { cursor, head }) => Some(format!(
+            "decision: the checkpoint {checkpoint} resumes after event {cursor}, past the wire's head {}: the checkpoint is ahead of the wire, so it is another wire's (check --wire-url) or this wire lost events it had published. Point it at the right wire, or {scratch}.",
+            head.map_or_else(|| "(unknown)".to_owned(), |h| h.to_string())
+        )),
+        _ => None,
     }
 }

@@ -46,7 +46,7 @@ fn a_restart_with_a_lower_limit_warns_and_applies_it() {
     // As an older build wrote it: version 1, the config then in force inside.
     let path = dir.join("state/checkpoint.json");
     let v2: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(v2["version"], 2);
+    assert_eq!(v2["version"], 3);
     let mut engine = v2["state"].clone();
     engine["config"] = serde_json::json!({"risk": {"max_position": 500}});
     std::fs::write(

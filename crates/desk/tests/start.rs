@@ -25,7 +25,11 @@ fn temp(name: &str) -> PathBuf {
 }
 
 async fn stub(config: stub::Config, events: usize) -> (Stub, String) {
-    let stub = Stub::new(config.clone(), Log::new(config.retention, wire::Epoch::from_random(0x5eed)), Arc::new(|| 1));
+    let stub = Stub::new(
+        config.clone(),
+        Log::new(config.retention, wire::Epoch::from_random(0x5eed)),
+        Arc::new(|| 1),
+    );
     stub.publish(Source::Fixture, &fixture()[..events]).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -70,7 +74,7 @@ fn max(n: u64) -> RunOptions {
 #[tokio::test]
 async fn from_an_id_or_the_head() {
     let (stub, url) = stub(stub::Config::default(), 20).await;
-    let s = session(options(&url, Some(Start::After(15)), max(2)))
+    let s = session(options(&url, Some(Start::After(wire::Cursor::bare(15))), max(2)))
         .await
         .unwrap();
     assert_eq!(run(&s).await, Ended::Done);
@@ -110,23 +114,40 @@ async fn a_checkpoint_refuses_a_from_that_disagrees_with_it() {
         state_dir: Some(dir.join("state")),
         ..max(n)
     };
-    let s = session(options(&url, Some(Start::After(3)), with_state(5)))
-        .await
-        .unwrap();
+    let s = session(options(
+        &url,
+        Some(Start::After(wire::Cursor::bare(3))),
+        with_state(5),
+    ))
+    .await
+    .unwrap();
     assert_eq!(run(&s).await, Ended::Done);
     assert_eq!(s.live.engine().last_event_id(), Some(8));
-    for from in [Start::After(3), Start::Head] {
+    // The stub's epoch is the checkpoint's now; another one is refused too.
+    assert_eq!(s.live.engine().epoch(), Some(wire::Epoch::from_random(0x5eed)));
+    let elsewhere = wire::Cursor::new(wire::Epoch::from_random(0xe2), 8);
+    for from in [
+        Start::After(wire::Cursor::bare(3)),
+        Start::Head,
+        Start::After(elsewhere),
+    ] {
         let err = session(options(&url, Some(from), with_state(1)))
             .await
             .unwrap_err();
         assert!(
-            matches!(err, Error::FromWithCheckpoint { last: 8, .. }),
+            matches!(err, Error::FromWithCheckpoint { last, .. } if last == wire::Cursor::new(wire::Epoch::from_random(0x5eed), 8)),
             "{from}: {err}"
         );
         assert!(err.to_string().contains("drop --from"), "{err}");
     }
     // Its own last id, or none: the checkpoint decides.
-    for from in [Some(Start::After(8)), None] {
+    // (each run takes one event: 8, then 9 in the stub's epoch, then none)
+    let same = wire::Cursor::new(wire::Epoch::from_random(0x5eed), 9);
+    for from in [
+        Some(Start::After(wire::Cursor::bare(8))),
+        Some(Start::After(same)),
+        None,
+    ] {
         let s = session(options(&url, from, with_state(1))).await.unwrap();
         assert_eq!(run(&s).await, Ended::Done);
     }
@@ -134,7 +155,7 @@ async fn a_checkpoint_refuses_a_from_that_disagrees_with_it() {
         desk::restore(decision::Config::default(), &with_state(1))
             .unwrap()
             .last_event_id(),
-        Some(10)
+        Some(11)
     );
 }
 

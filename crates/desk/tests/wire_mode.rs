@@ -44,7 +44,11 @@ fn offline_audit() -> String {
 
 async fn start_stub(streaming: bool) -> (Stub, String) {
     let config = stub::Config::default();
-    let stub = Stub::new(config.clone(), Log::new(config.retention, wire::Epoch::from_random(0x5eed)), Arc::new(|| 1));
+    let stub = Stub::new(
+        config.clone(),
+        Log::new(config.retention, wire::Epoch::from_random(0x5eed)),
+        Arc::new(|| 1),
+    );
     stub.set_streaming(streaming);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -64,6 +68,7 @@ async fn run_over(kind: Transport, streaming: bool, dir: &Path) -> (String, Live
         max_events: None,
         until_id: Some(fixture().len() as u64),
         checkpoint_every: 1000,
+        accept_new_epoch: false,
     };
     let live = Live::new(Engine::new(Config::default()).unwrap());
     let ended = tokio::time::timeout(

@@ -63,7 +63,7 @@ async fn measure(
     config.policy.transport = kind;
     config.poll_wait = wait;
     config.poll_interval = interval;
-    config.start_after = stub.log().head();
+    config.start_after = wire::Cursor::bare(stub.log().head());
     let mut client = Client::connect(TokioConnect, config).unwrap();
     let mut sub = client.subscribe().unwrap();
     // Let the client connect before publishing starts.
@@ -97,7 +97,11 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let config = Config::default();
-        let stub = Stub::new(config.clone(), Log::new(config.retention, wire::Epoch::from_random(0x5eed)), Arc::new(now_us));
+        let stub = Stub::new(
+            config.clone(),
+            Log::new(config.retention, wire::Epoch::from_random(0x5eed)),
+            Arc::new(now_us),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(stub::serve(listener, stub.clone(), std::future::pending()));

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use wire::Event;
 
 use crate::driver::Driver;
+use crate::epoch::Held;
 use crate::error::ClientError;
 use crate::http::Timeouts;
 use crate::metrics::{Metrics, State};
@@ -38,8 +39,11 @@ pub struct ClientConfig {
     /// The least time between two polls that found nothing.
     pub poll_interval: Duration,
     pub poll_limit: usize,
-    /// Deliver events after this id (0: from the first).
-    pub start_after: u64,
+    /// Deliver events after this cursor. Bare (`Cursor::bare(0)`: from the
+    /// first), it means "in whatever epoch the wire has", learnt from its
+    /// first answer; with an epoch, an answer from another one stops the
+    /// client with [`ClientError::EpochChanged`].
+    pub start_after: wire::Cursor,
     /// Bearer token, if the wire wants one.
     pub token: Option<String>,
     /// Whom to trust on `https://` and `wss://`: the platform's roots by
@@ -75,7 +79,7 @@ impl ClientConfig {
             poll_wait: Duration::from_secs(5),
             poll_interval: Duration::from_secs(1),
             poll_limit: 1000,
-            start_after: 0,
+            start_after: wire::Cursor::bare(0),
             token: None,
             tls: Tls::platform(),
             seed: 0,
@@ -94,6 +98,7 @@ pub struct Client {
     metrics: Arc<Metrics>,
     reconnect: Arc<Notify>,
     timeline: Timeline,
+    epoch: Held,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -120,6 +125,7 @@ impl Client {
         let reconnect = Arc::new(Notify::new());
         let now = Instant::now();
         let timeline = Timeline::new(now);
+        let epoch = Held::new(config.start_after.epoch);
         let link = Link {
             connector,
             endpoint,
@@ -130,7 +136,7 @@ impl Client {
         let driver = Driver::new(
             link,
             config,
-            now,
+            (now, epoch.clone()),
             tx,
             metrics.clone(),
             reconnect.clone(),
@@ -142,13 +148,15 @@ impl Client {
             metrics,
             reconnect,
             timeline,
+            epoch,
             task,
         })
     }
 
-    /// The wire's head (its newest id), asked once with `config`'s URL,
-    /// token and timeouts: to start at the head, set `start_after` to it.
-    pub async fn head<C: Connect>(connector: C, config: &ClientConfig) -> Result<u64, ClientError> {
+    /// The wire's head (its newest id, in its epoch when it names one),
+    /// asked once with `config`'s URL, token and timeouts: to start at the
+    /// head, set `start_after` to it.
+    pub async fn head<C: Connect>(connector: C, config: &ClientConfig) -> Result<wire::Cursor, ClientError> {
         let link = Link {
             connector,
             endpoint: Endpoint::parse(&config.url).map_err(ClientError::BadUrl)?,
@@ -162,6 +170,15 @@ impl Client {
     /// The ordered stream of events. There is one: a second call gets `None`.
     pub fn subscribe(&mut self) -> Option<Subscription> {
         self.events.take().map(Subscription)
+    }
+
+    /// The epoch of every event delivered: the start cursor's, or learnt
+    /// from the wire's first answer that names one, before its first event
+    /// is handed over. It never changes: an answer from another epoch stops
+    /// the client ([`ClientError::EpochChanged`]) instead. `None` while no
+    /// answer has named one (a server that predates epochs never does).
+    pub fn epoch(&self) -> Option<wire::Epoch> {
+        self.epoch.get()
     }
 
     /// Drops the current connection and reconnects now, from the last id.

@@ -2,7 +2,9 @@
 //! an attempt opens a session on one transport (`sse`, `ws`, `poll`); each
 //! event a session yields goes through the gate, which alone decides
 //! deliver, duplicate or gap; a gap is filled from the polling endpoint
-//! before any later event. Metrics and the timeline are recorded on the way.
+//! before any later event. Every answer's epoch is checked against the one
+//! held before anything after it is delivered (`epoch`). Metrics and the
+//! timeline are recorded on the way.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,41 +14,16 @@ use tokio::time::Instant;
 use wire::{Control, Event, Message};
 
 use crate::client::{ClientConfig, Item};
+use crate::epoch::{self, Held};
 use crate::error::ClientError;
 use crate::gate::{Gate, Offer, Repaired};
 use crate::http::retry;
 use crate::metrics::{Metrics, State};
 use crate::net::{Connect, Link};
 use crate::policy::{Failure, Next, Note, Policy, Transport};
+use crate::poll;
+use crate::stream::{self, Frame, Stream};
 use crate::timeline::{Lifecycle, Timeline};
-use crate::{poll, sse, ws};
-
-/// What a session's transport yields.
-#[derive(Debug)]
-pub(crate) enum Frame {
-    Message(Message),
-    /// The server's `retry:` (ms), a floor for later delays.
-    RetryHint(u64),
-    /// Polling read a whole page: the moment a streaming probe may run.
-    PageEnd,
-}
-
-/// An open session on one transport.
-enum Stream<S> {
-    Sse(Box<sse::Stream>),
-    Ws(Box<ws::Stream<S>>),
-    Poll(poll::Stream),
-}
-
-impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Stream<S> {
-    async fn next<C: Connect>(&mut self, link: &Link<C>, last: u64) -> Result<Frame, Failure> {
-        match self {
-            Stream::Sse(s) => s.next(last).await,
-            Stream::Ws(s) => s.next(last).await,
-            Stream::Poll(s) => s.next(link, last).await,
-        }
-    }
-}
 
 /// How a session ended besides a failure.
 enum End {
@@ -95,6 +72,7 @@ pub(crate) struct Driver<C: Connect> {
     config: ClientConfig,
     policy: Policy,
     gate: Gate,
+    epoch: Held,
     tx: mpsc::Sender<Item>,
     metrics: Arc<Metrics>,
     reconnect: Arc<Notify>,
@@ -109,7 +87,7 @@ impl<C: Connect> Driver<C> {
     pub(crate) fn new(
         link: Link<C>,
         config: ClientConfig,
-        now: Instant,
+        (now, epoch): (Instant, Held),
         tx: mpsc::Sender<Item>,
         metrics: Arc<Metrics>,
         reconnect: Arc<Notify>,
@@ -118,7 +96,8 @@ impl<C: Connect> Driver<C> {
         Driver {
             link,
             policy: Policy::new(config.policy.clone(), config.seed, now.into_std()),
-            gate: Gate::new(config.start_after),
+            gate: Gate::new(config.start_after.id),
+            epoch,
             config,
             tx,
             metrics,
@@ -228,14 +207,35 @@ impl<C: Connect> Driver<C> {
         }
     }
 
+    /// Opens `kind` at the client's cursor; an answer naming another epoch
+    /// than the one held fails here, before anything is read from it.
     async fn open(&self, kind: Transport) -> Result<Stream<C::Stream>, Failure> {
-        let after = self.gate.last();
-        let idle = self.config.idle_timeout;
-        Ok(match kind {
-            Transport::Sse => Stream::Sse(Box::new(sse::open(&self.link, after, idle).await?)),
-            Transport::Ws => Stream::Ws(Box::new(ws::open(&self.link, after, idle).await?)),
-            Transport::Poll => Stream::Poll(poll::open(&self.link, self.poll_settings(), after).await?),
-        })
+        let at = self.at();
+        let s = stream::open(
+            &self.link,
+            kind,
+            at,
+            self.config.idle_timeout,
+            self.poll_settings(),
+        )
+        .await?;
+        match self.learn(s.epoch()) {
+            Ok(()) => Ok(s),
+            Err(refused) => Err(stream::refused(s, &self.link, at, refused).await),
+        }
+    }
+
+    /// Where the client stands: the last id delivered, in the epoch held.
+    fn at(&self) -> wire::Cursor {
+        self.epoch.cursor(self.gate.last())
+    }
+
+    fn learn(&self, seen: Option<wire::Epoch>) -> Result<(), Failure> {
+        if let Some(epoch) = self.epoch.learn(seen)? {
+            tracing::info!(%epoch, "the wire's epoch");
+            self.timeline.record(Lifecycle::Epoch { epoch });
+        }
+        Ok(())
     }
 
     fn poll_settings(&self) -> poll::Settings {
@@ -259,21 +259,21 @@ impl<C: Connect> Driver<C> {
             self.set_state(State::Live);
         }
         loop {
-            let frame = match stream.next(&self.link, self.gate.last()).await {
+            let frame = match stream.next(&self.link, self.at()).await {
                 Ok(frame) => frame,
                 Err(f) => return End::Failed(f),
             };
             let routed = match frame {
-                Frame::PageEnd => {
-                    if let Some(upgraded) = self.probe().await {
+                Frame::PageEnd => self.probe().await.map(|upgraded| {
+                    if let Some(upgraded) = upgraded {
                         stream = upgraded;
                     }
-                    Ok(())
-                }
+                }),
                 Frame::RetryHint(ms) => {
                     self.policy.retry_hint(ms);
                     Ok(())
                 }
+                Frame::Epoch(seen) => self.learn(Some(seen)).map_err(End::Failed),
                 Frame::Message(m) => self.on_message(m).await,
             };
             if let Err(end) = routed {
@@ -282,9 +282,12 @@ impl<C: Connect> Driver<C> {
         }
     }
 
-    /// A streaming attempt while polling, if the policy says one is due.
-    async fn probe(&mut self) -> Option<Stream<C::Stream>> {
-        let kind = self.policy.probe(Instant::now().into_std())?;
+    /// A streaming attempt while polling, if the policy says one is due. A
+    /// probe whose answer refuses the cursor ends the session: it is fatal.
+    async fn probe(&mut self) -> Result<Option<Stream<C::Stream>>, End> {
+        let Some(kind) = self.policy.probe(Instant::now().into_std()) else {
+            return Ok(None);
+        };
         self.timeline.record(Lifecycle::Probe { transport: kind });
         match self.open(kind).await {
             Ok(stream) => {
@@ -292,12 +295,13 @@ impl<C: Connect> Driver<C> {
                 self.flush_notes();
                 self.metrics.set_transport(kind);
                 self.set_state(State::Replaying);
-                Some(stream)
+                Ok(Some(stream))
             }
+            Err(f) if epoch::refuses_cursor(&f) => Err(End::Failed(f)),
             Err(f) => {
                 self.policy.probe_failed(&f);
                 self.timeline.record(Lifecycle::ProbeFailed { cause: f });
-                None
+                Ok(None)
             }
         }
     }
@@ -336,8 +340,8 @@ impl<C: Connect> Driver<C> {
             }) => Err(End::Failed(Failure::Fatal(ClientError::EpochChanged {
                 from,
                 epoch,
-                oldest,
-                head,
+                oldest: Some(oldest),
+                head: Some(head),
             }))),
         }
     }
@@ -397,12 +401,13 @@ impl<C: Connect> Driver<C> {
         while let Some(page) = self.gate.next_page(self.config.poll_limit as u64) {
             let got = poll::fetch(
                 &self.link,
-                page.after,
+                self.epoch.cursor(page.after),
                 page.limit as usize,
                 Duration::ZERO,
                 self.config.idle_timeout,
             )
             .await?;
+            self.learn(got.epoch)?;
             for event in got.events {
                 let slot = self.tx.reserve().await.map_err(|_| End::Gone)?;
                 if self.gate.feed(event.id) == Repaired::Deliver {

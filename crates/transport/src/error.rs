@@ -21,20 +21,28 @@ pub enum ClientError {
     CursorExpired { cursor: u64, oldest: Option<u64> },
     /// The wire's log is another one than the cursor's (its epoch changed:
     /// restarted without a journal, or its data lost): the ids the client
-    /// holds no longer name the same events. Never delivered across.
+    /// holds no longer name the same events. Never delivered across: the
+    /// client stops before the first event of the new epoch. `oldest` and
+    /// `head` are the new log's, when the wire said (a `reset`, a 409);
+    /// a server that changed epoch without a word leaves them unknown.
     #[error(
-        "the wire's stream changed epoch from {from} to {epoch} (its log was recreated; it now holds ids {oldest} to {head}): the ids seen before no longer name the same events"
+        "the wire's log changed epoch from {from} to {epoch} (recreated: restarted without its journal, or its data lost; it now holds {}): the ids seen before no longer name the same events, and nothing from the new epoch was delivered. Start again in the new epoch: --from head, or --from {epoch}-{} for all it holds",
+        Held(*.oldest, *.head),
+        .oldest.map_or(0, |o| o.saturating_sub(1))
     )]
     EpochChanged {
         from: wire::Epoch,
         epoch: wire::Epoch,
-        oldest: u64,
-        head: u64,
+        oldest: Option<u64>,
+        head: Option<u64>,
     },
     /// The cursor is past the wire's head: it comes from another log, or
-    /// the wire lost events it had published.
-    #[error("cursor {cursor} is past the wire's head {head}: the cursor comes from another log, or the wire lost events")]
-    CursorAhead { cursor: u64, head: u64 },
+    /// the wire lost events it had published (a journal cut back).
+    #[error(
+        "cursor {cursor} is past the wire's head {}: it comes from another wire's log, or this wire lost events it had published. Check --url; start again with --from head, or --from an id at or below the head",
+        OldestId(*.head)
+    )]
+    CursorAhead { cursor: wire::Cursor, head: Option<u64> },
     /// A 4xx other than 404, 408 and 429 (or a status the client has no use
     /// for): retrying would not help. `message` is the server's problem, or
     /// the status's reason phrase.
@@ -73,6 +81,19 @@ pub enum ClientError {
 }
 
 struct OldestId(Option<u64>);
+
+/// The ids a new epoch holds, as far as the wire said.
+struct Held(Option<u64>, Option<u64>);
+
+impl std::fmt::Display for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.0, self.1) {
+            (Some(oldest), Some(head)) => write!(f, "ids {oldest} to {head}"),
+            (None, Some(head)) => write!(f, "ids up to {head}"),
+            _ => f.write_str("ids the server did not say"),
+        }
+    }
+}
 
 /// The ids a restart may start after.
 struct Elsewhere(Option<u64>);

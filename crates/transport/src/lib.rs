@@ -10,6 +10,7 @@
 
 mod client;
 mod driver;
+mod epoch;
 mod error;
 pub mod gate;
 pub mod http;
@@ -20,6 +21,7 @@ mod poll;
 mod preference;
 pub mod raw;
 mod sse;
+mod stream;
 mod timeline;
 mod tls;
 mod ws;

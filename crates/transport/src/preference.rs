@@ -78,17 +78,18 @@ impl std::str::FromStr for Preference {
     }
 }
 
-/// Where a client starts: after an id (0: from the first event), or at the
-/// head, learnt from the wire first ([`crate::Client::head`]).
+/// Where a client starts: after a cursor (`42`, or `<epoch>-42` to insist
+/// on that epoch; `0`: from the first event), or at the head, learnt from
+/// the wire first ([`crate::Client::head`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
     Head,
-    After(u64),
+    After(wire::Cursor),
 }
 
-/// A start point that is neither `head` nor an id.
+/// A start point that is neither `head` nor a cursor.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a start point is head or an event id, not {0:?}")]
+#[error("a start point is head, an event id (42) or an epoch and an id (0a1b2c3d4e5f-42), not {0:?}")]
 pub struct BadStart(pub String);
 
 impl std::str::FromStr for Start {
@@ -97,7 +98,10 @@ impl std::str::FromStr for Start {
     fn from_str(s: &str) -> Result<Start, BadStart> {
         match s {
             "head" => Ok(Start::Head),
-            id => id.parse().map(Start::After).map_err(|_| BadStart(id.to_owned())),
+            cursor => cursor
+                .parse()
+                .map(Start::After)
+                .map_err(|_| BadStart(cursor.to_owned())),
         }
     }
 }
@@ -106,7 +110,7 @@ impl std::fmt::Display for Start {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Start::Head => f.write_str("head"),
-            Start::After(id) => write!(f, "{id}"),
+            Start::After(cursor) => write!(f, "{cursor}"),
         }
     }
 }

@@ -22,6 +22,13 @@ pub enum Lifecycle {
     Connected {
         transport: Transport,
     },
+    /// The wire's epoch, learnt from its first answer that named one (a
+    /// start cursor's epoch is held from the start and not recorded). A
+    /// change of it is no entry of its own: the client stops with
+    /// `ClientError::EpochChanged` (`Disconnected`, then `Stopped`).
+    Epoch {
+        epoch: wire::Epoch,
+    },
     /// An attempt failed or a session ended.
     Disconnected {
         cause: Failure,
@@ -65,6 +72,7 @@ impl std::fmt::Display for Lifecycle {
                 write!(f, "connecting: {} after id {after}", transport.as_str())
             }
             Lifecycle::Connected { transport } => write!(f, "connected: {}", transport.as_str()),
+            Lifecycle::Epoch { epoch } => write!(f, "epoch: {epoch}"),
             Lifecycle::Disconnected { cause } => write!(f, "disconnected: {cause}"),
             Lifecycle::Backoff { attempt, wait } => {
                 write!(f, "backoff: attempt {attempt}, wait {} ms", wait.as_millis())

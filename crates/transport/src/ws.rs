@@ -1,6 +1,8 @@
 //! The WebSocket transport (`ws://`, or `wss://` over TLS offering only
-//! `http/1.1`): `GET /ws?cursor=N` upgraded by tungstenite's
-//! handshake (a refused upgrade classified like any HTTP answer), then text
+//! `http/1.1`): `GET /ws?cursor=C` (`<epoch>-<id>` once the epoch is known,
+//! else the bare id) upgraded by tungstenite's handshake (a refused upgrade
+//! classified like any HTTP answer, a 409 refusing the cursor included),
+//! the 101 answer's `tickwire-epoch` header read for the epoch, then text
 //! messages decoded into wire messages under an idle deadline. It does not
 //! deliver: the driver routes what it yields through the gate.
 
@@ -9,11 +11,14 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio_tungstenite::{WebSocketStream, tungstenite};
 
-use crate::driver::Frame;
+use wire::{Cursor, Epoch};
+
+use crate::epoch;
 use crate::error::ClientError;
 use crate::http::{self, retry};
 use crate::net::{Connect, Link};
 use crate::policy::Failure;
+use crate::stream::Frame;
 use crate::tls::{Alpn, Io};
 
 /// An open WebSocket.
@@ -21,12 +26,14 @@ use crate::tls::{Alpn, Io};
 pub(crate) struct Stream<S> {
     ws: WebSocketStream<Io<S>>,
     idle: Duration,
+    /// The epoch the handshake's answer named.
+    epoch: Option<Epoch>,
 }
 
-/// Connects and upgrades, resuming after `after`.
+/// Connects and upgrades, resuming after `at`.
 pub(crate) async fn open<C: Connect>(
     link: &Link<C>,
-    after: u64,
+    at: Cursor,
     idle: Duration,
 ) -> Result<Stream<C::Stream>, Failure> {
     use tungstenite::client::IntoClientRequest;
@@ -34,7 +41,7 @@ pub(crate) async fn open<C: Connect>(
         "{}://{}{}",
         if link.endpoint.is_tls() { "wss" } else { "ws" },
         link.endpoint.authority(),
-        link.endpoint.path(&format!("/ws?cursor={after}"))
+        link.endpoint.path(&format!("/ws?cursor={at}"))
     );
     let mut req = url
         .into_client_request()
@@ -68,7 +75,11 @@ pub(crate) async fn open<C: Connect>(
     let handshake = tokio_tungstenite::client_async_with_config(req, stream, Some(config));
     match tokio::time::timeout(t.headers, handshake).await {
         Err(_) => Err(retry("WebSocket handshake timed out")),
-        Ok(Ok((ws, _))) => Ok(Stream { ws, idle }),
+        Ok(Ok((ws, response))) => Ok(Stream {
+            ws,
+            idle,
+            epoch: epoch::header(response.headers()),
+        }),
         // tungstenite follows no redirect: a 3xx to the upgrade lands here
         // and is refused (classified as a 4xx-like answer), so the token is
         // never sent anywhere but the configured endpoint.
@@ -78,13 +89,18 @@ pub(crate) async fn open<C: Connect>(
                 .as_ref()
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default();
-            Err(http::classify(res.status(), res.headers(), &body))
+            Err(epoch::conflict(res.status().as_u16(), &body, at)
+                .unwrap_or_else(|| http::classify(res.status(), res.headers(), &body)))
         }
         Ok(Err(e)) => Err(retry(&format!("WebSocket handshake: {e}"))),
     }
 }
 
 impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Stream<S> {
+    pub(crate) fn epoch(&self) -> Option<Epoch> {
+        self.epoch
+    }
+
     /// The next message; a failure ends the stream. `last` (the last id
     /// delivered) only names where a bad message was.
     pub(crate) async fn next(&mut self, last: u64) -> Result<Frame, Failure> {

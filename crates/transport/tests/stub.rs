@@ -34,7 +34,11 @@ impl Server {
             .await
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let stub = Stub::new(config.clone(), Log::new(config.retention, wire::Epoch::from_random(0x5eed)), Arc::new(|| 1));
+        let stub = Stub::new(
+            config.clone(),
+            Log::new(config.retention, wire::Epoch::from_random(0x5eed)),
+            Arc::new(|| 1),
+        );
         let task = tokio::spawn(stub::serve(listener, stub.clone(), std::future::pending()));
         Server { stub, addr, task }
     }

@@ -12,7 +12,11 @@ use transport::{Client, ClientConfig, ClientError, TokioConnect};
 async fn start(config: Config) -> (Stub, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let stub = Stub::new(config.clone(), Log::new(config.retention, wire::Epoch::from_random(0x5eed)), Arc::new(|| 1));
+    let stub = Stub::new(
+        config.clone(),
+        Log::new(config.retention, wire::Epoch::from_random(0x5eed)),
+        Arc::new(|| 1),
+    );
     tokio::spawn(stub::serve(listener, stub.clone(), std::future::pending()));
     (stub, url)
 }
@@ -57,7 +61,11 @@ async fn head_is_learnt_from_the_wire() {
     let (stub, url) = start(Config::default()).await;
     stub.publish(Source::Fixture, &fixture()[..12]).await.unwrap();
     let config = ClientConfig::new(&url, Arc::new(|| 1));
-    assert_eq!(Client::head(TokioConnect, &config).await, Ok(12));
+    // In the stub's epoch: a start at the head then insists on that log.
+    assert_eq!(
+        Client::head(TokioConnect, &config).await,
+        Ok(wire::Cursor::new(wire::Epoch::from_random(0x5eed), 12))
+    );
 }
 
 #[tokio::test]
@@ -85,7 +93,10 @@ async fn wire_tail_starts_after_an_id_or_at_the_head() {
     assert!(ids.len() == 1 && ids[0] > 10, "{ids:?}");
     let (_, err, ok) = tail(&["--url", &url, "--from", "tail"], &[]).await;
     assert!(!ok);
-    assert!(err.contains("a start point is head or an event id"), "{err}");
+    assert!(
+        err.contains("a start point is head, an event id (42) or an epoch and an id"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -125,7 +136,7 @@ async fn an_expired_cursor_says_how_to_start_elsewhere() {
     .await;
     stub.publish(Source::Fixture, &fixture()[..200]).await.unwrap();
     let mut config = ClientConfig::new(&url, Arc::new(|| 1));
-    config.start_after = 3;
+    config.start_after = wire::Cursor::bare(3);
     let mut client = Client::connect(TokioConnect, config).unwrap();
     let mut sub = client.subscribe().unwrap();
     let err = sub.next().await.unwrap().unwrap_err();

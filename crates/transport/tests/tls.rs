@@ -61,7 +61,11 @@ struct Seen {
 async fn plain_stub(events: usize) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let stub = Stub::new(Config::default(), Log::new(100_000, wire::Epoch::from_random(0x5eed)), Arc::new(|| 1));
+    let stub = Stub::new(
+        Config::default(),
+        Log::new(100_000, wire::Epoch::from_random(0x5eed)),
+        Arc::new(|| 1),
+    );
     let payloads: Vec<_> = wire::fixture::parse("default", wire::fixture::DEFAULT)
         .unwrap()
         .into_iter()
@@ -439,7 +443,11 @@ async fn tls_stub(
 ) -> (Stub, SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let stub = Stub::new(config, Log::new(100_000, wire::Epoch::from_random(0x5eed)), Arc::new(|| 1));
+    let stub = Stub::new(
+        config,
+        Log::new(100_000, wire::Epoch::from_random(0x5eed)),
+        Arc::new(|| 1),
+    );
     let payloads: Vec<_> = wire::fixture::parse("default", wire::fixture::DEFAULT)
         .unwrap()
         .into_iter()
@@ -855,7 +863,19 @@ async fn exactly_once_across_a_tls_wire_stub_restart() {
         .local_addr()
         .unwrap()
         .port();
-    let args = ["--addr", &format!("127.0.0.1:{port}"), "--rate", "500"];
+    // A journal: the restarted stub keeps its log's epoch (one restarted
+    // without it is a new epoch, which the client refuses to cross).
+    let data = std::env::temp_dir().join(format!("tickwire-tls-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let data = data.display().to_string();
+    let args = [
+        "--addr",
+        &format!("127.0.0.1:{port}"),
+        "--rate",
+        "500",
+        "--data-dir",
+        &data,
+    ];
     let mut server = StubBin::start(&pki, "restart", &args).await;
     let mut config = client(&format!("https://localhost:{port}"), &pki, Transport::Sse);
     config.policy.max_attempts = -1;

@@ -1,6 +1,12 @@
 //! `wire-tail`: prints a wire's events as JSON lines on stdout (logs on
 //! stderr). With `--raw`, reads any SSE stream as a browser's `EventSource`
 //! would and prints each dispatched event as `{"event","data","id"}`.
+//!
+//! Exit codes: 0 done (`--max-events`, Ctrl-C, a closed stdout; with
+//! `--raw --no-reconnect`, the stream's end); 1 the wire stopped the client
+//! (refused, gave up, a cursor expired); 2 a bad option or setup; 3 the
+//! wire's log changed epoch under the cursor; 4 the cursor is past the
+//! wire's head.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -8,10 +14,23 @@ use std::time::Duration;
 
 use clap::Parser;
 use transport::raw::{RawConfig, RawEnd};
-use transport::{Client, ClientConfig, Endpoint, Preference, Start, Tls, TokioConnect};
+use transport::{Client, ClientConfig, ClientError, Endpoint, Preference, Start, Tls, TokioConnect};
+
+/// The exit codes, for `--help`.
+const EXIT_CODES: &str = "Exit codes:
+  0  done: --max-events reached, Ctrl-C, stdout closed (with --raw --no-reconnect: the stream ended)
+  1  the wire stopped the client: refused, gave up, the cursor expired
+  2  a bad option or setup
+  3  the wire's log changed epoch: the cursor's ids no longer name its events (start again: --from head, or --from <new epoch>-<id>)
+  4  the cursor is past the wire's head: another wire's cursor, or the wire lost events";
+
+/// Exit code 3: the wire's log changed epoch under the cursor.
+const EXIT_EPOCH_CHANGED: i32 = 3;
+/// Exit code 4: the cursor is past the wire's head.
+const EXIT_CURSOR_AHEAD: i32 = 4;
 
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = EXIT_CODES)]
 struct Args {
     /// The wire's base URL: http, https, ws or wss (with --raw: the stream's
     /// exact http or https URL).
@@ -23,9 +42,10 @@ struct Args {
     /// scheme, which then gives only the security.
     #[arg(long, default_value = "auto")]
     transport: Preference,
-    /// Where to start: head (after the wire's newest event, learnt first)
-    /// or an event id to start after (0: from the first). `--from-id N` is
-    /// the same.
+    /// Where to start: head (after the wire's newest event, learnt first),
+    /// an event id to start after (0: from the first), or `<epoch>-<id>` to
+    /// start after that id only in that epoch (exit 3 if the wire's log is
+    /// another). `--from-id N` is the same.
     #[arg(long, alias = "from-id", default_value = "0")]
     from: Start,
     /// Exit 0 after this many events.
@@ -126,12 +146,12 @@ async fn tail(args: &Args) -> i32 {
     };
     config.seed = cli::system_clock_us();
     config.start_after = match args.from {
-        Start::After(id) => id,
+        Start::After(cursor) => cursor,
         Start::Head => match Client::head(TokioConnect, &config).await {
             Ok(head) => head,
             Err(e) => {
                 eprintln!("wire-tail: --from head: {e}");
-                return 1;
+                return exit_code(&e);
             }
         },
     };
@@ -163,7 +183,7 @@ async fn tail(args: &Args) -> i32 {
                 }
                 Some(Err(e)) => {
                     eprintln!("wire-tail: {e}");
-                    break 1;
+                    break exit_code(&e);
                 }
                 None => break 1,
             },
@@ -173,4 +193,13 @@ async fn tail(args: &Args) -> i32 {
         .await
         .ok();
     code
+}
+
+/// The exit code for why the client stopped.
+fn exit_code(error: &ClientError) -> i32 {
+    match error {
+        ClientError::EpochChanged { .. } => EXIT_EPOCH_CHANGED,
+        ClientError::CursorAhead { .. } => EXIT_CURSOR_AHEAD,
+        _ => 1,
+    }
 }
