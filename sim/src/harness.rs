@@ -1,18 +1,23 @@
-//! One run: the stub as a turmoil host (a bounce restarts it with a new
-//! log, the same fixture and the same ids), each client a turmoil client,
-//! faults applied between steps at their simulated times.
+//! One run: the stub as a turmoil host on a durable simulated disk (a
+//! bounce or a crash-restart reopens the same journal and resumes; a lost
+//! disk starts a new log under a new epoch), each client a turmoil client,
+//! the publisher a turmoil client, faults applied between steps at their
+//! simulated times; at the end the disk's journal is read back.
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use stub::{Log, Pace, Stub};
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
+use stub::{EventLog, Log, Stub};
 use transport::Client;
 
+use crate::disk::SimDisk;
 use crate::engine::engine_client;
 use crate::net;
-use crate::report::{Broke, ClientRun, Entry, Report};
+use crate::publisher::{self, BatchRun};
+use crate::report::{Broke, ClientRun, Entry, FinalLog, Report, Start};
 use crate::scenario::{Fault, Scenario, client_config};
 
 /// The simulated clock for publish times and latency, in µs since the epoch.
@@ -29,12 +34,18 @@ pub const TICK: Duration = Duration::from_millis(10);
 const SIM_DURATION: Duration = Duration::from_secs(3600);
 
 /// State the harness shares with the simulated hosts.
-#[derive(Default)]
-struct Shared {
-    stub: Option<Stub>,
-    streaming: bool,
-    drops_before: u64,
+pub(crate) struct Shared {
+    pub(crate) stub: Option<Stub>,
+    pub(crate) streaming: bool,
+    pub(crate) drops_before: u64,
     clients: Vec<ClientRun>,
+    /// The stub's disk: it outlives every start of the host.
+    pub(crate) disk: SimDisk,
+    /// The run's randomness for the harness's own draws (fresh epochs,
+    /// restart delays), seeded from the run's seed.
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) starts: Vec<Start>,
+    publisher: Vec<BatchRun>,
 }
 
 /// Runs `scenario` with `seed`.
@@ -58,13 +69,20 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         builder.enable_random_order();
     }
     let mut sim = builder.build();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5175_d15c);
+    let disk = SimDisk::new(scenario.disk, rng.random());
     let shared = Rc::new(RefCell::new(Shared {
+        stub: None,
         streaming: !scenario
             .faults
             .iter()
             .any(|(t, f)| *t == Duration::ZERO && *f == Fault::StreamingOff),
+        drops_before: 0,
         clients: vec![ClientRun::default(); scenario.clients.len()],
-        ..Shared::default()
+        disk: disk.clone(),
+        rng,
+        starts: Vec::new(),
+        publisher: Vec::new(),
     }));
 
     let host_shared = shared.clone();
@@ -72,37 +90,29 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
     let rate = scenario.rate;
     let host_payloads = payloads.clone();
     sim.host("stub", move || {
-        let shared = host_shared.clone();
-        let config = stub_config.clone();
-        let payloads = host_payloads.clone();
-        async move {
-            let listener = turmoil::net::TcpListener::bind("0.0.0.0:8091").await?;
-            let stub = Stub::new(
-                config.clone(),
-                Log::new(config.retention, wire::Epoch::from_random(0x5eed)),
-                Arc::new(sim_clock_us),
-            );
-            {
-                let mut s = shared.borrow_mut();
-                if let Some(old) = s.stub.take() {
-                    s.drops_before += overflow_drops(&old);
-                }
-                stub.set_streaming(s.streaming);
-                s.stub = Some(stub.clone());
-            }
-            tokio::spawn(stub::replay(stub.clone(), payloads, Pace::Rate(rate)));
-            stub::serve(net::Listener(listener), stub, std::future::pending()).await;
-            Ok(())
-        }
+        crate::stub_host::run(
+            host_shared.clone(),
+            stub_config.clone(),
+            host_payloads.clone(),
+            rate,
+        )
     });
 
+    if let Some(plan) = scenario.publishing {
+        let shared = shared.clone();
+        sim.client("publisher", async move {
+            publisher::publish(plan, seed, |_, run| shared.borrow_mut().publisher.push(run)).await;
+            Ok(())
+        });
+    }
+
+    let total = scenario.total_events() as u64;
     for (i, &kind) in scenario.clients.iter().enumerate() {
         let shared = shared.clone();
         if i == 0
             && let Some(kill_at) = scenario.engine
         {
             let config = client_config(kind, scenario.fallback, seed.wrapping_mul(31));
-            let total = payloads.len() as u64;
             let delay = scenario.client_delay;
             let dir = std::env::temp_dir().join(format!(
                 "tickwire-sim-{}-{seed}-{}",
@@ -118,7 +128,6 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
             });
             continue;
         }
-        let total = payloads.len() as u64;
         let slow = if i == 0 { scenario.slow_reader } else { None };
         let delay = scenario.client_delay;
         let mut config = client_config(
@@ -133,6 +142,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         sim.client(format!("client{i}"), async move {
             tokio::time::sleep(delay).await;
             let mut client = Client::connect(net::Connect, config).map_err(|e| e.to_string())?;
+            let mut client_pub_us = Vec::new();
             let mut sub = client.subscribe().ok_or("no subscription")?;
             let mut run = ClientRun {
                 kind: Some(kind),
@@ -142,7 +152,14 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
                 match sub.next().await {
                     Some(Ok(event)) => {
                         run.ids.push(event.id);
+                        client_pub_us.push(event.pub_us.unwrap_or(0));
                         run.done_at = turmoil::sim_elapsed();
+                        {
+                            // A run that never finishes still shows how far each client got.
+                            let mut s = shared.borrow_mut();
+                            s.clients[i].kind = Some(kind);
+                            s.clients[i].ids.push(event.id);
+                        }
                         if let Some(d) = slow {
                             tokio::time::sleep(d).await;
                         }
@@ -161,6 +178,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
             run.upgrades = m.upgrades;
             run.gaps_repaired = m.gaps_repaired;
             run.duplicates = m.duplicates_dropped;
+            run.pub_us = client_pub_us;
             client.close().await;
             shared.borrow_mut().clients[i] = run;
             Ok(())
@@ -172,6 +190,9 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
     let mut schedule = schedule.into_iter().peekable();
     let mut applied = Vec::new();
     let mut max_connections = 0;
+    let give_up = SIM_DURATION.min(scenario.deadline() + Duration::from_secs(60));
+    // A crash the disk decided (mid-append): when the host comes back.
+    let mut restart_at: Option<Duration> = None;
     let mut next_sample = Duration::ZERO;
     let names: Vec<String> = (0..scenario.clients.len())
         .map(|i| format!("client{i}"))
@@ -192,8 +213,16 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
                 Fault::Hold => names.iter().for_each(|n| sim.hold("stub", n.as_str())),
                 Fault::Release => names.iter().for_each(|n| sim.release("stub", n.as_str())),
                 Fault::Bounce => sim.bounce("stub"),
-                Fault::Crash => sim.crash("stub"),
+                Fault::Crash => {
+                    sim.crash("stub");
+                    disk.crash();
+                }
+                Fault::LoseDisk => {
+                    sim.crash("stub");
+                    disk.lose();
+                }
                 Fault::Restart => sim.bounce("stub"),
+                Fault::DiskFaults(on) => disk.set_faulty(*on),
                 Fault::StreamingOff | Fault::StreamingOn => {
                     let on = fault == Fault::StreamingOn;
                     let mut s = shared.borrow_mut();
@@ -205,11 +234,35 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
                 Fault::Latency(max) => sim.set_max_message_latency((*max).max(Duration::from_millis(5))),
             }
         }
+        if disk.crashing() {
+            // The disk decided the host dies mid-append: crash it now, and
+            // bring it back after a delay from the seed.
+            sim.crash("stub");
+            disk.crash();
+            let (lo, hi) = scenario.restart_delay;
+            let delay = shared
+                .borrow_mut()
+                .rng
+                .random_range(lo.as_millis() as u64..=hi.as_millis() as u64);
+            applied.push((sim.elapsed(), Fault::Crash));
+            restart_at = Some(sim.elapsed() + Duration::from_millis(delay));
+        }
+        if let Some(at) = restart_at
+            && sim.elapsed() >= at
+        {
+            restart_at = None;
+            applied.push((sim.elapsed(), Fault::Restart));
+            sim.bounce("stub");
+        }
         if sim.elapsed() >= next_sample {
             next_sample += Duration::from_secs(1);
             if let Some(stub) = &shared.borrow().stub {
                 max_connections = max_connections.max(stub.connections().len());
             }
+        }
+        if sim.elapsed() >= give_up {
+            // Long past the liveness deadline: it is not going to settle.
+            break Some(Broke::OutOfTime(sim.elapsed()));
         }
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step())) {
             Ok(Ok(true)) => break None,
@@ -226,7 +279,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
             }
         }
     };
-    let s = shared.borrow();
+    let mut s = shared.borrow_mut();
+    let fresh = wire::Epoch::from_random(s.rng.random());
     Report {
         seed,
         clients: s.clients.clone(),
@@ -235,7 +289,47 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         elapsed: sim.elapsed(),
         max_connections,
         crashed,
+        publisher: s.publisher.clone(),
+        starts: s.starts.clone(),
+        disk: disk.counts(),
+        final_log: read_back(&disk, fresh),
     }
+}
+
+/// What the disk's journal holds at the end, read by opening a copy of it
+/// as a restarted stub would.
+fn read_back(disk: &SimDisk, fresh: wire::Epoch) -> FinalLog {
+    let copy = SimDisk::holding(disk.bytes());
+    let log = match Log::open_on(copy.handle(), usize::MAX, fresh, stub::KeyWindow::default()) {
+        Ok(log) => log,
+        Err(e) => {
+            return FinalLog {
+                error: Some(e.to_string()),
+                ..FinalLog::default()
+            };
+        }
+    };
+    let mut out = FinalLog {
+        epoch: Some(log.epoch()),
+        head: log.head(),
+        fixture_done: log.fixture_done(),
+        ..FinalLog::default()
+    };
+    let read = log.read_with(0, usize::MAX, &mut |e| {
+        if let Ok(event) = wire::Event::from_json(&e.json)
+            && let wire::Payload::News(n) = &event.payload
+            && let Some((batch, item)) = n.headline.as_deref().and_then(publisher::parse_marker)
+        {
+            out.markers.push((e.id, batch, item));
+        }
+    });
+    if let Err(e) = read {
+        out.error = Some(format!(
+            "the journal's events are not all held: oldest {}",
+            e.oldest
+        ));
+    }
+    out
 }
 
 fn overflow_drops(stub: &Stub) -> u64 {

@@ -12,16 +12,21 @@
 //! - `report`: what a run produced, and its trace.
 //! - `check`: the invariants and the failure classes.
 //! - `scenarios`: the named scenarios. `net`: turmoil behind our seams.
+//! - `disk`: the stub's simulated disk and its faults; `stub_host`: the
+//!   stub on it; `publisher`: a keyed publisher retrying until acknowledged.
 
 pub mod check;
+pub mod disk;
 mod engine;
 mod harness;
 pub mod net;
+pub mod publisher;
 mod report;
 mod scenario;
 pub mod scenarios;
+mod stub_host;
 
 pub use engine::{engine_config, offline_audit};
 pub use harness::{TICK, run};
-pub use report::{Broke, ClientRun, Entry, Harness, Report, ranges};
+pub use report::{Broke, ClientRun, Entry, FinalLog, Harness, Report, Start, ranges};
 pub use scenario::{Expected, Fault, Scenario, Sometimes, client_config};

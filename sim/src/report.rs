@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use transport::{ClientError, TimelineEntry, Transport};
 
+use crate::disk::DiskCounts;
+use crate::publisher::BatchRun;
 use crate::scenario::Fault;
 
 /// One line of a client's timeline in the simulation: the client's own
@@ -58,6 +60,9 @@ pub struct ClientRun {
     pub upgrades: u64,
     pub gaps_repaired: u64,
     pub duplicates: u64,
+    /// Each delivered event's publish time (µs), beside `ids`: which start
+    /// of the stub's log it came from.
+    pub pub_us: Vec<u64>,
     /// The engine's audit log, for the client that ran it.
     pub audit: Option<String>,
     pub kill_switch_trips: u64,
@@ -79,6 +84,40 @@ pub struct Report {
     pub max_connections: usize,
     /// How the run itself broke, if it did.
     pub crashed: Option<Broke>,
+    /// The publisher's batches, in order (those it finished).
+    pub publisher: Vec<BatchRun>,
+    /// Every start of the stub, in order.
+    pub starts: Vec<Start>,
+    pub disk: DiskCounts,
+    /// What the stub's disk holds at the end.
+    pub final_log: FinalLog,
+}
+
+/// One start of the stub host: the log it opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    pub at: Duration,
+    /// Simulated µs since the Unix epoch, on the stub's clock.
+    pub at_us: u64,
+    pub epoch: wire::Epoch,
+    /// Counts the logs: a start on an empty disk begins a new one.
+    pub incarnation: u32,
+    pub head: u64,
+    pub fixture_done: usize,
+    /// Opens that failed on a faulty disk before this one worked.
+    pub open_failures: u32,
+}
+
+/// The journal on the stub's disk at the end, opened as a restart would.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FinalLog {
+    pub epoch: Option<wire::Epoch>,
+    pub head: u64,
+    pub fixture_done: usize,
+    /// The publisher's items in it: `(id, batch, item)`, in id order.
+    pub markers: Vec<(u64, usize, usize)>,
+    /// The journal did not open (or not every event was readable).
+    pub error: Option<String>,
 }
 
 /// A run that did not finish normally.
@@ -112,6 +151,49 @@ impl Report {
         for (t, f) in &self.applied {
             out += &format!("{:>8} fault {f:?}\n", t.as_millis());
         }
+        for s in &self.starts {
+            out += &format!(
+                "stub start at {} ms: epoch {} (log {}), head {}, fixture {}, failed opens {}\n",
+                s.at.as_millis(),
+                s.epoch,
+                s.incarnation,
+                s.head,
+                s.fixture_done,
+                s.open_failures
+            );
+        }
+        if self.disk.appends > 0 {
+            let d = &self.disk;
+            out += &format!(
+                "disk: {} appends, {} ENOSPC, {} short writes, {} failed syncs, {} crashes ({} torn bytes kept), {} lost\n",
+                d.appends, d.enospc, d.short_writes, d.sync_failures, d.crashes, d.torn_bytes, d.lost
+            );
+        }
+        for (b, run) in self.publisher.iter().enumerate() {
+            let ack = run.acked.as_ref().map_or("never acknowledged".to_string(), |a| {
+                format!(
+                    "acked {}..={} epoch {} at {} ms{}",
+                    a.ids.start(),
+                    a.ids.end(),
+                    a.epoch.map_or("?".into(), |e| e.to_string()),
+                    a.at.as_millis(),
+                    if a.replayed { " (replayed)" } else { "" }
+                )
+            });
+            out += &format!(
+                "batch {b} {} ({} items): {} attempts, {ack}; refused {:?}\n",
+                run.key, run.items, run.attempts, run.refusals
+            );
+        }
+        let f = &self.final_log;
+        out += &format!(
+            "final log: epoch {}, head {}, fixture {}, {} publisher items{}\n",
+            f.epoch.map_or("?".into(), |e| e.to_string()),
+            f.head,
+            f.fixture_done,
+            f.markers.len(),
+            f.error.as_ref().map_or(String::new(), |e| format!(", error {e}"))
+        );
         for (i, c) in self.clients.iter().enumerate() {
             out += &format!(
                 "client {i} {:?}: {} events, done at {:?}, error {:?}\n",

@@ -7,7 +7,9 @@ use std::time::Duration;
 use stub::Config;
 use transport::{ClientConfig, ClientError, PolicyConfig, Transport};
 
+use crate::disk::DiskPlan;
 use crate::harness::{TICK, sim_clock_us};
+use crate::publisher::Publishing;
 use crate::report::{ClientRun, Report};
 
 /// Something that happens to the system at a simulated time.
@@ -29,6 +31,10 @@ pub enum Fault {
     StreamingOn,
     /// Message latency up to this on every link (zero: back to normal).
     Latency(Duration),
+    /// Stop the stub and lose its disk: `Restart` starts a new log.
+    LoseDisk,
+    /// The scenario's [`DiskPlan`] faults on or off.
+    DiskFaults(bool),
 }
 
 /// A named situation to simulate.
@@ -67,18 +73,29 @@ pub struct Scenario {
     /// The interesting path this scenario exists for: it must happen in at
     /// least one seed of a sweep, or the sweep fails.
     pub sometimes: Option<Sometimes>,
+    /// The stub's disk faults (while `Fault::DiskFaults(true)`).
+    pub disk: DiskPlan,
+    /// A publisher POSTing keyed batches, when set.
+    pub publishing: Option<Publishing>,
+    /// A host the disk crashed mid-append restarts after this long (drawn
+    /// between the two from the seed).
+    pub restart_delay: (Duration, Duration),
 }
 
 /// The error a scenario's clients must stop with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expected {
     CursorExpired,
+    /// The stub's log was replaced (a new epoch): a client holding an old
+    /// cursor stops with the reset.
+    EpochChanged,
 }
 
 impl Expected {
     pub fn matches(self, error: &ClientError) -> bool {
         match self {
             Expected::CursorExpired => matches!(error, ClientError::CursorExpired { .. }),
+            Expected::EpochChanged => matches!(error, ClientError::EpochChanged { .. }),
         }
     }
 }
@@ -94,6 +111,13 @@ pub enum Sometimes {
     SlowConsumerDrop,
     KillSwitch,
     EngineRestart,
+    /// The publisher retried a batch (a 503, a lost answer).
+    PublisherRetry,
+    /// A crash left torn bytes that the next start cut.
+    TornTail,
+    /// A batch whose answer a crash lost was kept, and its retry was
+    /// answered from its key (`replayed`).
+    ReplayedAck,
 }
 
 impl Sometimes {
@@ -109,6 +133,12 @@ impl Sometimes {
             Sometimes::SlowConsumerDrop => report.overflow_drops > 0,
             Sometimes::KillSwitch => any(&|c| c.kill_switch_trips),
             Sometimes::EngineRestart => any(&|c| c.engine_restarts),
+            Sometimes::PublisherRetry => report.publisher.iter().any(|b| b.attempts > 1),
+            Sometimes::TornTail => report.disk.torn_bytes > 0,
+            Sometimes::ReplayedAck => report
+                .publisher
+                .iter()
+                .any(|b| b.acked.as_ref().is_some_and(|a| a.replayed)),
         }
     }
 }
@@ -137,7 +167,21 @@ impl Scenario {
             engine: None,
             sometimes: None,
             tick: TICK,
+            disk: DiskPlan::default(),
+            publishing: None,
+            restart_delay: (Duration::from_millis(500), Duration::from_secs(3)),
         }
+    }
+
+    /// Events every client must get: the fixture's and the publisher's.
+    pub fn total_events(&self) -> usize {
+        self.events + self.publishing.map_or(0, |p| p.total())
+    }
+
+    /// Every client must be at the head by then.
+    pub fn deadline(&self) -> Duration {
+        let publish_end = Duration::from_secs_f64(self.events as f64 / self.rate);
+        self.healed_at().max(publish_end) + self.liveness
     }
 
     /// When the last fault happens (heals).

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use transport::Transport;
 
-use crate::{Fault, Scenario, Sometimes};
+use crate::disk::DiskPlan;
+use crate::publisher::Publishing;
+use crate::{Expected, Fault, Scenario, Sometimes};
 
 fn s(secs: u64) -> Duration {
     Duration::from_secs(secs)
@@ -37,7 +39,80 @@ pub fn all() -> Vec<Scenario> {
         engine_restart(),
         lossy_stream(),
         duplicating_stream(),
+        full_disk(),
+        crash_mid_append(),
+        log_lost(),
     ]
+}
+
+/// The publisher every storage scenario runs: 40 keyed batches of 1 to 5
+/// news items, one every 250 ms after the last was acknowledged.
+fn publisher() -> Publishing {
+    Publishing {
+        batches: 40,
+        max_items: 5,
+        start: s(1),
+        every: ms(250),
+    }
+}
+
+/// The disk is nearly full from 4 s to 12 s: most appends get `ENOSPC`,
+/// half of those after a short write, and a tenth of the syncs fail, under
+/// the fixture replay and the publisher. Then there is space again, and
+/// everything must settle: every acknowledged batch in the log at its ids,
+/// no refused byte in it, every client at the head.
+pub fn full_disk() -> Scenario {
+    let mut sc = Scenario::new("full_disk", MIXED.to_vec());
+    sc.disk = DiskPlan {
+        full: 0.7,
+        short: 0.5,
+        fsync_fail: 0.1,
+        crash: 0.0,
+    };
+    sc.faults = vec![(s(4), Fault::DiskFaults(true)), (s(12), Fault::DiskFaults(false))];
+    sc.publishing = Some(publisher());
+    sc.sometimes = Some(Sometimes::PublisherRetry);
+    sc
+}
+
+/// From 3 s to 15 s the stub host may crash in the middle of an append
+/// (3% of appends): the batch's bytes, or a prefix, are written and not
+/// synced; the crash keeps a random prefix of them (a torn tail) and the
+/// host restarts 0.5 to 3 s later on the same disk, resuming its log (no
+/// other fault: failed syncs are `full_disk`'s). The publisher (one batch every 100 ms, about as
+/// many appends as the fixture's 10 a second) retries what it was not
+/// told: a batch the crash kept must be answered from its key.
+pub fn crash_mid_append() -> Scenario {
+    let mut sc = Scenario::new("crash_mid_append", MIXED.to_vec());
+    sc.events = 200;
+    sc.rate = 10.0;
+    sc.disk = DiskPlan {
+        full: 0.0,
+        short: 0.0,
+        fsync_fail: 0.0,
+        crash: 0.03,
+    };
+    sc.faults = vec![(s(3), Fault::DiskFaults(true)), (s(15), Fault::DiskFaults(false))];
+    sc.publishing = Some(Publishing {
+        batches: 80,
+        every: ms(100),
+        ..publisher()
+    });
+    sc.sometimes = Some(Sometimes::ReplayedAck);
+    sc
+}
+
+/// At 6 s the stub's host dies and its disk is lost; at 8 s it starts on an
+/// empty disk: a new log under a new epoch. Every client holds a cursor of
+/// the old epoch and must stop with the reset (`EpochChanged`), having
+/// delivered nothing of the new log; the publisher's batches acknowledged
+/// after the loss must all be in the new log.
+pub fn log_lost() -> Scenario {
+    let mut sc = Scenario::new("log_lost", MIXED.to_vec());
+    sc.faults = vec![(s(6), Fault::LoseDisk), (s(8), Fault::Restart)];
+    sc.publishing = Some(publisher());
+    sc.expect_error = Some(Expected::EpochChanged);
+    sc
 }
 
 /// Fault injection in the stub: streams send every 29th event twice, and

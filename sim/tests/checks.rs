@@ -155,3 +155,118 @@ fn how_a_run_broke_decides_its_class() {
         assert_eq!(got, Err(want), "{broke}");
     }
 }
+
+/// The log's invariants on hand-made reports: each broken rule is named.
+mod log_invariants {
+    use std::time::Duration;
+
+    use sim::check::{Class, Invariant, check};
+    use sim::publisher::{Ack, BatchRun};
+    use sim::{ClientRun, FinalLog, Report, Start};
+
+    fn epoch(n: u64) -> wire::Epoch {
+        wire::Epoch::from_random(n)
+    }
+
+    fn start(at_us: u64, n: u32) -> Start {
+        Start {
+            at: Duration::from_micros(at_us),
+            at_us,
+            epoch: epoch(u64::from(n) + 1),
+            incarnation: n,
+            head: 0,
+            fixture_done: 0,
+            open_failures: 0,
+        }
+    }
+
+    /// One batch of 2 items acknowledged as 1..=2 in log 0, in a one-log run.
+    fn report(markers: Vec<(u64, usize, usize)>) -> (sim::Scenario, Report) {
+        let mut sc = sim::scenarios::by_name("crash_mid_append").unwrap();
+        sc.clients.clear();
+        sc.publishing = Some(sim::publisher::Publishing {
+            batches: 2,
+            max_items: 2,
+            start: Duration::ZERO,
+            every: Duration::ZERO,
+        });
+        let ack = |ids| {
+            Some(Ack {
+                ids,
+                epoch: Some(epoch(1)),
+                replayed: false,
+                at: Duration::from_secs(1),
+            })
+        };
+        let report = Report {
+            starts: vec![start(0, 0)],
+            publisher: vec![
+                BatchRun {
+                    key: "k0".into(),
+                    items: 1,
+                    attempts: 2,
+                    acked: ack(1..=1),
+                    ..BatchRun::default()
+                },
+                BatchRun {
+                    key: "k1".into(),
+                    items: 2,
+                    attempts: 1,
+                    acked: ack(2..=3),
+                    ..BatchRun::default()
+                },
+            ],
+            final_log: FinalLog {
+                epoch: Some(epoch(1)),
+                head: 3,
+                markers,
+                ..FinalLog::default()
+            },
+            ..Report::default()
+        };
+        (sc, report)
+    }
+
+    fn named(sc: &sim::Scenario, r: &Report) -> Option<Invariant> {
+        check(sc, r).err().map(|v| {
+            assert_eq!(v.class, Class::Safety, "{v}");
+            v.invariant.unwrap()
+        })
+    }
+
+    #[test]
+    fn every_acknowledged_item_at_its_id_passes() {
+        let (sc, r) = report(vec![(1, 0, 0), (2, 1, 0), (3, 1, 1)]);
+        assert_eq!(check(&sc, &r), Ok(()));
+    }
+
+    #[test]
+    fn a_lost_a_doubled_a_moved_and_an_unacknowledged_item_are_each_named() {
+        let (sc, r) = report(vec![(1, 0, 0), (2, 1, 0)]);
+        assert_eq!(named(&sc, &r), Some(Invariant::AckedKept));
+        let (sc, r) = report(vec![(1, 0, 0), (2, 1, 0), (3, 1, 1), (4, 0, 0)]);
+        assert_eq!(named(&sc, &r), Some(Invariant::RetryNeverDoubles));
+        let (sc, r) = report(vec![(1, 0, 0), (2, 1, 1), (3, 1, 0)]);
+        assert_eq!(named(&sc, &r), Some(Invariant::NothingRefusedAppears));
+        let (sc, r) = report(vec![(1, 0, 0), (2, 1, 0), (3, 1, 1), (4, 7, 0)]);
+        assert_eq!(named(&sc, &r), Some(Invariant::NothingRefusedAppears));
+        let (sc, mut r) = report(vec![]);
+        r.final_log.error = Some("corrupt journal".into());
+        assert_eq!(named(&sc, &r), Some(Invariant::JournalOpens));
+    }
+
+    #[test]
+    fn a_client_across_two_logs_and_a_reused_epoch_are_named() {
+        let (sc, mut r) = report(vec![(1, 0, 0), (2, 1, 0), (3, 1, 1)]);
+        r.starts.push(start(5_000_000, 1));
+        r.clients = vec![ClientRun {
+            ids: vec![1, 2],
+            pub_us: vec![1_000_000, 6_000_000],
+            ..ClientRun::default()
+        }];
+        assert_eq!(named(&sc, &r), Some(Invariant::ResetNotSkip));
+        r.clients.clear();
+        r.starts[1].epoch = r.starts[0].epoch;
+        assert_eq!(named(&sc, &r), Some(Invariant::EpochIdentity));
+    }
+}

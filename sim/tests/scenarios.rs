@@ -183,6 +183,7 @@ fn every_scenario_names_its_interesting_path_or_is_plain() {
         "latency_spikes",
         "many_clients",
         "cursor_expired",
+        "log_lost",
     ];
     for sc in scenarios::all() {
         assert!(
@@ -197,4 +198,62 @@ fn every_scenario_names_its_interesting_path_or_is_plain() {
 fn duplicating_stream() {
     let r = scenario("duplicating_stream");
     assert!(sum(&r, |c| c.duplicates) > 0, "sometimes: a duplicate dropped");
+}
+
+#[test]
+fn crash_mid_append() {
+    let r = scenario("crash_mid_append");
+    assert!(
+        r.iter().any(|r| r.disk.torn_bytes > 0),
+        "sometimes: a torn tail cut"
+    );
+    assert!(
+        r.iter().any(|r| sim::Sometimes::ReplayedAck.hit(r)),
+        "sometimes: a retry answered from its key"
+    );
+    for r in &r {
+        let epochs: std::collections::BTreeSet<_> = r.starts.iter().map(|s| s.epoch).collect();
+        assert_eq!(epochs.len(), 1, "a durable restart keeps its epoch");
+    }
+}
+
+#[test]
+fn log_lost() {
+    let r = scenario("log_lost");
+    for r in &r {
+        assert_eq!(r.starts.len(), 2);
+        assert_ne!(
+            r.starts[0].epoch, r.starts[1].epoch,
+            "a lost disk gives a new epoch"
+        );
+    }
+}
+
+/// A full disk refuses appends for a while (ENOSPC, short writes, failed
+/// fsyncs): nothing refused appears, nothing acknowledged is lost, and once
+/// there is space the fixture replay and the publisher finish.
+#[test]
+fn full_disk() {
+    let sc = scenarios::by_name("full_disk").unwrap();
+    let reports: Vec<Report> = SEEDS.iter().map(|&seed| run(&sc, seed)).collect();
+    for r in &reports {
+        if let Err(v) = check(&sc, r) {
+            panic!("full_disk seed {}: {v}\n{}", r.seed, r.trace());
+        }
+        let d = r.disk;
+        assert!(d.enospc > 0 && d.short_writes > 0 && d.sync_failures > 0, "{d:?}");
+    }
+    assert!(
+        reports.iter().any(|r| sim::Sometimes::PublisherRetry.hit(r)),
+        "sometimes: a publisher retry"
+    );
+    snapshot(&sc, &reports[0]);
+}
+
+#[test]
+fn storage_scenarios_give_the_same_trace_for_a_seed() {
+    for name in ["full_disk", "crash_mid_append", "log_lost"] {
+        let sc = scenarios::by_name(name).unwrap();
+        assert_eq!(run(&sc, 5).trace(), run(&sc, 5).trace(), "{name}");
+    }
 }

@@ -1,0 +1,162 @@
+//! The stub as a turmoil host on a durable log: every start opens the
+//! harness's [`SimDisk`] with `Log::open_on` (a fresh epoch drawn from the
+//! run's seeded RNG, used only when the disk holds no journal), resumes the
+//! fixture replay after what the journal holds, and serves.
+//!
+//! The real [`Log`] writes a journaled batch on tokio's blocking pool. That
+//! thread would run beside the host's tasks in real time, and readers would
+//! see the batch (the head's watch moves on that thread) at a moment that
+//! depends on the machine's load: the same seed gave two traces of
+//! `slow_consumer` under load. So the host runs each append on a runtime of
+//! its own and waits for it in place ([`append_in_place`]): nothing else
+//! on the host runs meanwhile, the host's runtime sees no blocking task,
+//! and an append takes no simulated time, as with a memory log.
+//!
+//! A disk that fails while opening is opened again after a pause (as a
+//! supervisor would restart the process); a journal that is corrupt stops
+//! the host with the error, which the run reports as a crash.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngExt;
+use stub::{Appended, Batch, Entry, EventLog, Expired, Log, LogError, Pace, Stub};
+use tokio::sync::watch;
+use wire::Epoch;
+
+use crate::disk::SimDisk;
+use crate::harness::{Shared, sim_clock_us};
+use crate::net;
+use crate::report::Start;
+
+/// The stub's log in the simulation: the real [`Log`], its appends waited
+/// for in place, and an append during which the disk decided the host
+/// crashes never answers (the process is dead; the harness crashes the
+/// host at the next step), so no answer escapes a crash.
+struct HostLog {
+    log: Log,
+    disk: SimDisk,
+}
+
+impl EventLog for HostLog {
+    fn epoch(&self) -> Epoch {
+        self.log.epoch()
+    }
+
+    fn head(&self) -> u64 {
+        self.log.head()
+    }
+
+    fn oldest(&self) -> u64 {
+        self.log.oldest()
+    }
+
+    fn fixture_done(&self) -> usize {
+        self.log.fixture_done()
+    }
+
+    fn watch(&self) -> watch::Receiver<u64> {
+        self.log.watch()
+    }
+
+    fn read_with(&self, after: u64, max: usize, f: &mut dyn FnMut(&Entry)) -> Result<u64, Expired> {
+        self.log.read_with(after, max, f)
+    }
+
+    fn append(&self, batch: Batch) -> Pin<Box<dyn Future<Output = Result<Appended, LogError>> + Send + '_>> {
+        Box::pin(async move {
+            let result = append_in_place(&self.log, batch);
+            if self.disk.crashing() {
+                std::future::pending::<()>().await;
+            }
+            result
+        })
+    }
+}
+
+/// The runtime the journal's appends run on: not the host's, so its
+/// blocking pool never holds the host's paused clock (tokio keeps a paused
+/// clock from advancing while a blocking task of its own runtime runs, and
+/// when it notices the task is done depends on real time). Process-wide and
+/// never dropped (a runtime may not be dropped inside another).
+fn journal_runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("sim-journal")
+            .build()
+            .unwrap_or_else(|e| panic!("the journal's runtime: {e}"))
+    })
+}
+
+/// Appends on [`journal_runtime`], blocking this thread until it is done:
+/// the host's other tasks do not run meanwhile.
+fn append_in_place(log: &Log, batch: Batch) -> Result<Appended, LogError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = log.clone();
+    journal_runtime().spawn(async move {
+        let _ = tx.send(log.append(batch).await);
+    });
+    rx.recv().unwrap_or_else(|_| {
+        Err(LogError::Interrupted {
+            reason: "the journal's runtime dropped the append".into(),
+        })
+    })
+}
+
+/// How long a start waits before opening a disk that failed again.
+const REOPEN_AFTER: Duration = Duration::from_millis(500);
+
+/// One start of the stub host.
+pub(crate) async fn run(
+    shared: Rc<RefCell<Shared>>,
+    config: stub::Config,
+    payloads: Vec<wire::Payload>,
+    rate: f64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = turmoil::net::TcpListener::bind("0.0.0.0:8091").await?;
+    let disk = shared.borrow().disk.clone();
+    let mut failures = 0;
+    let log = loop {
+        let fresh = Epoch::from_random(shared.borrow_mut().rng.random());
+        let new = disk.bytes().is_empty();
+        match Log::open_on(disk.handle(), config.retention, fresh, config.key_window()) {
+            Ok(log) => {
+                let mut s = shared.borrow_mut();
+                let incarnation = s.starts.last().map_or(0, |l| l.incarnation + u32::from(new));
+                s.starts.push(Start {
+                    at: turmoil::sim_elapsed().unwrap_or_default(),
+                    at_us: sim_clock_us(),
+                    epoch: log.epoch(),
+                    incarnation,
+                    head: log.head(),
+                    fixture_done: log.fixture_done(),
+                    open_failures: failures,
+                });
+                break log;
+            }
+            Err(LogError::Io { .. }) => {
+                failures += 1;
+                tokio::time::sleep(REOPEN_AFTER).await;
+            }
+            Err(e) => return Err(format!("the stub cannot open its journal: {e}").into()),
+        }
+    };
+    let stub = Stub::new(config, HostLog { log, disk }, Arc::new(sim_clock_us));
+    {
+        let mut s = shared.borrow_mut();
+        if let Some(old) = s.stub.take() {
+            s.drops_before += old.slow_consumer_drops();
+        }
+        stub.set_streaming(s.streaming);
+        s.stub = Some(stub.clone());
+    }
+    tokio::spawn(stub::replay(stub.clone(), payloads, Pace::Rate(rate)));
+    stub::serve(net::Listener(listener), stub, std::future::pending()).await;
+    Ok(())
+}
