@@ -28,8 +28,11 @@ fn fixture_epoch(fixture: &str) -> wire::Epoch {
 }
 
 /// Starts the stub on 127.0.0.1 and publishes the built-in day into it, at
-/// `rate` events/s or all at once.
-pub async fn start(rate: Option<f64>, clock: stub::Clock) -> Result<Embedded, Error> {
+/// `rate` events/s or all at once. The first `ready_through` events (a
+/// checkpoint's last id) are published before it serves: a resumed run
+/// finds its cursor within the log (one past the head is `cursor_ahead`),
+/// and the pace applies to the rest.
+pub async fn start(rate: Option<f64>, clock: stub::Clock, ready_through: u64) -> Result<Embedded, Error> {
     let payloads = wire::fixture::parse(wire::fixture::DEFAULT_NAME, wire::fixture::DEFAULT)?;
     let last_id = payloads.len() as u64;
     let config = stub::Config::default();
@@ -37,6 +40,12 @@ pub async fn start(rate: Option<f64>, clock: stub::Clock) -> Result<Embedded, Er
     let stub = stub::Stub::new(config.clone(), log, clock);
     let listener = TcpListener::bind("127.0.0.1:0").await.map_err(Error::Embedded)?;
     let addr = listener.local_addr().map_err(Error::Embedded)?;
+    let ready = payloads.len().min(usize::try_from(ready_through).unwrap_or(usize::MAX));
+    if ready > 0 {
+        stub.publish(stub::Source::Fixture, &payloads[..ready])
+            .await
+            .map_err(|e| Error::Embedded(std::io::Error::other(e)))?;
+    }
     let pace = rate.map_or(stub::Pace::NoPace, stub::Pace::Rate);
     tokio::spawn(stub::replay(stub.clone(), payloads, pace));
     tokio::spawn(stub::serve(listener, stub.clone(), std::future::pending()));

@@ -91,7 +91,8 @@ pub async fn start(options: Options, metrics: TcpListener) -> Result<Session, Er
     let (url, embedded) = match wire_url {
         Some(url) => (url, None),
         None => {
-            let wire = embedded::start(fixture_rate, clock.clone()).await?;
+            let resume_after = live.engine().last_event_id().unwrap_or(0);
+            let wire = embedded::start(fixture_rate, clock.clone(), resume_after).await?;
             run.until_id = Some(wire.last_id);
             (wire.url.clone(), Some(wire))
         }

@@ -30,15 +30,24 @@ struct Server {
 
 impl Server {
     async fn start(config: Config, addr: Option<SocketAddr>) -> Server {
+        let log = Log::new(config.retention, fresh_epoch());
+        Server::start_on(config, addr, log).await
+    }
+
+    /// A server whose log is a journal in `dir`: a restart on the same
+    /// directory is the same log (its epoch, its ids).
+    async fn durable(dir: &std::path::Path, addr: Option<SocketAddr>) -> Server {
+        let config = Config::default();
+        let log = Log::open(dir, config.retention, fresh_epoch(), stub::KeyWindow::default()).unwrap();
+        Server::start_on(config, addr, log).await
+    }
+
+    async fn start_on(config: Config, addr: Option<SocketAddr>, log: Log) -> Server {
         let listener = tokio::net::TcpListener::bind(addr.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap()))
             .await
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let stub = Stub::new(
-            config.clone(),
-            Log::new(config.retention, wire::Epoch::from_random(0x5eed)),
-            Arc::new(|| 1),
-        );
+        let stub = Stub::new(config.clone(), log, Arc::new(|| 1));
         let task = tokio::spawn(stub::serve(listener, stub.clone(), std::future::pending()));
         Server { stub, addr, task }
     }
@@ -95,6 +104,12 @@ async fn collect(sub: &mut Subscription, n: usize) -> Vec<Event> {
     out
 }
 
+/// A new epoch for every log a test makes, as a stub mints one per start.
+fn fresh_epoch() -> wire::Epoch {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    wire::Epoch::from_random(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
 fn assert_exactly_once_in_order(events: &[Event], fixture: &[Payload]) {
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e.id, i as u64 + 1, "ids 1, 2, 3, ... each once");
@@ -142,15 +157,18 @@ async fn polling_delivers_every_event_once_in_order() {
 
 async fn restart_mid_stream(kind: Transport) {
     let f = fixture();
-    let server = Server::start(Config::default(), None).await;
+    let dir = std::env::temp_dir().join(format!("tickwire-restart-{kind:?}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = Server::durable(&dir, None).await;
     let addr = server.addr;
     tokio::spawn(stub::replay(server.stub.clone(), f.clone(), Pace::Rate(3000.0)));
     let mut client = Client::connect(TokioConnect, config(&server.url(), kind)).unwrap();
     let mut sub = client.subscribe().unwrap();
     let mut events = collect(&mut sub, 600).await;
     server.crash().await;
-    // The same fixture on the same port: the same ids, re-published from 1.
-    let server = Server::start(Config::default(), Some(addr)).await;
+    // The same journal on the same port: the same epoch and ids, and the
+    // replay goes on after what the journal holds.
+    let server = Server::durable(&dir, Some(addr)).await;
     tokio::spawn(stub::replay(server.stub.clone(), f.clone(), Pace::Rate(3000.0)));
     events.extend(collect(&mut sub, 900).await);
     assert_exactly_once_in_order(&events, &f);
