@@ -40,7 +40,9 @@ pub async fn start(rate: Option<f64>, clock: stub::Clock, ready_through: u64) ->
     let stub = stub::Stub::new(config.clone(), log, clock);
     let listener = TcpListener::bind("127.0.0.1:0").await.map_err(Error::Embedded)?;
     let addr = listener.local_addr().map_err(Error::Embedded)?;
-    let ready = payloads.len().min(usize::try_from(ready_through).unwrap_or(usize::MAX));
+    let ready = payloads
+        .len()
+        .min(usize::try_from(ready_through).unwrap_or(usize::MAX));
     if ready > 0 {
         stub.publish(stub::Source::Fixture, &payloads[..ready])
             .await
