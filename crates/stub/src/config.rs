@@ -50,7 +50,7 @@ pub struct Config {
     /// publish time: a retry within it answers the first attempt's ids.
     pub idempotency_window_s: u64,
     /// Keys remembered at most (the oldest is forgotten first): the bound
-    /// on their memory, about 300 bytes each at most.
+    /// on their memory, about 600 bytes each at most (a key is held twice).
     pub idempotency_keys: usize,
     /// Fault injection for tests: streams silently skip every event whose
     /// id is a multiple of this (0: never). Clients must repair the gaps.
