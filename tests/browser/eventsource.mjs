@@ -412,8 +412,12 @@ async function eventsourceTest(check, note, detail, { page, pageLog, requests, s
         : 'gap';
     check(false, `event #${firstBad + 1} has id ${s.events[firstBad].dataId}, expected ${firstBad + 1} (${what}; ids around: ${around.join(',')})`);
   }
-  const badLast = s.events.find((e) => e.lastEventId !== String(e.dataId));
-  check(!badLast, `lastEventId must equal the data id: got lastEventId ${JSON.stringify(badLast?.lastEventId)} for id ${badLast?.dataId}`);
+  // The SSE id is the whole cursor, <epoch>-<id>: one epoch for the whole
+  // run (the stub was not restarted), the id the data's.
+  const epoch = /^([0-9a-f]{12})-\d+$/.exec(s.events[0]?.lastEventId ?? '')?.[1];
+  check(epoch, `lastEventId must be <epoch>-<id>: got ${JSON.stringify(s.events[0]?.lastEventId)}`);
+  const badLast = s.events.find((e) => e.lastEventId !== `${epoch}-${e.dataId}`);
+  check(!badLast, `lastEventId must be ${epoch}-<data id>: got lastEventId ${JSON.stringify(badLast?.lastEventId)} for id ${badLast?.dataId}`);
   const badType = s.events.find((e) => e.type !== e.kind);
   check(!badType, `event type must equal the data kind: got type ${badType?.type} for kind ${badType?.kind} (id ${badType?.dataId})`);
   check(s.messages === 0, `${s.messages} unnamed events reached onmessage; every event must be named`);
@@ -525,14 +529,16 @@ async function curlTest(check, note, detail, { stubUrl }) {
   check(headers['x-accel-buffering'] === 'no', `x-accel-buffering: ${headers['x-accel-buffering']}`);
   check(!headers['content-encoding'], `the stream must not be compressed (content-encoding: ${headers['content-encoding']})`);
 
+  const epoch = headers['tickwire-epoch'] ?? '';
+  check(/^[0-9a-f]{12}$/.test(epoch), `tickwire-epoch: ${JSON.stringify(headers['tickwire-epoch'])}`);
   const lines = body.split(/\r\n|\r|\n/);
   check(lines[0] === 'retry: 1000', `first body line ${JSON.stringify(lines[0])}, expected "retry: 1000"`);
   check(lines.includes('event: tick'), 'no "event: tick" line');
-  check(lines.includes('id: 1'), 'no "id: 1" line');
+  check(lines.includes(`id: ${epoch}-1`), `no "id: ${epoch}-1" line`);
   const data = lines.filter((l) => l.startsWith('data: '));
   check(data.length > 0, 'no data lines');
   // The first event block: event, id 1, data holding id 1.
-  const i1 = lines.indexOf('id: 1');
+  const i1 = lines.indexOf(`id: ${epoch}-1`);
   const block = i1 > 0 ? lines.slice(i1 - 1, i1 + 2) : [];
   let firstData = null;
   try {
@@ -542,9 +548,12 @@ async function curlTest(check, note, detail, { stubUrl }) {
   }
   check(
     block[0]?.startsWith('event: ') && firstData?.id === 1 && block[0] === `event: ${firstData?.kind}`,
-    `first event block is not event/id: 1/data{id:1}: ${JSON.stringify(block)}`,
+    `first event block is not event/id: ${epoch}-1/data{id:1}: ${JSON.stringify(block)}`,
   );
-  const ids = lines.filter((l) => l.startsWith('id: ')).map((l) => Number(l.slice(4)));
+  const prefix = `id: ${epoch}-`;
+  const idLines = lines.filter((l) => l.startsWith('id: '));
+  check(idLines.every((l) => l.startsWith(prefix)), `an id line without the epoch: ${idLines.find((l) => !l.startsWith(prefix))}`);
+  const ids = idLines.map((l) => Number(l.slice(prefix.length)));
   check(ids.every((id, i) => id === i + 1), 'curl: ids are not 1, 2, 3, ... in order');
   note(
     `curl exit ${code} (28 = --max-time); ${out.length} bytes; ${data.length} data lines, ids 1..${ids.at(-1)}; ` +
