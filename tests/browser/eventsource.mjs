@@ -19,7 +19,12 @@
 // Test 2, curl: `curl -sN -D - --max-time 3 <stub>/stream?cursor=0` shows the
 // stream's headers and its first blocks.
 //
-// Test 3, eventsource https: a second stub serves TLS (`--tls-cert/--tls-key`,
+// Test 3, eventsource reset: a page opens the stream with a cursor from
+// another epoch (`?cursor=000000000001-5`); the first message must be the
+// `reset` (naming both epochs, its id the new epoch's beginning, so the
+// browser's lastEventId moves there), then the new epoch's events in order.
+//
+// Test 4, eventsource https: a second stub serves TLS (`--tls-cert/--tls-key`,
 // a throwaway self-signed certificate for localhost and 127.0.0.1 made here
 // with openssl); Chromium trusts exactly that key
 // (`--ignore-certificate-errors-spki-list=<base64 sha256 of its SPKI>`, not a
@@ -65,7 +70,7 @@ const DROP_AFTER = 100; // events received before the server drops the stream
 const RETRY_MS = 1000; // the stub's `retry:` hint
 const DEADLINE_MS = 50_000; // then give up; with cleanup (5 s at most) the run stays under 60 s
 
-const TESTS = ['eventsource', 'curl -N', 'eventsource https (h2)'];
+const TESTS = ['eventsource', 'curl -N', 'eventsource reset', 'eventsource https (h2)'];
 
 const started = Date.now();
 const log = (msg) => console.log(`browser: ${msg}`);
@@ -206,6 +211,19 @@ for (const c of ['caught_up', 'heartbeat', 'overflow', 'cursor_expired']) {
   es.addEventListener(c, (e) =>
     s.controls.push({ type: c, lastEventId: e.lastEventId, data: e.data, n: s.events.length }));
 }
+};
+// A cursor from another epoch: the stub must answer with a reset first,
+// whose id moves the page's lastEventId to the new epoch's beginning, and
+// then the new epoch's events.
+window.startReset = (stubUrl, cursor, n) => {
+  const r = window.__reset = { got: [], done: false };
+  const es = new EventSource(stubUrl + '/stream?cursor=' + cursor);
+  const push = (e) => {
+    if (r.done) return;
+    r.got.push({ type: e.type, lastEventId: e.lastEventId, data: e.data });
+    if (r.got.length >= n) { r.done = true; es.close(); }
+  };
+  for (const t of ['reset', 'tick', 'news', 'caught_up']) es.addEventListener(t, push);
 };
 </script>
 `;
@@ -561,6 +579,32 @@ async function curlTest(check, note, detail, { stubUrl }) {
   );
 }
 
+async function resetTest(check, note, detail, { page, pageLog, stubUrl }) {
+  const health = await (await stubJson(stubUrl, '/healthz')).json();
+  const other = health.epoch === '000000000001' ? '000000000002' : '000000000001';
+  await page.evaluate(([url, cursor]) => window.startReset(url, cursor, 21), [stubUrl, `${other}-5`]);
+  try {
+    await page.waitForFunction(() => window.__reset.done, null, { timeout: 15_000, polling: 20 });
+  } catch {
+    detail(`page log:\n${pageLog.join('\n')}`);
+  }
+  const r = await page.evaluate(() => window.__reset);
+  await page.close();
+  const [first, ...rest] = r.got;
+  check(first?.type === 'reset', `the first message must be the reset, got ${JSON.stringify(first)}`);
+  const reset = JSON.parse(first?.data ?? '{}');
+  check(reset.from === other && reset.epoch === health.epoch, `reset names ${reset.from} -> ${reset.epoch}, expected ${other} -> ${health.epoch}`);
+  check(
+    first?.lastEventId === `${health.epoch}-${reset.oldest - 1}`,
+    `the reset's id must be the new epoch's beginning: lastEventId ${JSON.stringify(first?.lastEventId)}`,
+  );
+  const events = rest.filter((e) => e.type === 'tick' || e.type === 'news');
+  const ids = events.map((e) => JSON.parse(e.data).id);
+  check(events.length === 20 && ids.every((id, i) => id === reset.oldest + i), `after the reset: ids ${ids.join(',')}`);
+  check(events.every((e, i) => e.lastEventId === `${health.epoch}-${ids[i]}`), 'events after the reset carry the new epoch');
+  note(`cursor ${other}-5 on epoch ${health.epoch}: reset (oldest ${reset.oldest}, head ${reset.head}), then ids ${ids[0]}..${ids.at(-1)}`);
+}
+
 async function httpsTest(check, note, detail, { page, pageLog, stubUrl }) {
   // The browser's own account of each response's protocol (DevTools
   // protocol): resource timing hides nextHopProtocol from a cross-origin page
@@ -645,6 +689,10 @@ async function main() {
     eventsourceTest(check, note, detail, { ...opened, stubUrl }),
   );
   await test('curl -N', (check, note, detail) => curlTest(check, note, detail, { stubUrl }));
+  await test('eventsource reset', async (check, note, detail) => {
+    const opened = await openPage(context, pageUrl);
+    await resetTest(check, note, detail, { ...opened, stubUrl });
+  });
   await test('eventsource https (h2)', async (check, note, detail) => {
     const opened = await openPage(context, pageUrl);
     const tlsUrl = await startStub(pageUrl, ['--tls-cert', tls.cert, '--tls-key', tls.key]);
