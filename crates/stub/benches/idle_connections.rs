@@ -237,7 +237,7 @@ fn client_main(spec: &str) {
 async fn open_idle(addr: SocketAddr, cursor: u64) -> std::io::Result<TcpStream> {
     let mut stream = TcpStream::connect(addr).await?;
     stream
-        .write_all(format!("GET /stream?cursor={cursor} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .write_all(format!("GET /stream?cursor={cursor} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
         .await?;
     let mut buf = Vec::with_capacity(4096);
     loop {
@@ -267,7 +267,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 async fn sse_connections(addr: SocketAddr) -> u64 {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     stream
-        .write_all(b"GET /metrics.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .write_all(b"GET /metrics.json HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .await
         .expect("request");
     let mut answer = Vec::new();

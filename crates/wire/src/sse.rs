@@ -32,17 +32,26 @@ pub fn encode_parts(out: &mut Vec<u8>, kind: &str, cursor: Cursor, json: &str) {
     debug_assert!(written.is_ok());
 }
 
-/// A cursor's text without allocating (this runs once per event sent).
+/// A cursor's text without allocating or formatting machinery: this runs
+/// once per event sent, so the epoch's 12 hex digits and the id's decimal
+/// ones are written by hand (`core::fmt` here cost a third of the stub's
+/// SSE throughput).
 fn cursor_text(buf: &mut [u8; 40], cursor: Cursor) -> &str {
-    use std::io::Write;
-    let mut w = &mut buf[..];
-    let _ = match cursor.epoch {
-        Some(epoch) => write!(w, "{epoch}-{}", cursor.id),
-        None => write!(w, "{}", cursor.id),
-    };
-    let left = w.len();
-    let len = buf.len() - left;
-    // Only ASCII was written, and 12 + 1 + 20 bytes fit.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut len = 0;
+    if let Some(epoch) = cursor.epoch {
+        let bits = epoch.bits();
+        for (i, slot) in buf[..12].iter_mut().enumerate() {
+            *slot = HEX[((bits >> (44 - 4 * i)) & 0xf) as usize];
+        }
+        buf[12] = b'-';
+        len = 13;
+    }
+    let mut digits = itoa::Buffer::new();
+    let id = digits.format(cursor.id).as_bytes();
+    buf[len..len + id.len()].copy_from_slice(id);
+    len += id.len();
+    // Only ASCII was written, and 12 + 1 + 20 bytes fit in 40.
     std::str::from_utf8(&buf[..len]).unwrap_or_default()
 }
 
@@ -94,4 +103,23 @@ pub fn decode(frame: &sse::EventRef<'_>) -> Result<Message, FieldError> {
         });
     }
     Ok(Message::Event(event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hand_written_id_is_the_cursors_display() {
+        let epochs = [0, 1, 0xabc, 0xffff_ffff_ffff, 0x0123_4567_89ab, 0x8000_0000_0001];
+        let ids = [0, 1, 9, 10, 12_345, u64::MAX];
+        for bits in epochs {
+            for id in ids {
+                for cursor in [Cursor::new(Epoch::from_random(bits), id), Cursor::bare(id)] {
+                    let mut buf = [0u8; 40];
+                    assert_eq!(cursor_text(&mut buf, cursor), cursor.to_string());
+                }
+            }
+        }
+    }
 }
