@@ -1,16 +1,15 @@
 //! The stub as a turmoil host on a durable log: every start opens the
-//! harness's [`SimDisk`] with `Log::open_on` (a fresh epoch drawn from the
+//! harness's [`SimDisk`] with `Log::open_inline` (a fresh epoch drawn from the
 //! run's seeded RNG, used only when the disk holds no journal), resumes the
 //! fixture replay after what the journal holds, and serves.
 //!
-//! The real [`Log`] writes a journaled batch on tokio's blocking pool. That
-//! thread would run beside the host's tasks in real time, and readers would
-//! see the batch (the head's watch moves on that thread) at a moment that
-//! depends on the machine's load: the same seed gave two traces of
-//! `slow_consumer` under load. So the host runs each append on a runtime of
-//! its own and waits for it in place ([`append_in_place`]): nothing else
-//! on the host runs meanwhile, the host's runtime sees no blocking task,
-//! and an append takes no simulated time, as with a memory log.
+//! `Log::open_on` would write each journaled batch on tokio's blocking
+//! pool. That thread would run beside the host's tasks in real time, and
+//! readers would see the batch (the head's watch moves on that thread) at a
+//! moment that depends on the machine's load: the same seed gave two traces
+//! of `slow_consumer` under load. `open_inline` appends on the host's own
+//! thread instead: nothing else on the host runs meanwhile, and an append
+//! takes no simulated time, as with a memory log.
 //!
 //! A disk that fails while opening is opened again after a pause (as a
 //! supervisor would restart the process); a journal that is corrupt stops
@@ -69,44 +68,13 @@ impl EventLog for HostLog {
 
     fn append(&self, batch: Batch) -> Pin<Box<dyn Future<Output = Result<Appended, LogError>> + Send + '_>> {
         Box::pin(async move {
-            let result = append_in_place(&self.log, batch);
+            let result = self.log.append(batch).await;
             if self.disk.crashing() {
                 std::future::pending::<()>().await;
             }
             result
         })
     }
-}
-
-/// The runtime the journal's appends run on: not the host's, so its
-/// blocking pool never holds the host's paused clock (tokio keeps a paused
-/// clock from advancing while a blocking task of its own runtime runs, and
-/// when it notices the task is done depends on real time). Process-wide and
-/// never dropped (a runtime may not be dropped inside another).
-fn journal_runtime() -> &'static tokio::runtime::Runtime {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("sim-journal")
-            .build()
-            .unwrap_or_else(|e| panic!("the journal's runtime: {e}"))
-    })
-}
-
-/// Appends on [`journal_runtime`], blocking this thread until it is done:
-/// the host's other tasks do not run meanwhile.
-fn append_in_place(log: &Log, batch: Batch) -> Result<Appended, LogError> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let log = log.clone();
-    journal_runtime().spawn(async move {
-        let _ = tx.send(log.append(batch).await);
-    });
-    rx.recv().unwrap_or_else(|_| {
-        Err(LogError::Interrupted {
-            reason: "the journal's runtime dropped the append".into(),
-        })
-    })
 }
 
 /// How long a start waits before opening a disk that failed again.
@@ -125,7 +93,7 @@ pub(crate) async fn run(
     let log = loop {
         let fresh = Epoch::from_random(shared.borrow_mut().rng.random());
         let new = disk.bytes().is_empty();
-        match Log::open_on(disk.handle(), config.retention, fresh, config.key_window()) {
+        match Log::open_inline(disk.handle(), config.retention, fresh, config.key_window()) {
             Ok(log) => {
                 let mut s = shared.borrow_mut();
                 let incarnation = s.starts.last().map_or(0, |l| l.incarnation + u32::from(new));

@@ -5,6 +5,9 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::start_binary as start;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wire-stub"))
 }
@@ -116,30 +119,6 @@ fn sigterm_ends_open_streams_and_exits_promptly() {
         "{:?}",
         started.elapsed()
     );
-}
-
-/// Starts `wire-stub` with `args` and `env` (and no token variable from the
-/// test's own environment); returns the child and its `host:port`.
-fn start(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
-    let mut cmd = bin();
-    cmd.args(["--addr", "127.0.0.1:0", "--no-fixture"])
-        .args(args)
-        .env_remove("TICKWIRE_TOKEN")
-        .env_remove("WIRE_STUB_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let (mut first, mut byte) = (String::new(), [0u8; 1]);
-    while !first.ends_with('\n') {
-        assert_eq!(stdout.read(&mut byte).unwrap(), 1, "the address line");
-        first.push(byte[0] as char);
-    }
-    let addr = first.trim().rsplit("http://").next().unwrap().to_owned();
-    (child, addr)
 }
 
 /// The status of `GET /events` with this bearer token (or none).

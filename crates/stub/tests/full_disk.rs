@@ -13,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
+mod common;
+
 /// A tmpfs mounted for the test, unmounted when dropped.
 struct Tmpfs(PathBuf);
 
@@ -50,22 +52,7 @@ impl Drop for Server {
 }
 
 fn start(data_dir: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wire-stub"))
-        .args(["--addr", "127.0.0.1:0", "--no-fixture", "--data-dir"])
-        .arg(data_dir)
-        .env_remove("TICKWIRE_TOKEN")
-        .env_remove("WIRE_STUB_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let (mut first, mut byte) = (String::new(), [0u8; 1]);
-    while !first.ends_with('\n') {
-        assert_eq!(stdout.read(&mut byte).unwrap(), 1, "the address line");
-        first.push(byte[0] as char);
-    }
-    let addr = first.trim().rsplit("http://").next().unwrap().to_owned();
+    let (child, addr) = common::start_binary(&["--data-dir", data_dir.to_str().unwrap()], &[]);
     Server { child, addr }
 }
 

@@ -141,9 +141,9 @@ struct Shared {
     /// Serializes appends and fixes their ids. Held across the journal
     /// write, so ids stay gap-free and in journal order; readers never take it.
     writer: Mutex<Writer>,
-    /// Whether `writer` holds a journal: known without taking the lock, so an
-    /// async caller knows whether it must move the append to a blocking thread.
-    journaled: bool,
+    /// Whether an append moves to tokio's blocking pool (a journal on a real
+    /// disk) or runs on the caller's thread: known without taking the lock.
+    offload: bool,
 }
 
 struct Writer {
@@ -160,7 +160,7 @@ impl std::fmt::Debug for Log {
             .field("epoch", &self.0.epoch)
             .field("head", &inner.head)
             .field("oldest", &inner.oldest())
-            .field("journaled", &self.0.journaled)
+            .field("offload", &self.0.offload)
             .finish()
     }
 }
@@ -175,7 +175,7 @@ impl Log {
 
     /// [`Log::new`] remembering idempotency keys for `keys`.
     pub fn in_memory(retention: usize, epoch: Epoch, keys: KeyWindow) -> Log {
-        Log::build(epoch, Inner::empty(retention), None, Keys::new(keys))
+        Log::build(epoch, Inner::empty(retention), None, Keys::new(keys), false)
     }
 
     /// A durable log in `dir/events.jsonl` (see [`Log::open_on`]).
@@ -186,12 +186,34 @@ impl Log {
     /// A durable log on `disk`: what it holds is loaded (checksums checked,
     /// ids gap-free, a torn last line cut) under the epoch it was created
     /// with; a new one is created under `fresh`. Every later append is
-    /// written and synced before it is published.
+    /// written and synced before it is published, on tokio's blocking pool.
     pub fn open_on(
         disk: Box<dyn Disk>,
         retention: usize,
         fresh: Epoch,
         window: KeyWindow,
+    ) -> Result<Log, LogError> {
+        Log::load(disk, retention, fresh, window, true)
+    }
+
+    /// [`Log::open_on`] for a disk that never blocks (the simulation's, in
+    /// memory): appends run on the caller's thread and complete without
+    /// yielding, like the memory log's, so no thread races a simulated clock.
+    pub fn open_inline(
+        disk: Box<dyn Disk>,
+        retention: usize,
+        fresh: Epoch,
+        window: KeyWindow,
+    ) -> Result<Log, LogError> {
+        Log::load(disk, retention, fresh, window, false)
+    }
+
+    fn load(
+        disk: Box<dyn Disk>,
+        retention: usize,
+        fresh: Epoch,
+        window: KeyWindow,
+        offload: bool,
     ) -> Result<Log, LogError> {
         let mut inner = Inner::empty(retention);
         let mut keys = Keys::new(window);
@@ -203,23 +225,23 @@ impl Log {
             }
             inner.push(record.source, record.entries);
         })?;
-        Ok(Log::build(epoch, inner, Some(journal), keys))
+        Ok(Log::build(epoch, inner, Some(journal), keys, offload))
     }
 
-    fn build(epoch: Epoch, inner: Inner, journal: Option<Journal>, keys: Keys) -> Log {
+    fn build(epoch: Epoch, inner: Inner, journal: Option<Journal>, keys: Keys, offload: bool) -> Log {
         let head = inner.head;
         Log(Arc::new(Shared {
             epoch,
             inner: RwLock::new(inner),
             head: watch::channel(head).0,
-            journaled: journal.is_some(),
+            offload,
             writer: Mutex::new(Writer { head, journal, keys }),
         }))
     }
 
     /// [`EventLog::append`] on the calling thread: it blocks for the journal
     /// write when there is one.
-    fn append_blocking(&self, batch: &Batch) -> Result<Appended, LogError> {
+    fn append_blocking(&self, batch: Batch) -> Result<Appended, LogError> {
         let mut writer = self.0.writer.lock().unwrap_or_else(|p| p.into_inner());
         let digest = batch.key.as_ref().map(|_| keys::digest(&batch.payloads));
         if let (Some(key), Some(digest)) = (&batch.key, digest) {
@@ -234,39 +256,43 @@ impl Log {
             }
         }
         let first = writer.head + 1;
-        let entries: Vec<Entry> = batch
-            .payloads
-            .iter()
+        let Batch {
+            source,
+            key,
+            payloads,
+            pub_us,
+        } = batch;
+        let entries: Vec<Entry> = payloads
+            .into_iter()
             .enumerate()
             .map(|(i, payload)| {
+                let kind = payload.kind().to_owned();
                 let event = Event {
                     id: first + i as u64,
-                    pub_us: Some(batch.pub_us),
-                    payload: payload.clone(),
+                    pub_us: Some(pub_us),
+                    payload,
                 };
                 Entry {
                     id: event.id,
-                    kind: payload.kind().to_owned(),
+                    kind,
                     json: event.to_json(),
                 }
             })
             .collect();
-        let keyed = batch.key.as_ref().zip(digest);
         if let Some(journal) = writer.journal.as_mut() {
-            journal.write(&journal::encode(batch.source, keyed, batch.pub_us, &entries))?;
+            let keyed = key.as_ref().zip(digest);
+            journal.write(&journal::encode(source, keyed, pub_us, &entries))?;
         }
         let last = first + entries.len() as u64 - 1;
         writer.head = last;
-        if let Some((key, digest)) = keyed {
-            writer
-                .keys
-                .record(key.clone(), first..=last, digest, batch.pub_us);
+        if let Some((key, digest)) = key.zip(digest) {
+            writer.keys.record(key, first..=last, digest, pub_us);
         }
         self.0
             .inner
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .push(batch.source, entries);
+            .push(source, entries);
         // Still under the writer lock, so the watched head only moves forward.
         self.0.head.send_replace(last);
         Ok(Appended {
@@ -328,18 +354,19 @@ impl EventLog for Log {
     /// With a journal, the record is written and synced first, on a
     /// blocking thread (not the caller's): an event is on disk before any
     /// reader can see it. On a journal error nothing is published, no id is
-    /// used up, and the journal is as it was. Without a journal it completes
-    /// without yielding or spawning, so the simulation stays deterministic.
+    /// used up, and the journal is as it was. Without a journal (or opened
+    /// with [`Log::open_inline`]) it completes without yielding or spawning,
+    /// so the simulation stays deterministic.
     fn append(&self, batch: Batch) -> BoxFuture<'_, Result<Appended, LogError>> {
         if batch.payloads.is_empty() {
             return Box::pin(std::future::ready(Err(LogError::Empty)));
         }
-        if !self.0.journaled {
-            return Box::pin(std::future::ready(self.append_blocking(&batch)));
+        if !self.0.offload {
+            return Box::pin(std::future::ready(self.append_blocking(batch)));
         }
         let log = self.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || log.append_blocking(&batch))
+            tokio::task::spawn_blocking(move || log.append_blocking(batch))
                 .await
                 .map_err(|e| LogError::Interrupted {
                     reason: e.to_string(),

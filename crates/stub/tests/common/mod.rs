@@ -1,5 +1,6 @@
-//! What the router tests share: a stub on an in-memory log, the router
-//! driven without sockets, and readers for its answers.
+//! What the stub's tests share: a stub on an in-memory log, the router
+//! driven without sockets, readers for its answers, and the `wire-stub`
+//! binary started on a free port.
 #![allow(dead_code)] // each test binary uses a part
 
 use std::sync::Arc;
@@ -103,3 +104,31 @@ pub fn post(body: &str, content_type: Option<&str>) -> Request<Body> {
 }
 
 pub const TICK: &str = r#"{"kind":"tick","symbol":"AAPL","last":191.5,"ts_utc":"2026-03-02T14:30:00Z"}"#;
+
+/// Starts `wire-stub` with `args` and `env` (and no token variable from the
+/// test's own environment); returns the child and its `host:port`.
+pub fn start_binary(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wire-stub"));
+    cmd.args(["--addr", "127.0.0.1:0", "--no-fixture"])
+        .args(args)
+        .env_remove("TICKWIRE_TOKEN")
+        .env_remove("WIRE_STUB_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (mut first, mut byte) = (String::new(), [0u8; 1]);
+    while !first.ends_with('\n') {
+        assert_eq!(
+            std::io::Read::read(&mut stdout, &mut byte).unwrap(),
+            1,
+            "the address line"
+        );
+        first.push(byte[0] as char);
+    }
+    let addr = first.trim().rsplit("http://").next().unwrap().to_owned();
+    (child, addr)
+}
