@@ -32,8 +32,8 @@ use crate::harness::{Shared, sim_clock_us};
 use crate::net;
 use crate::report::Start;
 
-/// The stub's log in the simulation: the real [`Log`], its appends waited
-/// for in place, and an append during which the disk decided the host
+/// The stub's log in the simulation: the real [`Log`] (opened inline, so
+/// an append completes on the host's thread), and an append during which the disk decided the host
 /// crashes never answers (the process is dead; the harness crashes the
 /// host at the next step), so no answer escapes a crash.
 struct HostLog {
