@@ -4,6 +4,9 @@
 //! violation (a client not at the head in time after the faults stopped).
 
 mod durable;
+mod network;
+
+pub use network::{Seen, seen};
 
 use std::time::Duration;
 

@@ -41,6 +41,7 @@ pub fn offline_audit(events: usize) -> String {
 /// log and checkpoints in `dir`; killed at `kill_at` (the run future is
 /// dropped mid-flight, as a crash would) and restarted from the checkpoint.
 pub(crate) async fn engine_client(
+    connect: net::Observed,
     config: ClientConfig,
     total: u64,
     kill_at: Option<Duration>,
@@ -72,13 +73,13 @@ pub(crate) async fn engine_client(
                 let remaining = at.saturating_sub(turmoil::sim_elapsed().unwrap_or_default());
                 tokio::select! {
                     biased;
-                    r = desk::run(net::Connect, config.clone(), &live, &options, std::future::pending()) => Some(r),
+                    r = desk::run(connect.clone(), config.clone(), &live, &options, std::future::pending()) => Some(r),
                     () = tokio::time::sleep(remaining) => None,
                 }
             }
             None => Some(
                 desk::run(
-                    net::Connect,
+                    connect.clone(),
                     config.clone(),
                     &live,
                     &options,

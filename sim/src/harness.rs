@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rand::rngs::ChaCha8Rng;
@@ -19,6 +20,70 @@ use crate::net;
 use crate::publisher::{self, BatchRun};
 use crate::report::{Broke, ClientRun, Entry, FinalLog, Report, Start};
 use crate::scenario::{Fault, Scenario, client_config};
+use crate::stub_host::Publish;
+
+/// One client's part of a host's software.
+type ClientTask = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>>>>;
+
+/// A subscriber: reads every event, recording what it was handed and when,
+/// at the pace of a slow reader where `slow` says so.
+#[allow(clippy::too_many_arguments)]
+async fn subscriber(
+    i: usize,
+    kind: transport::Transport,
+    connect: net::Observed,
+    config: transport::ClientConfig,
+    delay: Duration,
+    total: u64,
+    slow: Option<Duration>,
+    shared: Rc<RefCell<Shared>>,
+) -> Result<(), String> {
+    tokio::time::sleep(delay).await;
+    let mut client = Client::connect(connect, config).map_err(|e| e.to_string())?;
+    let mut client_pub_us = Vec::new();
+    let mut sub = client.subscribe().ok_or("no subscription")?;
+    let mut run = ClientRun {
+        kind: Some(kind),
+        ..ClientRun::default()
+    };
+    while (run.ids.len() as u64) < total {
+        match sub.next().await {
+            Some(Ok(event)) => {
+                let at = turmoil::sim_elapsed().unwrap_or_default();
+                run.ids.push(event.id);
+                run.at.push(at);
+                client_pub_us.push(event.pub_us.unwrap_or(0));
+                run.done_at = Some(at);
+                {
+                    // A run that never finishes still shows how far each client got.
+                    let mut s = shared.borrow_mut();
+                    s.clients[i].kind = Some(kind);
+                    s.clients[i].ids.push(event.id);
+                    s.clients[i].at.push(at);
+                }
+                if let Some(d) = slow {
+                    tokio::time::sleep(d).await;
+                }
+            }
+            Some(Err(e)) => {
+                run.error = Some(e);
+                break;
+            }
+            None => break,
+        }
+    }
+    let m = client.metrics().snapshot();
+    run.timeline = client.timeline().into_iter().map(Entry::Client).collect();
+    run.reconnects = m.reconnect_attempts;
+    run.fallbacks = m.fallbacks;
+    run.upgrades = m.upgrades;
+    run.gaps_repaired = m.gaps_repaired;
+    run.duplicates = m.duplicates_dropped;
+    run.pub_us = client_pub_us;
+    client.close().await;
+    shared.borrow_mut().clients[i] = run;
+    Ok(())
+}
 
 /// The simulated clock for publish times and latency, in µs since the epoch.
 pub(crate) fn sim_clock_us() -> u64 {
@@ -48,13 +113,21 @@ pub(crate) struct Shared {
     publisher: Vec<BatchRun>,
 }
 
+/// The default day's payloads, parsed once per process.
+fn default_day() -> &'static [wire::Payload] {
+    static DAY: std::sync::OnceLock<Vec<wire::Payload>> = std::sync::OnceLock::new();
+    DAY.get_or_init(|| wire::fixture::parse("default", wire::fixture::DEFAULT).unwrap_or_default())
+}
+
+/// The name of the turmoil host client `i` runs on.
+fn host_of(scenario: &Scenario, i: usize) -> String {
+    format!("client{}", i / scenario.clients_per_host.max(1))
+}
+
 /// Runs `scenario` with `seed`.
 pub fn run(scenario: &Scenario, seed: u64) -> Report {
-    let payloads: Vec<wire::Payload> = wire::fixture::parse("default", wire::fixture::DEFAULT)
-        .unwrap_or_default()
-        .into_iter()
-        .take(scenario.events)
-        .collect();
+    let day = default_day();
+    let payloads: Arc<[wire::Payload]> = day[..scenario.events.min(day.len())].into();
     let mut builder = turmoil::Builder::new();
     builder
         .rng_seed(seed)
@@ -84,17 +157,22 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         starts: Vec::new(),
         publisher: Vec::new(),
     }));
+    let record = net::Record::default();
 
     let host_shared = shared.clone();
     let stub_config = scenario.stub.clone();
-    let rate = scenario.rate;
+    let publish = if scenario.quiet.is_empty() {
+        Publish::Rate(scenario.rate)
+    } else {
+        Publish::Due((0..payloads.len()).map(|i| scenario.due(i)).collect())
+    };
     let host_payloads = payloads.clone();
     sim.host("stub", move || {
         crate::stub_host::run(
             host_shared.clone(),
             stub_config.clone(),
             host_payloads.clone(),
-            rate,
+            publish.clone(),
         )
     });
 
@@ -107,9 +185,14 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
     }
 
     let total = scenario.total_events() as u64;
+    let mut hosts: Vec<(String, Vec<ClientTask>)> = Vec::new();
     for (i, &kind) in scenario.clients.iter().enumerate() {
         let shared = shared.clone();
-        if i == 0
+        let connect = net::Observed {
+            client: i,
+            record: record.clone(),
+        };
+        let task: ClientTask = if i == 0
             && let Some(kill_at) = scenario.engine
         {
             let config = client_config(kind, scenario.fallback, seed.wrapping_mul(31));
@@ -119,68 +202,40 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
                 scenario.name,
                 std::process::id()
             ));
-            sim.client("client0", async move {
+            Box::pin(async move {
                 tokio::time::sleep(delay).await;
-                let run = engine_client(config, total, kill_at, &dir).await;
+                let run = engine_client(connect, config, total, kill_at, &dir).await;
                 let _ = std::fs::remove_dir_all(&dir);
-                shared.borrow_mut().clients[0] = run?;
+                shared.borrow_mut().clients[0] = run.map_err(|e| e.to_string())?;
                 Ok(())
-            });
-            continue;
-        }
-        let slow = if i == 0 { scenario.slow_reader } else { None };
-        let delay = scenario.client_delay;
-        let mut config = client_config(
-            kind,
-            scenario.fallback,
-            seed.wrapping_mul(31).wrapping_add(i as u64),
-        );
-        if slow.is_some() {
-            // A slow reader with little buffer: the server sees it fall behind.
-            config.buffer = 16;
-        }
-        sim.client(format!("client{i}"), async move {
-            tokio::time::sleep(delay).await;
-            let mut client = Client::connect(net::Connect, config).map_err(|e| e.to_string())?;
-            let mut client_pub_us = Vec::new();
-            let mut sub = client.subscribe().ok_or("no subscription")?;
-            let mut run = ClientRun {
-                kind: Some(kind),
-                ..ClientRun::default()
-            };
-            while (run.ids.len() as u64) < total {
-                match sub.next().await {
-                    Some(Ok(event)) => {
-                        run.ids.push(event.id);
-                        client_pub_us.push(event.pub_us.unwrap_or(0));
-                        run.done_at = turmoil::sim_elapsed();
-                        {
-                            // A run that never finishes still shows how far each client got.
-                            let mut s = shared.borrow_mut();
-                            s.clients[i].kind = Some(kind);
-                            s.clients[i].ids.push(event.id);
-                        }
-                        if let Some(d) = slow {
-                            tokio::time::sleep(d).await;
-                        }
-                    }
-                    Some(Err(e)) => {
-                        run.error = Some(e);
-                        break;
-                    }
-                    None => break,
-                }
+            })
+        } else {
+            let slow = if i == 0 { scenario.slow_reader } else { None };
+            let mut config = client_config(
+                kind,
+                scenario.fallback,
+                seed.wrapping_mul(31).wrapping_add(i as u64),
+            );
+            if slow.is_some() {
+                // A slow reader with little buffer: the server sees it fall behind.
+                config.buffer = 16;
             }
-            let m = client.metrics().snapshot();
-            run.timeline = client.timeline().into_iter().map(Entry::Client).collect();
-            run.reconnects = m.reconnect_attempts;
-            run.fallbacks = m.fallbacks;
-            run.upgrades = m.upgrades;
-            run.gaps_repaired = m.gaps_repaired;
-            run.duplicates = m.duplicates_dropped;
-            run.pub_us = client_pub_us;
-            client.close().await;
-            shared.borrow_mut().clients[i] = run;
+            Box::pin(subscriber(i, kind, connect, config, scenario.client_delay, total, slow, shared))
+        };
+        let host = host_of(scenario, i);
+        match hosts.last_mut() {
+            Some((name, tasks)) if *name == host => tasks.push(task),
+            _ => hosts.push((host, vec![task])),
+        }
+    }
+    for (host, tasks) in hosts {
+        let tasks = RefCell::new(Some(tasks));
+        sim.client(host, async move {
+            let tasks = tasks.take().unwrap_or_default();
+            let handles: Vec<_> = tasks.into_iter().map(tokio::task::spawn_local).collect();
+            for h in handles {
+                h.await.map_err(|e| e.to_string())??;
+            }
             Ok(())
         });
     }
@@ -194,16 +249,18 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
     // A crash the disk decided (mid-append): when the host comes back.
     let mut restart_at: Option<Duration> = None;
     let mut next_sample = Duration::ZERO;
-    let names: Vec<String> = (0..scenario.clients.len())
-        .map(|i| format!("client{i}"))
+    let mut names: Vec<String> = (0..scenario.clients.len())
+        .map(|i| host_of(scenario, i))
         .collect();
+    names.dedup();
+    let mut heads: Vec<(Duration, u64)> = Vec::new();
     let crashed = loop {
         while let Some((at, fault)) = schedule.next_if(|(at, _)| *at <= sim.elapsed()) {
             applied.push((sim.elapsed(), fault.clone()));
             let _ = at;
             let targets = |c: &Option<usize>| -> Vec<String> {
                 match c {
-                    Some(i) => vec![names[*i].clone()],
+                    Some(i) => vec![host_of(scenario, *i)],
                     None => names.clone(),
                 }
             };
@@ -232,6 +289,9 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
                     }
                 }
                 Fault::Latency(max) => sim.set_max_message_latency((*max).max(Duration::from_millis(5))),
+                Fault::Silence(c) => targets(c)
+                    .iter()
+                    .for_each(|n| sim.partition_oneway("stub", n.as_str())),
             }
         }
         if disk.crashing() {
@@ -253,6 +313,12 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
             restart_at = None;
             applied.push((sim.elapsed(), Fault::Restart));
             sim.bounce("stub");
+        }
+        if let Some(stub) = &shared.borrow().stub {
+            let head = stub.log().head();
+            if heads.last().is_none_or(|(_, h)| *h != head) {
+                heads.push((sim.elapsed(), head));
+            }
         }
         if sim.elapsed() >= next_sample {
             next_sample += Duration::from_secs(1);
@@ -293,6 +359,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         starts: s.starts.clone(),
         disk: disk.counts(),
         final_log: read_back(&disk, fresh),
+        conns: record.conns(),
+        heads,
     }
 }
 

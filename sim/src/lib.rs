@@ -14,6 +14,7 @@
 //! - `scenarios`: the named scenarios. `net`: turmoil behind our seams.
 //! - `disk`: the stub's simulated disk and its faults; `stub_host`: the
 //!   stub on it; `publisher`: a keyed publisher retrying until acknowledged.
+//! - `swarm`: a whole configuration drawn from each seed.
 
 pub mod check;
 pub mod disk;
@@ -25,6 +26,7 @@ mod report;
 mod scenario;
 pub mod scenarios;
 mod stub_host;
+pub mod swarm;
 
 pub use engine::{engine_config, offline_audit};
 pub use harness::{TICK, run};

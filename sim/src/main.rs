@@ -145,7 +145,7 @@ fn run(args: &[String]) -> i32 {
             }
         }
         if let Some(path) = sc.sometimes
-            && !results.iter().any(|(_, report, _)| path.hit(report))
+            && !results.iter().any(|(_, report, _)| path.hit(sc, report))
         {
             failures += 1;
             eprintln!(

@@ -51,6 +51,8 @@ impl std::fmt::Display for Entry {
 pub struct ClientRun {
     pub kind: Option<Transport>,
     pub ids: Vec<u64>,
+    /// When each of `ids` was handed to the subscriber (simulated time).
+    pub at: Vec<Duration>,
     /// Simulated time when the last event arrived.
     pub done_at: Option<Duration>,
     pub error: Option<ClientError>,
@@ -91,6 +93,10 @@ pub struct Report {
     pub disk: DiskCounts,
     /// What the stub's disk holds at the end.
     pub final_log: FinalLog,
+    /// Every connection the clients opened, as the network saw it.
+    pub conns: Vec<crate::net::Conn>,
+    /// The stub's head over simulated time (each change).
+    pub heads: Vec<(Duration, u64)>,
 }
 
 /// One start of the stub host: the log it opened.

@@ -35,6 +35,44 @@ pub enum Fault {
     LoseDisk,
     /// The scenario's [`DiskPlan`] faults on or off.
     DiskFaults(bool),
+    /// Drop what the stub sends to client `i` (all when `None`), one way:
+    /// the client still reaches the stub. `Repair` heals it.
+    Silence(Option<usize>),
+}
+
+impl Fault {
+    /// The fault's kind, for the sweep's summary.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Partition(_) => "partition",
+            Fault::Repair(_) => "repair",
+            Fault::Hold => "hold",
+            Fault::Release => "release",
+            Fault::Bounce => "bounce",
+            Fault::Crash => "crash",
+            Fault::Restart => "restart",
+            Fault::StreamingOff => "streaming_off",
+            Fault::StreamingOn => "streaming_on",
+            Fault::Latency(d) if d.is_zero() => "latency_normal",
+            Fault::Latency(_) => "latency_spike",
+            Fault::LoseDisk => "lose_disk",
+            Fault::DiskFaults(true) => "disk_faults",
+            Fault::DiskFaults(false) => "disk_healthy",
+            Fault::Silence(_) => "one_way_partition",
+        }
+    }
+
+    /// Whether this fault breaks something (rather than healing it).
+    pub fn breaks(&self) -> bool {
+        !matches!(
+            self,
+            Fault::Repair(_)
+                | Fault::Release
+                | Fault::Restart
+                | Fault::StreamingOn
+                | Fault::DiskFaults(false)
+        ) && *self != Fault::Latency(Duration::ZERO)
+    }
 }
 
 /// A named situation to simulate.
@@ -50,6 +88,9 @@ pub struct Scenario {
     pub events: usize,
     /// Publishing rate, events per simulated second.
     pub rate: f64,
+    /// Quiet spells in the publishing: after fixture event `n` (counted
+    /// from 0), nothing for this long.
+    pub quiet: Vec<(usize, Duration)>,
     /// Faults at simulated times; the last one heals everything.
     pub faults: Vec<(Duration, Fault)>,
     pub stub: Config,
@@ -80,6 +121,12 @@ pub struct Scenario {
     /// A host the disk crashed mid-append restarts after this long (drawn
     /// between the two from the seed).
     pub restart_delay: (Duration, Duration),
+    /// What a swarm seed drew, printed with the seed (named scenarios: none).
+    pub drawn: Option<String>,
+    /// Clients per turmoil host: clients on one host share its link, so a
+    /// partition of a client cuts its host. 1 unless a scenario with many
+    /// clients trades that for speed.
+    pub clients_per_host: usize,
 }
 
 /// The error a scenario's clients must stop with.
@@ -115,14 +162,41 @@ pub enum Sometimes {
     PublisherRetry,
     /// A crash left torn bytes that the next start cut.
     TornTail,
+    /// A client waited at the backoff cap (attempt 5 or later), as the
+    /// network saw its connects.
+    BackoffCap,
+    /// A server's `retry:` above the backoff step was waited out.
+    RetryAboveBase,
+    /// A client replaced a dead stream (nothing read for the idle deadline).
+    IdleDeadline,
+    /// A stream stayed up through a quiet spell longer than the idle
+    /// deadline: heartbeats kept it.
+    QuietKept,
+    /// The engine was killed in the fixture's burst and restarted.
+    EngineRestartMidBurst,
     /// A batch whose answer a crash lost was kept, and its retry was
     /// answered from its key (`replayed`).
     ReplayedAck,
 }
 
 impl Sometimes {
-    /// Whether this run took the path.
-    pub fn hit(self, report: &Report) -> bool {
+    /// The goals a swarm sweep must reach, every one in some seed.
+    pub const SWARM: [Sometimes; 10] = [
+        Sometimes::BackoffCap,
+        Sometimes::RetryAboveBase,
+        Sometimes::IdleDeadline,
+        Sometimes::QuietKept,
+        Sometimes::SlowConsumerDrop,
+        Sometimes::GapRepair,
+        Sometimes::Fallback,
+        Sometimes::Upgrade,
+        Sometimes::EngineRestartMidBurst,
+        Sometimes::KillSwitch,
+    ];
+
+    /// Whether this run of `scenario` took the path.
+    pub fn hit(self, scenario: &Scenario, report: &Report) -> bool {
+        let seen = || crate::check::seen(scenario, report);
         let any = |f: &dyn Fn(&ClientRun) -> u64| report.clients.iter().any(|c| f(c) > 0);
         match self {
             Sometimes::Reconnect => any(&|c| c.reconnects),
@@ -139,6 +213,13 @@ impl Sometimes {
                 .publisher
                 .iter()
                 .any(|b| b.acked.as_ref().is_some_and(|a| a.replayed)),
+            Sometimes::BackoffCap => seen().backoff_cap,
+            Sometimes::RetryAboveBase => seen().retry_above_base,
+            Sometimes::IdleDeadline => seen().idle_deadline,
+            Sometimes::QuietKept => seen().quiet_kept,
+            Sometimes::EngineRestartMidBurst => {
+                matches!(scenario.engine, Some(Some(_))) && any(&|c| c.engine_restarts)
+            }
         }
     }
 }
@@ -170,6 +251,19 @@ impl Scenario {
             disk: DiskPlan::default(),
             publishing: None,
             restart_delay: (Duration::from_millis(500), Duration::from_secs(3)),
+            drawn: None,
+            clients_per_host: 1,
+            quiet: Vec::new(),
+        }
+    }
+
+    /// The interesting paths a sweep of this scenario must take: the
+    /// swarm's goals, or the named scenario's one.
+    pub fn goals(&self) -> Vec<Sometimes> {
+        if self.name == crate::scenarios::SWARM {
+            Sometimes::SWARM.to_vec()
+        } else {
+            self.sometimes.into_iter().collect()
         }
     }
 
@@ -180,8 +274,20 @@ impl Scenario {
 
     /// Every client must be at the head by then.
     pub fn deadline(&self) -> Duration {
-        let publish_end = Duration::from_secs_f64(self.events as f64 / self.rate);
-        self.healed_at().max(publish_end) + self.liveness
+        self.settles_at() + self.liveness
+    }
+
+    /// When the fixture event `i` (from 0) is due: at the rate, plus the
+    /// quiet spells before it.
+    pub fn due(&self, i: usize) -> Duration {
+        let quiet: Duration = self.quiet.iter().filter(|(n, _)| *n < i).map(|(_, d)| *d).sum();
+        Duration::from_secs_f64(i as f64 / self.rate) + quiet
+    }
+
+    /// The faults have healed and the fixture is published: from here on
+    /// every client must catch up (its catch-up time is measured from it).
+    pub fn settles_at(&self) -> Duration {
+        self.healed_at().max(self.due(self.events))
     }
 
     /// When the last fault happens (heals).

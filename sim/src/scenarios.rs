@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
 use transport::Transport;
 
 use crate::disk::DiskPlan;
@@ -168,6 +170,44 @@ pub fn engine_restart() -> Scenario {
 
 pub fn by_name(name: &str) -> Option<Scenario> {
     all().into_iter().find(|s| s.name == name)
+}
+
+/// The sweep's default: every seed draws its own configuration.
+pub const SWARM: &str = "swarm";
+
+/// The scenario to run for `seed`: the swarm's draw, or the named scenario
+/// with its seeded variation ([`vary`]).
+pub fn for_seed(name: &str, seed: u64) -> Option<Scenario> {
+    if name == SWARM {
+        return Some(crate::swarm::draw(seed));
+    }
+    let mut sc = by_name(name)?;
+    vary(&mut sc, seed);
+    Some(sc)
+}
+
+/// Every name `for_seed` knows: the swarm, then the named scenarios.
+pub fn names() -> Vec<&'static str> {
+    std::iter::once(SWARM).chain(all().iter().map(|s| s.name)).collect()
+}
+
+/// A named scenario stays the same story on every seed, told at slightly
+/// different moments: the clients start 50 to 550 ms after the stub and
+/// every fault comes up to 400 ms later (one shift for all, so their order
+/// and spacing hold). Seed 1, the snapshots' seed, is the scenario as
+/// written.
+pub fn vary(sc: &mut Scenario, seed: u64) {
+    if seed == 1 {
+        return;
+    }
+    let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0x7661_7279);
+    sc.client_delay = ms(r.random_range(50..=550));
+    let shift = ms(r.random_range(0..=400));
+    for (t, _) in &mut sc.faults {
+        if !t.is_zero() {
+            *t += shift;
+        }
+    }
 }
 
 pub fn normal(kind: Transport) -> Scenario {

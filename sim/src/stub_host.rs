@@ -77,6 +77,40 @@ impl EventLog for HostLog {
     }
 }
 
+/// How the stub host publishes the fixture.
+#[derive(Debug, Clone)]
+pub(crate) enum Publish {
+    /// `stub::replay` at this rate (each start replays the rest at it).
+    Rate(f64),
+    /// Event `i` at simulated time `due[i]` from the run's start, whatever
+    /// the restarts: bursts and quiet spells.
+    Due(Arc<[Duration]>),
+}
+
+/// Publishes each fixture event at its due time (simulated, from the run's
+/// start), resuming after what the log holds; everything due goes out in
+/// one batch; a failed append is retried a second later.
+async fn publish_due(stub: Stub, payloads: Arc<[wire::Payload]>, due: Arc<[Duration]>) {
+    let now = || turmoil::sim_elapsed().unwrap_or_default();
+    let mut i = stub.log().fixture_done();
+    while i < payloads.len() {
+        let wait = due[i].saturating_sub(now());
+        if !wait.is_zero() {
+            tokio::select! {
+                biased;
+                () = stub.shutdown_token().cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        let at = now();
+        let j = (i + 1..payloads.len()).find(|&j| due[j] > at).unwrap_or(payloads.len());
+        match stub.publish(stub::Source::Fixture, &payloads[i..j]).await {
+            Ok(_) => i = j,
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+}
+
 /// How long a start waits before opening a disk that failed again.
 const REOPEN_AFTER: Duration = Duration::from_millis(500);
 
@@ -84,8 +118,8 @@ const REOPEN_AFTER: Duration = Duration::from_millis(500);
 pub(crate) async fn run(
     shared: Rc<RefCell<Shared>>,
     config: stub::Config,
-    payloads: Vec<wire::Payload>,
-    rate: f64,
+    payloads: Arc<[wire::Payload]>,
+    publishing: Publish,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let listener = turmoil::net::TcpListener::bind("0.0.0.0:8091").await?;
     let disk = shared.borrow().disk.clone();
@@ -124,7 +158,14 @@ pub(crate) async fn run(
         stub.set_streaming(s.streaming);
         s.stub = Some(stub.clone());
     }
-    tokio::spawn(stub::replay(stub.clone(), payloads, Pace::Rate(rate)));
+    match publishing {
+        Publish::Rate(rate) => {
+            tokio::spawn(stub::replay(stub.clone(), payloads.to_vec(), Pace::Rate(rate)));
+        }
+        Publish::Due(due) => {
+            tokio::spawn(publish_due(stub.clone(), payloads, due));
+        }
+    }
     stub::serve(net::Listener(listener), stub, std::future::pending()).await;
     Ok(())
 }

@@ -203,12 +203,13 @@ fn duplicating_stream() {
 #[test]
 fn crash_mid_append() {
     let r = scenario("crash_mid_append");
+    let sc = scenarios::by_name("crash_mid_append").unwrap();
     assert!(
         r.iter().any(|r| r.disk.torn_bytes > 0),
         "sometimes: a torn tail cut"
     );
     assert!(
-        r.iter().any(|r| sim::Sometimes::ReplayedAck.hit(r)),
+        r.iter().any(|r| sim::Sometimes::ReplayedAck.hit(&sc, r)),
         "sometimes: a retry answered from its key"
     );
     for r in &r {
@@ -244,7 +245,7 @@ fn full_disk() {
         assert!(d.enospc > 0 && d.short_writes > 0 && d.sync_failures > 0, "{d:?}");
     }
     assert!(
-        reports.iter().any(|r| sim::Sometimes::PublisherRetry.hit(r)),
+        reports.iter().any(|r| sim::Sometimes::PublisherRetry.hit(&sc, r)),
         "sometimes: a publisher retry"
     );
     snapshot(&sc, &reports[0]);
