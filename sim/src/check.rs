@@ -54,6 +54,25 @@ pub enum Invariant {
     PublisherSettles,
     /// After the faults, the stub's fixture replay publishes all of it.
     FixtureReplayed,
+    /// A client has one attempt open at a time (the network's record).
+    OneAttemptAtATime,
+    /// Every wait between attempts, from the real connect times, is the
+    /// doubling with jitter, capped, and no shorter than `retry:`.
+    BackoffObserved,
+    /// A stream that reads (events or heartbeats) is never torn down.
+    LiveStreamKept,
+    /// A stream that reads nothing for the idle deadline is replaced.
+    DeadStreamReplaced,
+    /// A gap is repaired from the polling endpoint only when the stub
+    /// really skipped (fault injection).
+    RepairOnlyAfterSkip,
+    /// A reader that keeps up is never dropped by the stub.
+    FastReaderKept,
+    /// A slow-consumer drop only happens to a reader behind by more than
+    /// `max_lag`.
+    SlowDropOnlyBehind,
+    /// A stream resumes from no earlier than what the client handed over.
+    ResumeAtCursor,
 }
 
 impl Invariant {
@@ -67,6 +86,14 @@ impl Invariant {
             Invariant::EpochIdentity => "epoch_identity",
             Invariant::PublisherSettles => "publisher_settles",
             Invariant::FixtureReplayed => "fixture_replayed",
+            Invariant::OneAttemptAtATime => "one_attempt_at_a_time",
+            Invariant::BackoffObserved => "backoff_observed",
+            Invariant::LiveStreamKept => "live_stream_kept",
+            Invariant::DeadStreamReplaced => "dead_stream_replaced",
+            Invariant::RepairOnlyAfterSkip => "repair_only_after_skip",
+            Invariant::FastReaderKept => "fast_reader_kept",
+            Invariant::SlowDropOnlyBehind => "slow_drop_only_behind",
+            Invariant::ResumeAtCursor => "resume_at_cursor",
         }
     }
 }
@@ -187,7 +214,7 @@ pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
                 ),
             ));
         }
-        backoff_rules(i, c)?;
+        backoff_rules(scenario, i, c)?;
         match (scenario.expect_error, &c.error) {
             (Some(want), Some(got)) if want.matches(got) => continue,
             (Some(want), got) => {
@@ -232,7 +259,7 @@ pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
             ));
         }
     }
-    Ok(())
+    network::check(scenario, report)
 }
 
 /// Every event reaches the client exactly once, in order: ids 1, 2, 3, ...
@@ -252,12 +279,11 @@ pub fn exactly_once_in_order(i: usize, c: &ClientRun) -> Result<(), Violation> {
     Ok(())
 }
 
-/// From the client's timeline: one attempt at a time; every wait is the
-/// doubling of 1 s with jitter under 20% that only adds, at least the
-/// server's `retry:` hint, until that would cross the 16 s cap; from then
-/// on it is in [12.8 s, 16 s]: the cap holds, jitter included. Attempt
+/// From the client's timeline (its own account, beside the network's in
+/// `network`): one attempt at a time; every wait within the design's window
+/// for its attempt number, with or without the server's `retry:`; attempt
 /// numbers restart at 1 only after a reset.
-pub fn backoff_rules(i: usize, c: &ClientRun) -> Result<(), Violation> {
+pub fn backoff_rules(scenario: &Scenario, i: usize, c: &ClientRun) -> Result<(), Violation> {
     let mut in_flight = false;
     let mut last_attempt = 0u32;
     for entry in &c.timeline {
@@ -279,21 +305,19 @@ pub fn backoff_rules(i: usize, c: &ClientRun) -> Result<(), Violation> {
             Lifecycle::Disconnected { .. } | Lifecycle::Stopped { .. } => in_flight = false,
             Lifecycle::Reset => last_attempt = 0,
             Lifecycle::Backoff { attempt, wait } => {
-                let (attempt, wait) = (*attempt, wait.as_millis() as u64);
-                let base = (1000u64 << (attempt.saturating_sub(1)).min(4)).min(16_000);
-                // The stub's retry: 1000 is a floor too; it never exceeds the base.
-                let (lo, hi) = if base * 6 / 5 <= 16_000 {
-                    (base, base * 6 / 5)
-                } else {
-                    (12_800, 16_000)
-                };
-                if wait < lo || wait > hi {
+                let windows = network::backoff_windows(scenario, *attempt);
+                if !windows.iter().any(|(lo, hi)| lo <= wait && wait <= hi) {
+                    let [(lo, hi), (hlo, hhi)] = windows.map(|(a, b)| (a.as_millis(), b.as_millis()));
                     return Err(violation(
                         Class::Safety,
                         at,
-                        format!("client {i}: attempt {attempt} waited {wait} ms, outside [{lo}, {hi}]"),
+                        format!(
+                            "client {i}: attempt {attempt} waited {} ms, outside [{lo}, {hi}] and [{hlo}, {hhi}]",
+                            wait.as_millis()
+                        ),
                     ));
                 }
+                let attempt = *attempt;
                 if attempt != last_attempt + 1 {
                     return Err(violation(
                         Class::Safety,

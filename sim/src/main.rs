@@ -48,7 +48,7 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
 fn selected(args: &[String]) -> Result<Vec<sim::Scenario>, String> {
     match flag(args, "--scenario") {
         None | Some("all") => Ok(scenarios::all()),
-        Some(name) => scenarios::by_name(name)
+        Some(name) => scenarios::for_seed(name, 0)
             .map(|s| vec![s])
             .ok_or(format!("no scenario {name:?}: see `sim list`")),
     }
@@ -101,6 +101,7 @@ fn run(args: &[String]) -> i32 {
                             chunk
                                 .into_iter()
                                 .map(|seed| {
+                                    let sc = &scenarios::for_seed(sc.name, seed).unwrap_or_else(|| sc.clone());
                                     let report = sim::run(sc, seed);
                                     let verdict = check(sc, &report);
                                     let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -203,7 +204,7 @@ fn replay(args: &[String]) -> i32 {
         eprintln!("{USAGE}");
         return 2;
     };
-    let Some(sc) = scenarios::by_name(name) else {
+    let Some(sc) = scenarios::for_seed(name, seed) else {
         eprintln!("no scenario {name:?}");
         return 2;
     };

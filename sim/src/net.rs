@@ -112,6 +112,9 @@ pub struct Conn {
     pub retry_ms: Option<u64>,
     /// The last read that brought bytes.
     pub last_read: Option<Duration>,
+    /// The stub said it drops this reader as a slow consumer (an
+    /// `overflow` message was read).
+    pub overflow: bool,
     pub closed: Option<(Duration, Closer)>,
 }
 
@@ -191,6 +194,7 @@ impl transport::Connect for Observed {
                 status: None,
                 retry_ms: None,
                 last_read: None,
+                overflow: false,
                 closed: None,
             });
             conns.len() - 1
@@ -211,6 +215,7 @@ impl transport::Connect for Observed {
                     k,
                     written: Vec::new(),
                     read: Vec::new(),
+                    tail: Vec::new(),
                     upgraded: false,
                 })
             }
@@ -226,6 +231,9 @@ impl transport::Connect for Observed {
 /// status and the `retry:` hint.
 const READ_HEAD: usize = 4096;
 
+/// The stub's slow-consumer message, in SSE and in WebSocket.
+const OVERFLOW: [&[u8]; 2] = [b"event: overflow\n", b"{\"type\":\"overflow\""];
+
 /// A client's stream, watched.
 pub struct Watched {
     inner: TcpStream,
@@ -235,6 +243,8 @@ pub struct Watched {
     written: Vec<u8>,
     /// The first bytes read.
     read: Vec<u8>,
+    /// The last bytes read, so a message split between reads is seen.
+    tail: Vec<u8>,
     upgraded: bool,
 }
 
@@ -252,8 +262,13 @@ impl Watched {
             self.read.extend_from_slice(&bytes[..bytes.len().min(READ_HEAD - before)]);
         }
         let (status, retry) = (parse_status(&self.read), parse_retry(&self.read));
+        self.tail.extend_from_slice(bytes);
+        let overflow = OVERFLOW.iter().any(|m| find(&self.tail, m).is_some());
+        let keep = self.tail.len().saturating_sub(32);
+        self.tail.drain(..keep);
         self.record.with(self.k, |c| {
             c.last_read = Some(at);
+            c.overflow |= overflow;
             c.status = c.status.or(status);
             c.retry_ms = c.retry_ms.or(retry);
         });

@@ -200,7 +200,7 @@ impl Sometimes {
         let any = |f: &dyn Fn(&ClientRun) -> u64| report.clients.iter().any(|c| f(c) > 0);
         match self {
             Sometimes::Reconnect => any(&|c| c.reconnects),
-            Sometimes::GapRepair => any(&|c| c.gaps_repaired),
+            Sometimes::GapRepair => seen().repaired_skip,
             Sometimes::DuplicateDropped => any(&|c| c.duplicates),
             Sometimes::Fallback => any(&|c| c.fallbacks),
             Sometimes::Upgrade => any(&|c| c.upgrades),

@@ -55,7 +55,7 @@ fn check(events: Vec<Lifecycle>) -> Result<(), Duration> {
         timeline,
         ..ClientRun::default()
     };
-    backoff_rules(0, &run).map_err(|v| {
+    backoff_rules(&sim::scenarios::normal(transport::Transport::Sse), 0, &run).map_err(|v| {
         assert_eq!(v.class, Class::Safety);
         v.at.unwrap()
     })

@@ -1,19 +1,459 @@
 //! The oracles that observe: rules checked against the network's record of
-//! what happened ([`crate::net::Record`]), not against the client's own
-//! account of itself.
+//! what happened ([`crate::net::Record`]: every connection with its
+//! simulated times, requests, cursor, status, `retry:` hint and who ended
+//! it) and against the ids each subscriber was really handed, never against
+//! the client's account of itself (its timeline, its metrics).
+//!
+//! The client's rules are restated here from the design, not taken from its
+//! code: a mutation of the client's backoff function is a mutation of what
+//! it is checked against only if the oracle calls it, so it does not.
 
-use crate::{Report, Scenario};
+use std::time::Duration;
+
+use transport::Transport;
+
+use super::{Class, Invariant, Violation};
+use crate::net::{Closer, Conn, Path};
+use crate::{Fault, Report, Scenario, client_config};
 
 /// The interesting paths the record shows a run took.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Seen {
+    /// A strict streaming client waited at attempt 5 or later (the cap).
     pub backoff_cap: bool,
+    /// A wait the server's `retry:` made longer than the backoff step.
     pub retry_above_base: bool,
+    /// A stream replaced after nothing was read for the idle deadline.
     pub idle_deadline: bool,
+    /// A stream that stayed up through a quiet spell longer than the idle
+    /// deadline.
     pub quiet_kept: bool,
+    /// A gap filled from the polling endpoint while the stub was skipping.
+    pub repaired_skip: bool,
+}
+
+/// The client's rules, as the design states them (ARCHITECTURE.md): 1 s
+/// doubling to a 16 s cap, jitter only adds (20%), the top band [12.8 s,
+/// 16 s] where it would cross the cap, `retry:` a floor (above the cap it
+/// is waited as is), a connection up for 10 s resets the count, 100 ms the
+/// least wait.
+struct Rules {
+    base: Duration,
+    cap: Duration,
+    jitter: f64,
+    healthy_after: Duration,
+    floor: Duration,
+    idle: Duration,
+    /// turmoil's step: every time on the record is a multiple of it.
+    slack: Duration,
+}
+
+impl Rules {
+    fn new(scenario: &Scenario) -> Rules {
+        // Only the settings the simulation chose (the idle deadline); the
+        // backoff constants are the design's, written out.
+        let config = client_config(Transport::Sse, false, 0);
+        Rules {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(16),
+            jitter: 0.2,
+            healthy_after: Duration::from_secs(10),
+            floor: Duration::from_millis(100),
+            idle: config.idle_timeout,
+            slack: scenario.tick * 2,
+        }
+    }
+
+    /// The wait allowed after `k` consecutive failures with the server's
+    /// hint `hint`: `[lo, hi]`.
+    fn window(&self, k: u32, hint: Option<Duration>) -> (Duration, Duration) {
+        let hint = hint.unwrap_or_default().max(self.floor);
+        if hint >= self.cap {
+            return (hint, hint);
+        }
+        let step = self.base.saturating_mul(1 << (k.saturating_sub(1)).min(20)).min(self.cap);
+        let b = step.max(hint);
+        let top = b.mul_f64(1.0 + self.jitter);
+        if top <= self.cap {
+            (b, top)
+        } else {
+            (self.cap.mul_f64(1.0 - self.jitter).max(hint), self.cap)
+        }
+    }
+
+    fn step(&self, k: u32) -> Duration {
+        self.base.saturating_mul(1 << (k.saturating_sub(1)).min(20)).min(self.cap)
+    }
+}
+
+/// The waits the design allows after `k` consecutive failures, with the
+/// server's `retry:` hint or without it: `[lo, hi]` each.
+pub(crate) fn backoff_windows(scenario: &Scenario, k: u32) -> [(Duration, Duration); 2] {
+    let rules = Rules::new(scenario);
+    let hint = Duration::from_millis(scenario.stub.retry_ms);
+    [rules.window(k, None), rules.window(k, Some(hint))]
+}
+
+fn violation(invariant: Invariant, at: Duration, what: String) -> Violation {
+    Violation {
+        class: Class::Safety,
+        at: Some(at),
+        what,
+        invariant: Some(invariant),
+    }
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+/// A client's stream sessions (`/stream`, `/ws`), and the connects that
+/// never got to a request while no stream of the client was open: the
+/// attempts its reconnection policy made, in order.
+fn attempts<'a>(conns: &[&'a Conn]) -> Vec<&'a Conn> {
+    let open_at = |t: Duration| {
+        conns.iter().any(|c| {
+            matches!(c.path(), Path::Stream | Path::Ws)
+                && c.opened <= t
+                && c.closed_at().is_none_or(|end| end > t)
+        })
+    };
+    conns
+        .iter()
+        .copied()
+        .filter(|c| match c.path() {
+            Path::Stream | Path::Ws => true,
+            Path::Other => c.requests.is_empty() && !open_at(c.opened),
+            Path::Events => false,
+        })
+        .collect()
+}
+
+fn streamed(c: &Conn) -> bool {
+    matches!(c.status, Some(200 | 101))
+}
+
+/// Every observing rule; the first broken one.
+pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
+    walk(scenario, report, &mut Seen::default())
 }
 
 /// What the record shows (see [`Seen`]).
-pub fn seen(_scenario: &Scenario, _report: &Report) -> Seen {
-    Seen::default()
+pub fn seen(scenario: &Scenario, report: &Report) -> Seen {
+    let mut seen = Seen::default();
+    let _ = walk(scenario, report, &mut seen);
+    seen
+}
+
+fn walk(scenario: &Scenario, report: &Report, seen: &mut Seen) -> Result<(), Violation> {
+    let rules = Rules::new(scenario);
+    let windows = fault_windows(scenario, report);
+    let faulty = |t: Duration| windows.iter().any(|(a, b)| *a <= t && t <= *b);
+    for (i, kind) in scenario.clients.iter().enumerate() {
+        let conns: Vec<&Conn> = report.conns.iter().filter(|c| c.client == i).collect();
+        let run = &report.clients[i];
+        let done = run.done_at.filter(|_| run.ids.len() >= scenario.total_events());
+        // A client that stopped with an error closed its last connection
+        // doing so.
+        let stopped = run
+            .error
+            .as_ref()
+            .and_then(|_| conns.iter().filter_map(|c| c.closed_at()).max());
+        let before_done = |t: Duration| done.is_none_or(|d| t < d) && stopped.is_none_or(|s| t < s);
+        // An engine killed and started again is a new process: its policy
+        // starts over.
+        let kills: Vec<Duration> = run
+            .timeline
+            .iter()
+            .filter(|e| matches!(e, crate::Entry::Harness { .. }))
+            .map(crate::Entry::at)
+            .collect();
+        let streaming = kind.is_streaming();
+        let sessions = attempts(&conns);
+        if streaming && !scenario.fallback {
+            backoff(i, &sessions, &conns, &kills, &rules, seen)?;
+        }
+        for c in sessions.iter().filter(|c| streamed(c)) {
+            // Idle deadline: from the last bytes read to the client's close.
+            if let Some((end, Closer::Client)) = c.closed
+                && before_done(end)
+                && streaming
+                && !c.overflow
+                && !kills.contains(&end)
+            {
+                let last = c.last_read.or(c.connected).unwrap_or(c.opened);
+                let silence = end.saturating_sub(last);
+                // A slow reader stops reading while it sleeps: the client
+                // looks at its deadline once it is back.
+                let own = if i == 0 { scenario.slow_reader.unwrap_or_default() } else { Duration::ZERO };
+                if silence > rules.idle + rules.slack + own {
+                    return Err(violation(
+                        Invariant::DeadStreamReplaced,
+                        end,
+                        format!(
+                            "client {i} stayed on a dead stream: nothing read for {} ms before it closed (idle deadline {} ms)",
+                            ms(silence),
+                            ms(rules.idle)
+                        ),
+                    ));
+                }
+                if silence + rules.slack >= rules.idle {
+                    seen.idle_deadline = true;
+                } else if !scenario.fallback {
+                    return Err(violation(
+                        Invariant::LiveStreamKept,
+                        end,
+                        format!(
+                            "client {i} closed a live stream: it read {} ms before (idle deadline {} ms)",
+                            ms(silence),
+                            ms(rules.idle)
+                        ),
+                    ));
+                }
+            }
+            // A stream the stub ended: only in a fault, or a slow reader
+            // really behind.
+            if let Some((end, closer)) = c.closed
+                && (c.overflow || closer != Closer::Client)
+                && before_done(end)
+                && !faulty(end)
+            {
+                let slow = i == 0 && scenario.slow_reader.is_some();
+                if !slow {
+                    return Err(violation(
+                        Invariant::FastReaderKept,
+                        end,
+                        format!(
+                            "client {i} (a fast reader) had its stream ended by the stub with no fault on the way"
+                        ),
+                    ));
+                }
+                let handed = run.at.iter().take_while(|t| **t <= end).count();
+                let last = handed.checked_sub(1).map_or(0, |k| run.ids[k]);
+                let head = head_at(report, end);
+                let behind = head.saturating_sub(last);
+                if behind <= scenario.stub.max_lag {
+                    return Err(violation(
+                        Invariant::SlowDropOnlyBehind,
+                        end,
+                        format!(
+                            "client {i} was dropped as a slow consumer {behind} events behind (max_lag {})",
+                            scenario.stub.max_lag
+                        ),
+                    ));
+                }
+            }
+            // Quiet spells the stream stayed up through.
+            if let Some(up) = c.connected {
+                let end = c.closed_at().unwrap_or(report.elapsed);
+                for (n, d) in &scenario.quiet {
+                    let from = scenario.due(*n) + Duration::from_millis(1);
+                    let to = from + *d;
+                    if *d > rules.idle && up <= from && end >= to && run.ids.len() >= *n {
+                        seen.quiet_kept = true;
+                    }
+                }
+            }
+        }
+        // Resume: a stream asks from no earlier than what was handed over.
+        for c in &sessions {
+            for r in &c.requests {
+                let handed = run.at.iter().take_while(|t| **t < r.at).count();
+                let last = handed.checked_sub(1).map_or(0, |k| run.ids[k]);
+                if let Some(cursor) = r.cursor
+                    && cursor < last
+                {
+                    return Err(violation(
+                        Invariant::ResumeAtCursor,
+                        r.at,
+                        format!("client {i} resumed after {cursor}, but had been handed up to {last}"),
+                    ));
+                }
+            }
+        }
+        // Gap repair: a page fetched while a stream is up.
+        if streaming {
+            for c in conns.iter().filter(|c| c.path() == Path::Events) {
+                let during = sessions.iter().any(|s| {
+                    streamed(s)
+                        && s.connected.is_some_and(|t| t <= c.opened)
+                        && s.closed_at().is_none_or(|end| end >= c.opened)
+                });
+                if !during {
+                    continue;
+                }
+                if scenario.stub.drop_every == 0 {
+                    let after = c.requests.first().and_then(|r| r.cursor).unwrap_or(0);
+                    return Err(violation(
+                        Invariant::RepairOnlyAfterSkip,
+                        c.opened,
+                        format!(
+                            "client {i} repaired a gap (GET /events after {after}) while the stub skipped nothing: an event went missing on the stream"
+                        ),
+                    ));
+                }
+                seen.repaired_skip = true;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The backoff rules from the connects the network saw: one attempt at a
+/// time; each wait from the end of one attempt to the next connect within
+/// the window of its failure count and the server's `retry:` (once one was
+/// read on any earlier connection).
+fn backoff(
+    i: usize,
+    sessions: &[&Conn],
+    conns: &[&Conn],
+    kills: &[Duration],
+    rules: &Rules,
+    seen: &mut Seen,
+) -> Result<(), Violation> {
+    // The failure counts the record allows: a connection that lasted about
+    // `healthy_after` may or may not have reset it.
+    let mut ks: Vec<u32> = vec![0];
+    for pair in sessions.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if kills.iter().any(|k| a.opened <= *k && *k <= b.opened) {
+            ks = vec![0];
+            continue;
+        }
+        let Some(end) = a.closed_at() else {
+            return Err(violation(
+                Invariant::OneAttemptAtATime,
+                b.opened,
+                format!("client {i} connected again while its connection from {} ms was still open", ms(a.opened)),
+            ));
+        };
+        if b.opened < end {
+            return Err(violation(
+                Invariant::OneAttemptAtATime,
+                b.opened,
+                format!("client {i} connected again before its attempt from {} ms ended", ms(a.opened)),
+            ));
+        }
+        let wait = b.opened - end;
+        let hint = conns
+            .iter()
+            .filter(|c| c.opened <= end)
+            .filter_map(|c| c.retry_ms)
+            .last()
+            .map(Duration::from_millis);
+        let up = match (streamed(a), a.connected) {
+            (true, Some(t)) => end.saturating_sub(t),
+            _ => Duration::ZERO,
+        };
+        let mut next: Vec<u32> = Vec::new();
+        if up + rules.slack >= rules.healthy_after {
+            next.push(1);
+        }
+        if up < rules.healthy_after + rules.slack {
+            next.extend(ks.iter().map(|k| k + 1));
+        }
+        next.sort_unstable();
+        next.dedup();
+        let fits = |k: &u32| {
+            let (lo, hi) = rules.window(*k, hint);
+            wait + rules.slack >= lo && wait <= hi + rules.slack
+        };
+        let kept: Vec<u32> = next.iter().copied().filter(fits).collect();
+        if kept.is_empty() {
+            let windows: Vec<String> = next
+                .iter()
+                .map(|k| {
+                    let (lo, hi) = rules.window(*k, hint);
+                    format!("attempt {k}: [{}, {}]", ms(lo), ms(hi))
+                })
+                .collect();
+            return Err(violation(
+                Invariant::BackoffObserved,
+                b.opened,
+                format!(
+                    "client {i} waited {} ms between the end of an attempt and its next connect, outside {} (retry: {})",
+                    ms(wait),
+                    windows.join(" or "),
+                    hint.map_or("none".into(), |h| format!("{} ms", ms(h)))
+                ),
+            ));
+        }
+        if kept.iter().all(|k| *k >= 5) {
+            seen.backoff_cap = true;
+        }
+        if let Some(h) = hint
+            && kept.iter().all(|k| h > rules.step(*k))
+            && wait + rules.slack >= h
+        {
+            seen.retry_above_base = true;
+        }
+        ks = kept;
+    }
+    Ok(())
+}
+
+/// The stub's head at `t`.
+fn head_at(report: &Report, t: Duration) -> u64 {
+    report
+        .heads
+        .iter()
+        .take_while(|(at, _)| *at <= t)
+        .last()
+        .map_or(0, |(_, h)| *h)
+}
+
+/// When faults were on, as `[from, to]` spans in simulated time: a fault
+/// until the one that heals it (a second more, for what it set going), an
+/// instant fault (a bounce, a crash the disk decided) for a second.
+fn fault_windows(scenario: &Scenario, report: &Report) -> Vec<(Duration, Duration)> {
+    let grace = Duration::from_secs(1) + scenario.tick * 2;
+    let mut out = Vec::new();
+    let applied = &report.applied;
+    for (k, (t, f)) in applied.iter().enumerate() {
+        if !f.breaks() {
+            continue;
+        }
+        let heal = applied[k + 1..]
+            .iter()
+            .find(|(_, h)| heals(f, h))
+            .map(|(at, _)| *at);
+        let end = match f {
+            Fault::Bounce => *t,
+            _ => heal.unwrap_or(report.elapsed),
+        };
+        out.push((*t, end + grace));
+    }
+    out
+}
+
+fn heals(fault: &Fault, by: &Fault) -> bool {
+    match (fault, by) {
+        (Fault::Partition(a) | Fault::Silence(a), Fault::Repair(b)) => a == b,
+        (Fault::Hold, Fault::Release) => true,
+        (Fault::Crash | Fault::LoseDisk, Fault::Restart) => true,
+        (Fault::StreamingOff, Fault::StreamingOn) => true,
+        (Fault::Latency(_), Fault::Latency(d)) => d.is_zero(),
+        (Fault::DiskFaults(true), Fault::DiskFaults(false)) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_window_is_the_designs() {
+        let sc = crate::scenarios::normal(Transport::Sse);
+        let r = Rules::new(&sc);
+        let s = Duration::from_millis;
+        assert_eq!(r.window(1, None), (s(1_000), s(1_200)));
+        assert_eq!(r.window(4, None), (s(8_000), s(9_600)));
+        assert_eq!(r.window(5, None), (s(12_800), s(16_000)));
+        assert_eq!(r.window(9, None), (s(12_800), s(16_000)));
+        assert_eq!(r.window(1, Some(s(2_500))), (s(2_500), s(3_000)));
+        assert_eq!(r.window(3, Some(s(2_500))), (s(4_000), s(4_800)));
+        assert_eq!(r.window(5, Some(s(14_000))), (s(14_000), s(16_000)));
+        assert_eq!(r.window(2, Some(s(20_000))), (s(20_000), s(20_000)));
+    }
 }
