@@ -172,14 +172,23 @@ pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
     // Server memory is per connection and bounded per connection (one batch,
     // `conn_buffer_bytes`); what could grow is the number of connections,
     // if reconnects leaked them. A client holds at most two (a polling
-    // request and a streaming probe).
-    if report.max_connections > 2 * scenario.clients.len() {
+    // request and a streaming probe). While a fault cuts a link one way,
+    // the stub cannot know a connection is dead until the link is back (as
+    // with real TCP until its timeout), and until the next event written
+    // finds the peer gone: counted from 30 s after the faults.
+    let windows = network::fault_windows(scenario, report);
+    let settle = Duration::from_secs(30);
+    let cut = |t: Duration| windows.iter().any(|(a, b)| *a <= t && t <= *b + settle);
+    if let Some((at, n)) = report
+        .conn_samples
+        .iter()
+        .find(|(t, n)| *n > 2 * scenario.clients.len() && !cut(*t))
+    {
         return Err(violation(
             Class::Safety,
-            None,
+            Some(*at),
             format!(
-                "the stub held {} connections for {} clients: connections leak",
-                report.max_connections,
+                "the stub held {n} connections for {} clients: connections leak",
                 scenario.clients.len()
             ),
         ));

@@ -245,6 +245,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
     let mut schedule = schedule.into_iter().peekable();
     let mut applied = Vec::new();
     let mut max_connections = 0;
+    let mut conn_samples = Vec::new();
     let give_up = SIM_DURATION.min(scenario.deadline() + Duration::from_secs(60));
     // A crash the disk decided (mid-append): when the host comes back.
     let mut restart_at: Option<Duration> = None;
@@ -323,7 +324,9 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         if sim.elapsed() >= next_sample {
             next_sample += Duration::from_secs(1);
             if let Some(stub) = &shared.borrow().stub {
-                max_connections = max_connections.max(stub.connections().len());
+                let n = stub.connections().len();
+                max_connections = max_connections.max(n);
+                conn_samples.push((sim.elapsed(), n));
             }
         }
         if sim.elapsed() >= give_up {
@@ -360,6 +363,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         disk: disk.counts(),
         final_log: read_back(&disk, fresh),
         conns: record.conns(),
+        conn_samples,
         heads,
     }
 }

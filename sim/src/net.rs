@@ -93,7 +93,7 @@ pub enum Path {
 pub struct Request {
     pub at: Duration,
     pub path: Path,
-    /// The id part of its cursor (`after=` or `Last-Event-ID`).
+    /// The id part of its cursor (`cursor=`, `after=` or `Last-Event-ID`).
     pub cursor: Option<u64>,
 }
 
@@ -390,7 +390,7 @@ fn parse_request(head: &str) -> Request {
     let query = query
         .split('&')
         .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == "after")
+        .find(|(k, _)| matches!(*k, "cursor" | "after"))
         .and_then(|(_, v)| id(v));
     Request {
         at: now(),
@@ -411,6 +411,8 @@ mod tests {
         assert_eq!((r.path, r.cursor), (Path::Stream, Some(7)));
         let r = parse_request("GET /events?after=3&limit=200&wait_ms=2000 HTTP/1.1");
         assert_eq!((r.path, r.cursor), (Path::Events, Some(3)));
+        let r = parse_request("GET /ws?cursor=0123456789ab-12 HTTP/1.1\r\nupgrade: websocket");
+        assert_eq!((r.path, r.cursor), (Path::Ws, Some(12)));
         let r = parse_request("GET /ws HTTP/1.1\r\nupgrade: websocket");
         assert_eq!((r.path, r.cursor), (Path::Ws, None));
     }

@@ -84,6 +84,8 @@ pub struct Report {
     pub elapsed: Duration,
     /// The most connections the stub held at once (sampled every second).
     pub max_connections: usize,
+    /// The stub's connection count, sampled every second.
+    pub conn_samples: Vec<(Duration, usize)>,
     /// How the run itself broke, if it did.
     pub crashed: Option<Broke>,
     /// The publisher's batches, in order (those it finished).

@@ -399,14 +399,20 @@ impl<C: Connect> Driver<C> {
 
     async fn fill(&mut self) -> Result<(), End> {
         while let Some(page) = self.gate.next_page(self.config.poll_limit as u64) {
-            let got = poll::fetch(
+            // The stream is not read meanwhile: a repair that outlasts the
+            // idle deadline ends the session, so a stream that died during
+            // it is replaced in time.
+            let idle = self.config.idle_timeout;
+            let fetch = poll::fetch(
                 &self.link,
                 self.epoch.cursor(page.after),
                 page.limit as usize,
                 Duration::ZERO,
-                self.config.idle_timeout,
-            )
-            .await?;
+                idle,
+            );
+            let got = tokio::time::timeout(idle, fetch)
+                .await
+                .map_err(|_| retry(&format!("gap repair took longer than the idle deadline ({} ms)", idle.as_millis())))??;
             self.learn(got.epoch)?;
             for event in got.events {
                 let slot = self.tx.reserve().await.map_err(|_| End::Gone)?;
