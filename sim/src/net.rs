@@ -258,14 +258,27 @@ impl Watched {
     fn on_read(&mut self, bytes: &[u8]) {
         let at = now();
         let before = self.read.len();
+        let (mut status, mut retry) = (None, None);
         if before < READ_HEAD {
+            // Only the first bytes: the status line, the `retry:` hint.
             self.read.extend_from_slice(&bytes[..bytes.len().min(READ_HEAD - before)]);
+            (status, retry) = (parse_status(&self.read), parse_retry(&self.read));
+            if retry.is_some() {
+                self.read.resize(READ_HEAD, 0);
+            }
         }
-        let (status, retry) = (parse_status(&self.read), parse_retry(&self.read));
-        self.tail.extend_from_slice(bytes);
-        let overflow = OVERFLOW.iter().any(|m| find(&self.tail, m).is_some());
-        let keep = self.tail.len().saturating_sub(32);
-        self.tail.drain(..keep);
+        // The end of the last read joined to the start of this one: a
+        // message split between two reads is still seen.
+        let mut join = std::mem::take(&mut self.tail);
+        join.extend_from_slice(&bytes[..bytes.len().min(32)]);
+        let overflow = OVERFLOW
+            .iter()
+            .any(|m| find(bytes, m).is_some() || find(&join, m).is_some());
+        self.tail = if bytes.len() >= 32 {
+            bytes[bytes.len() - 32..].to_vec()
+        } else {
+            join[join.len().saturating_sub(32)..].to_vec()
+        };
         self.record.with(self.k, |c| {
             c.last_read = Some(at);
             c.overflow |= overflow;
@@ -314,8 +327,7 @@ impl AsyncRead for Watched {
                 if filled.is_empty() {
                     this.record.close(this.k, Closer::Peer);
                 } else {
-                    let bytes = filled.to_vec();
-                    this.on_read(&bytes);
+                    this.on_read(filled);
                 }
             }
             Poll::Ready(Err(_)) => this.record.close(this.k, Closer::Error),
