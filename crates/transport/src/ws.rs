@@ -72,6 +72,10 @@ pub(crate) async fn open<C: Connect>(
     let mut config = tungstenite::protocol::WebSocketConfig::default();
     config.max_message_size = Some(16 << 20);
     config.max_frame_size = Some(16 << 20);
+    // tungstenite zeroes the free room of its read buffer on every read
+    // (128 KiB by default): most of a read's cost in the simulation's
+    // profile. A larger message still grows it as needed.
+    config.read_buffer_size = 16 << 10;
     let handshake = tokio_tungstenite::client_async_with_config(req, stream, Some(config));
     match tokio::time::timeout(t.headers, handshake).await {
         Err(_) => Err(retry("WebSocket handshake timed out")),

@@ -236,18 +236,26 @@ fn walk(scenario: &Scenario, report: &Report, seen: &mut Seen) -> Result<(), Vio
                     ));
                 }
                 if slow && c.overflow {
-                    let handed = run.at.iter().take_while(|t| **t <= end).count();
-                    let last = handed.checked_sub(1).map_or(0, |k| run.ids[k]);
-                    let behind = head_at(report, end).saturating_sub(last);
-                    if behind <= scenario.stub.max_lag {
-                        return Err(violation(
-                            Invariant::SlowDropOnlyBehind,
-                            end,
-                            format!(
-                                "client {i} was dropped as a slow consumer {behind} events behind (max_lag {})",
-                                scenario.stub.max_lag
-                            ),
-                        ));
+                    // Behind at the drop and a grace period before it (what
+                    // it was handed trails what it read, so this is never
+                    // less than the stub's own measure).
+                    let grace = Duration::from_millis(scenario.stub.lag_grace_ms);
+                    for at in [end.saturating_sub(grace), end] {
+                        let handed = run.at.iter().take_while(|t| **t <= at).count();
+                        let last = handed.checked_sub(1).map_or(0, |k| run.ids[k]);
+                        let behind = head_at(report, at).saturating_sub(last);
+                        if behind <= scenario.stub.max_lag {
+                            return Err(violation(
+                                Invariant::SlowDropOnlyBehind,
+                                end,
+                                format!(
+                                    "client {i} was dropped as a slow consumer, but {} ms before it was {behind} events behind (max_lag {}, grace {} ms)",
+                                    ms(end - at),
+                                    scenario.stub.max_lag,
+                                    ms(grace)
+                                ),
+                            ));
+                        }
                     }
                 }
             }

@@ -36,10 +36,17 @@ pub(super) async fn ws(
         start.after,
         start.reset(),
     );
+    // tungstenite zeroes its read buffer's free room on every read: its
+    // default 128 KiB made that most of a WebSocket read's cost; a client
+    // sends little (pings, closes).
     Ok(upgrade
+        .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(64 << 10)
         .on_upgrade(move |socket| session(socket, feed)))
 }
+
+/// A WebSocket connection's read buffer.
+const WS_READ_BUFFER: usize = 4 << 10;
 
 /// Sends the feed; pongs are answered by the library.
 async fn session(mut socket: WebSocket, mut feed: Feed) {
