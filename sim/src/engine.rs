@@ -66,13 +66,20 @@ fn compute_offline_audit(events: usize) -> String {
 
 /// Where the engine's audit log and checkpoints go: `dir`'s name under
 /// /dev/shm when there is one (tmpfs: its fsyncs cost nothing, and the
-/// engine scenarios sync at every checkpoint), else `dir` itself.
+/// engine scenarios sync at every checkpoint), else `dir` itself; with a
+/// number of this process's, so two runs of one seed at once (two test
+/// threads) never share a directory.
 fn scratch(dir: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let shm = Path::new("/dev/shm");
-    match dir.file_name() {
+    let base = match dir.file_name() {
         Some(name) if shm.is_dir() => shm.join(name),
         _ => dir.to_path_buf(),
-    }
+    };
+    let mut name = base.into_os_string();
+    name.push(format!("-{n}"));
+    PathBuf::from(name)
 }
 
 /// Client 0 with the engine: wire mode through `desk::run`, its audit
