@@ -4,6 +4,7 @@
 //! violation (a client not at the head in time after the faults stopped).
 
 mod durable;
+mod engine;
 mod network;
 
 pub use network::{Seen, seen};
@@ -194,6 +195,7 @@ pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
         ));
     }
     durable::check(scenario, report)?;
+    engine::check(scenario, report)?;
     let oracle = scenario.engine.map(|_| crate::offline_audit(scenario.events));
     let exact_server = scenario.stub.dup_every == 0 && scenario.stub.drop_every == 0;
     for (i, c) in report.clients.iter().enumerate() {

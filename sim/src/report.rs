@@ -69,6 +69,24 @@ pub struct ClientRun {
     pub audit: Option<String>,
     pub kill_switch_trips: u64,
     pub engine_restarts: u64,
+    /// The engine's incarnations (each restore and run), in order: what
+    /// each restored from and really processed. `ids` is built from these.
+    pub engine_runs: Vec<EngineRun>,
+    /// The engine's trading state at the end (the last incarnation's).
+    pub engine_state: Option<decision::TradingState>,
+}
+
+/// One incarnation of the engine: restored from its checkpoint, then run
+/// until done or killed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineRun {
+    /// The checkpoint's last event id it was restored from (0: none).
+    pub restored: u64,
+    /// The ids the engine applied, in the order it applied them (from
+    /// `desk::RunOptions::on_event`).
+    pub ids: Vec<u64>,
+    /// Dropped mid-flight by the harness, as a crash would.
+    pub killed: bool,
 }
 
 /// Everything a run produced.

@@ -27,7 +27,7 @@ pub mod run;
 pub mod session;
 
 pub use config::FileConfig;
-pub use run::{Ended, Live, RunOptions, restore, run};
+pub use run::{Ended, EventHook, Live, RunOptions, restore, run};
 pub use session::{Options, Session, start};
 
 /// Everything that can stop the desk, each naming what it was about.

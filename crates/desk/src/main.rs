@@ -153,6 +153,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
             until_id: None,
             checkpoint_every: args.checkpoint_every,
             accept_new_epoch: o.accept_new_epoch,
+            on_event: None,
         },
         fixture_rate: args.fixture_rate,
         clock: Arc::new(cli::system_clock_us),

@@ -49,6 +49,26 @@ pub struct RunOptions {
     /// over and go on from the new epoch's oldest event, recording the
     /// change in the audit log; false: stop with `EpochChanged`.
     pub accept_new_epoch: bool,
+    /// Called with each event's id once the engine has applied it (not for
+    /// an id it skipped as repeated), before any checkpoint that covers it.
+    /// None in production; the simulation records what was really processed.
+    pub on_event: Option<EventHook>,
+}
+
+/// An observer of the events the engine applied: see `RunOptions::on_event`.
+#[derive(Clone)]
+pub struct EventHook(pub Arc<dyn Fn(u64) + Send + Sync>);
+
+impl EventHook {
+    pub fn new(f: impl Fn(u64) + Send + Sync + 'static) -> EventHook {
+        EventHook(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for EventHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventHook(..)")
+    }
 }
 
 /// How a run ended.
@@ -302,13 +322,18 @@ async fn feed(
             Some(Err(e)) => break Ended::WireStopped(e),
             None => break Ended::WireLost,
         };
-        let records = {
+        let (records, applied) = {
             let mut engine = live.engine();
             if let (None, Some(epoch)) = (engine.epoch(), client.epoch()) {
                 engine.adopt_epoch(epoch);
             }
-            engine.on_event(&event, FeedHealth::Live)
+            let before = engine.last_event_id();
+            let records = engine.on_event(&event, FeedHealth::Live);
+            (records, engine.last_event_id() != before)
         };
+        if applied && let Some(hook) = &options.on_event {
+            (hook.0)(event.id);
+        }
         if let Some(a) = audit.as_mut() {
             // Into memory only: the file is written by `flush` and `save`,
             // on the blocking pool, never on this async thread.

@@ -69,6 +69,7 @@ async fn run_over(kind: Transport, streaming: bool, dir: &Path) -> (String, Live
         until_id: Some(fixture().len() as u64),
         checkpoint_every: 1000,
         accept_new_epoch: false,
+        on_event: None,
     };
     let live = Live::new(Engine::new(Config::default()).unwrap());
     let ended = tokio::time::timeout(
