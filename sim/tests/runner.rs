@@ -72,21 +72,27 @@ fn a_run_of_two_seeds_shows_two_runs() {
     assert!(stderr.contains("normal_sse seed 1: "), "{stderr}");
 }
 
-/// The trace hash `replay` prints.
-fn replayed_hash(args: &[&str]) -> String {
-    let out = sim(args);
-    let stdout = text(&out.stdout);
-    let hash = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("trace hash "))
-        .unwrap_or_else(|| panic!("no trace hash in:\n{stdout}\n{}", text(&out.stderr)));
-    hash.to_string()
-}
-
 /// Two processes, one seed: the same trace (nothing process-wide, such as
 /// a random hasher or an address, reaches the run).
 #[test]
 fn a_swarm_seed_replays_the_same_in_two_processes() {
     let args = ["replay", "--scenario", "swarm", "--seed", "5"];
-    assert_eq!(replayed_hash(&args), replayed_hash(&args));
+    let (a, b) = (sim(&args), sim(&args));
+    let (a, b) = (text(&a.stdout), text(&b.stdout));
+    let hash = |s: &str| s.lines().find_map(|l| l.strip_prefix("trace hash ")).map(str::to_string);
+    assert!(hash(&a).is_some(), "no trace hash in:\n{a}");
+    let first_difference = a.lines().zip(b.lines()).find(|(x, y)| x != y);
+    assert_eq!(hash(&a), hash(&b), "the traces first differ at {first_difference:?}");
+}
+
+#[test]
+fn until_coverage_stops_at_its_cap_and_says_how_many_seeds_it_took() {
+    let out = sim(&["run", "--scenario", "short_partition", "--until-coverage", "--seeds", "3", "--jobs", "1"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.lines().any(|l| l.starts_with("| short_partition | 3 | 0 |")), "{stdout}");
+    assert!(
+        stdout.contains("short_partition: every goal hit within the first ") && stdout.contains("(3 seeds run in 1 rounds)"),
+        "{stdout}"
+    );
 }
