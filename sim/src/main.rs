@@ -15,7 +15,10 @@ use runner::Seeds;
 use runner::outcome::catching;
 
 #[derive(Debug, Parser)]
-#[command(name = "sim", about = "Deterministic simulation of tickwire: sweeps and replays")]
+#[command(
+    name = "sim",
+    about = "Deterministic simulation of tickwire: sweeps and replays"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

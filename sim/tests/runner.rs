@@ -57,7 +57,10 @@ fn list_names_the_swarm_first_then_the_named_scenarios() {
     let out = sim(&["list"]);
     assert_eq!(out.status.code(), Some(0));
     let stdout = text(&out.stdout);
-    let names: Vec<&str> = stdout.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    let names: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
     assert_eq!(names, sim::scenarios::names(), "{stdout}");
 }
 
@@ -66,9 +69,15 @@ fn a_run_of_two_seeds_shows_two_runs() {
     let out = sim(&["run", "--scenario", "normal_sse", "--seeds", "2"]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.lines().any(|l| l.starts_with("| normal_sse | 2 | 0 |")), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("| normal_sse | 2 | 0 |")),
+        "{stdout}"
+    );
     // Each seed with its configuration, before it runs.
-    assert!(stderr.contains("normal_sse seed 0: 1 clients, faults []"), "{stderr}");
+    assert!(
+        stderr.contains("normal_sse seed 0: 1 clients, faults []"),
+        "{stderr}"
+    );
     assert!(stderr.contains("normal_sse seed 1: "), "{stderr}");
 }
 
@@ -79,20 +88,43 @@ fn a_swarm_seed_replays_the_same_in_two_processes() {
     let args = ["replay", "--scenario", "swarm", "--seed", "5"];
     let (a, b) = (sim(&args), sim(&args));
     let (a, b) = (text(&a.stdout), text(&b.stdout));
-    let hash = |s: &str| s.lines().find_map(|l| l.strip_prefix("trace hash ")).map(str::to_string);
+    let hash = |s: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("trace hash "))
+            .map(str::to_string)
+    };
     assert!(hash(&a).is_some(), "no trace hash in:\n{a}");
     let first_difference = a.lines().zip(b.lines()).find(|(x, y)| x != y);
-    assert_eq!(hash(&a), hash(&b), "the traces first differ at {first_difference:?}");
+    assert_eq!(
+        hash(&a),
+        hash(&b),
+        "the traces first differ at {first_difference:?}"
+    );
 }
 
 #[test]
 fn until_coverage_stops_at_its_cap_and_says_how_many_seeds_it_took() {
-    let out = sim(&["run", "--scenario", "short_partition", "--until-coverage", "--seeds", "3", "--jobs", "1"]);
+    let out = sim(&[
+        "run",
+        "--scenario",
+        "short_partition",
+        "--until-coverage",
+        "--seeds",
+        "3",
+        "--jobs",
+        "1",
+    ]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.lines().any(|l| l.starts_with("| short_partition | 3 | 0 |")), "{stdout}");
     assert!(
-        stdout.contains("short_partition: every goal hit within the first ") && stdout.contains("(3 seeds run in 1 rounds)"),
+        stdout
+            .lines()
+            .any(|l| l.starts_with("| short_partition | 3 | 0 |")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("short_partition: every goal hit within the first ")
+            && stdout.contains("(3 seeds run in 1 rounds)"),
         "{stdout}"
     );
 }

@@ -55,7 +55,8 @@ fn scenario(name: &str) -> Vec<Report> {
         for j in i + 1..bodies.len() {
             assert_ne!(
                 bodies[i], bodies[j],
-                "{name}: seeds {} and {} ran the same", SEEDS[i], SEEDS[j]
+                "{name}: seeds {} and {} ran the same",
+                SEEDS[i], SEEDS[j]
             );
         }
     }
@@ -147,7 +148,12 @@ fn cursor_expired() {
 
 #[test]
 fn one_seed_twice_gives_the_same_trace() {
-    for name in ["flapping_link", "latency_spikes", "crash_restart", scenarios::SWARM] {
+    for name in [
+        "flapping_link",
+        "latency_spikes",
+        "crash_restart",
+        scenarios::SWARM,
+    ] {
         let sc = for_seed(name, 7);
         let a = run(&sc, 7);
         let b = run(&sc, 7);
@@ -161,6 +167,19 @@ fn one_seed_twice_gives_the_same_trace() {
     }
 }
 
+/// The swarm draws a different configuration per seed: a few of them, each
+/// run twice in this process, must give equal traces.
+#[test]
+fn swarm_seeds_give_the_same_trace_twice() {
+    let unequal: Vec<u64> = (0..8)
+        .filter(|&seed| {
+            let sc = for_seed(scenarios::SWARM, seed);
+            run(&sc, seed).trace() != run(&sc, seed).trace()
+        })
+        .collect();
+    assert!(unequal.is_empty(), "swarm seeds {unequal:?} gave two traces");
+}
+
 /// Seeds that once failed (`sim run` appends them): they must pass forever.
 #[test]
 fn the_failing_seed_corpus_passes() {
@@ -172,7 +191,8 @@ fn the_failing_seed_corpus_passes() {
     {
         let (name, seed) = line.split_once(' ').expect("`scenario seed` per line");
         let seed: u64 = seed.trim().parse().expect("a numeric seed");
-        let sc = scenarios::for_seed(name, seed).unwrap_or_else(|| panic!("corpus names unknown scenario {name}"));
+        let sc =
+            scenarios::for_seed(name, seed).unwrap_or_else(|| panic!("corpus names unknown scenario {name}"));
         run_checked(&sc, seed);
     }
 }

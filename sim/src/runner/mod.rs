@@ -24,7 +24,9 @@ pub enum Seeds {
     One(u64),
     /// Seeds 0, 1, 2, … in rounds until every goal is hit and a round adds
     /// none, at most `cap` seeds.
-    UntilCoverage { cap: u64 },
+    UntilCoverage {
+        cap: u64,
+    },
 }
 
 /// Seeds per round of `--until-coverage`, per job.
@@ -46,7 +48,10 @@ pub fn run(names: &[&'static str], seeds: Seeds, jobs: usize) -> i32 {
         for s in &family.seeds {
             if let Err(v) = &s.outcome.verdict {
                 eprintln!("FAIL {name} seed {}: {v}", s.seed);
-                eprintln!("  replay: cargo xtask sim replay --scenario {name} --seed {}", s.seed);
+                eprintln!(
+                    "  replay: cargo xtask sim replay --scenario {name} --seed {}",
+                    s.seed
+                );
                 record_failure(name, s.seed);
                 worst = Some(match (worst, v.class) {
                     (Some(Class::Crash), _) | (_, Class::Crash) => Class::Crash,

@@ -71,7 +71,9 @@ impl Family {
             .reports()
             .flat_map(|(sc, r)| {
                 let settled = sc.settles_at();
-                r.clients.iter().filter_map(move |c| c.done_at.map(|d| d.saturating_sub(settled)))
+                r.clients
+                    .iter()
+                    .filter_map(move |c| c.done_at.map(|d| d.saturating_sub(settled)))
             })
             .collect();
         out.sort();
@@ -117,7 +119,10 @@ impl Family {
         let per_kind: Vec<String> = kinds
             .iter()
             .map(|k| {
-                let clients: usize = drawn.iter().map(|s| s.clients.iter().filter(|c| *c == k).count()).sum();
+                let clients: usize = drawn
+                    .iter()
+                    .map(|s| s.clients.iter().filter(|c| *c == k).count())
+                    .sum();
                 let seeds = count(&|s| s.clients.contains(k));
                 format!("{} {clients} clients in {seeds} seeds", k.as_str())
             })
@@ -136,7 +141,12 @@ impl Family {
         );
         let mut faults: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
         for s in &drawn {
-            let mut kinds: Vec<&str> = s.faults.iter().filter(|(_, f)| f.breaks()).map(|(_, f)| f.kind()).collect();
+            let mut kinds: Vec<&str> = s
+                .faults
+                .iter()
+                .filter(|(_, f)| f.breaks())
+                .map(|(_, f)| f.kind())
+                .collect();
             for k in &kinds {
                 faults.entry(k).or_default().0 += 1;
             }
@@ -153,7 +163,11 @@ impl Family {
         let _ = writeln!(
             out,
             "  faults that break: {}; none in {} seeds",
-            if faults.is_empty() { "none".to_string() } else { faults.join(", ") },
+            if faults.is_empty() {
+                "none".to_string()
+            } else {
+                faults.join(", ")
+            },
             count(&|s| !s.faults.iter().any(|(_, f)| f.breaks()))
         );
         let catch_ups = self.catch_ups();
@@ -174,7 +188,8 @@ impl Family {
                 "    {:<22} {}{}",
                 format!("{:?}", g.goal),
                 g.hits,
-                g.first.map_or(" NEVER".to_string(), |s| format!(" (first seed {s})"))
+                g.first
+                    .map_or(" NEVER".to_string(), |s| format!(" (first seed {s})"))
             );
         }
         out
