@@ -27,11 +27,39 @@ fn snapshot(sc: &Scenario, report: &Report) {
     settings.bind(|| insta::assert_snapshot!(sc.name, report.trace()));
 }
 
-/// Runs a scenario on every seed, snapshots seed 1, and returns the reports.
+/// `name`'s scenario for `seed`, varied per seed as a sweep runs it.
+fn for_seed(name: &str, seed: u64) -> Scenario {
+    scenarios::for_seed(name, seed).unwrap_or_else(|| panic!("no scenario {name}"))
+}
+
+/// A trace without its first line (`seed N`): what the run did, so that
+/// "another seed, another trace" is not true by the seed line alone.
+fn body(report: &Report) -> String {
+    let trace = report.trace();
+    let (first, rest) = trace.split_once('\n').unwrap_or((&trace, ""));
+    assert_eq!(first, format!("seed {}", report.seed));
+    rest.to_string()
+}
+
+/// Runs a scenario on every seed (each its own `for_seed` variation; seed
+/// 1 is the scenario as written), snapshots seed 1, checks that the seeds'
+/// runs differ beyond the seed line, and returns the reports.
 fn scenario(name: &str) -> Vec<Report> {
-    let sc = scenarios::by_name(name).unwrap();
-    let reports: Vec<Report> = SEEDS.iter().map(|&seed| run_checked(&sc, seed)).collect();
-    snapshot(&sc, &reports[0]);
+    let reports: Vec<Report> = SEEDS
+        .iter()
+        .map(|&seed| run_checked(&for_seed(name, seed), seed))
+        .collect();
+    snapshot(&for_seed(name, SEEDS[0]), &reports[0]);
+    let bodies: Vec<String> = reports.iter().map(body).collect();
+    for i in 0..bodies.len() {
+        for j in i + 1..bodies.len() {
+            assert_ne!(
+                bodies[i], bodies[j],
+                "{name}: seeds {} and {} ran the same",
+                SEEDS[i], SEEDS[j]
+            );
+        }
+    }
     reports
 }
 
@@ -120,18 +148,36 @@ fn cursor_expired() {
 
 #[test]
 fn one_seed_twice_gives_the_same_trace() {
-    for name in ["flapping_link", "latency_spikes", "crash_restart"] {
-        let sc = scenarios::by_name(name).unwrap();
+    for name in [
+        "flapping_link",
+        "latency_spikes",
+        "crash_restart",
+        scenarios::SWARM,
+    ] {
+        let sc = for_seed(name, 7);
         let a = run(&sc, 7);
         let b = run(&sc, 7);
         assert_eq!(a.hash(), b.hash(), "{name}");
         assert_eq!(a.trace(), b.trace(), "{name}");
         assert_ne!(
-            a.hash(),
-            run(&sc, 8).hash(),
+            body(&a),
+            body(&run(&for_seed(name, 8), 8)),
             "{name}: another seed, another trace"
         );
     }
+}
+
+/// The swarm draws a different configuration per seed: a few of them, each
+/// run twice in this process, must give equal traces.
+#[test]
+fn swarm_seeds_give_the_same_trace_twice() {
+    let unequal: Vec<u64> = (0..8)
+        .filter(|&seed| {
+            let sc = for_seed(scenarios::SWARM, seed);
+            run(&sc, seed).trace() != run(&sc, seed).trace()
+        })
+        .collect();
+    assert!(unequal.is_empty(), "swarm seeds {unequal:?} gave two traces");
 }
 
 /// Seeds that once failed (`sim run` appends them): they must pass forever.
@@ -144,8 +190,10 @@ fn the_failing_seed_corpus_passes() {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
     {
         let (name, seed) = line.split_once(' ').expect("`scenario seed` per line");
-        let sc = scenarios::by_name(name).unwrap_or_else(|| panic!("corpus names unknown scenario {name}"));
-        run_checked(&sc, seed.trim().parse().expect("a numeric seed"));
+        let seed: u64 = seed.trim().parse().expect("a numeric seed");
+        let sc =
+            scenarios::for_seed(name, seed).unwrap_or_else(|| panic!("corpus names unknown scenario {name}"));
+        run_checked(&sc, seed);
     }
 }
 
@@ -254,7 +302,7 @@ fn full_disk() {
 #[test]
 fn storage_scenarios_give_the_same_trace_for_a_seed() {
     for name in ["full_disk", "crash_mid_append", "log_lost"] {
-        let sc = scenarios::by_name(name).unwrap();
+        let sc = for_seed(name, 5);
         assert_eq!(run(&sc, 5).trace(), run(&sc, 5).trace(), "{name}");
     }
 }

@@ -1,6 +1,8 @@
 //! `cargo xtask sim`: builds and runs the simulation runner (`sim/`), so
-//! xtask itself stays free of turmoil and the server stack. Exit codes are
-//! the runner's: 3 crash, 4 safety, 5 liveness.
+//! xtask itself stays free of turmoil and the server stack. With no
+//! subcommand (or only `run`'s flags) it runs `run`: the swarm. Exit codes
+//! are the runner's: 2 a bad flag or value, 3 crash, 4 safety, 5 liveness,
+//! 6 only "sometimes" coverage failed.
 
 use anyhow::Context;
 
@@ -12,7 +14,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut runner_args: Vec<String> = args.to_vec();
     if !matches!(
         runner_args.first().map(String::as_str),
-        Some("list" | "run" | "replay")
+        Some("list" | "run" | "replay" | "help" | "--help" | "-h")
     ) {
         runner_args.insert(0, "run".into());
     }
