@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use rand::RngExt;
 use stub::{Appended, Batch, Entry, EventLog, Expired, Log, LogError, Pace, Stub};
-use tokio::sync::watch;
 use wire::Epoch;
 
 use crate::disk::SimDisk;
@@ -58,7 +57,7 @@ impl EventLog for HostLog {
         self.log.fixture_done()
     }
 
-    fn watch(&self) -> watch::Receiver<u64> {
+    fn watch(&self) -> stub::HeadWatch {
         self.log.watch()
     }
 

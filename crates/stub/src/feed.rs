@@ -4,14 +4,13 @@
 //! `cursor_expired` or `overflow` when the client cannot be served without
 //! loss, and then the end.
 
-use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use wire::Control;
 
 use crate::Stub;
 use crate::conns::{Registration, Transport};
-use crate::log::Entry;
+use crate::log::{Entry, HeadWatch};
 
 pub(crate) struct Feed {
     stub: Stub,
@@ -20,7 +19,7 @@ pub(crate) struct Feed {
     cursor: u64,
     /// Sent before anything else (a `reset`), then gone.
     first: Option<Control>,
-    head_rx: watch::Receiver<u64>,
+    head: HeadWatch,
     caught_up: bool,
     done: bool,
     last_write: Instant,
@@ -50,14 +49,14 @@ impl Feed {
             .conns
             .register(transport, peer, protocol, now_us, cursor, kill);
         stub.0.metrics.opened(transport);
-        let head_rx = stub.0.log.watch();
+        let head = stub.0.log.watch();
         Feed {
             stub,
             transport,
             reg,
             cursor,
             first,
-            head_rx,
+            head,
             caught_up: false,
             done: false,
             last_write: Instant::now(),
@@ -147,11 +146,7 @@ impl Feed {
             tokio::select! {
                 biased;
                 () = self.reg.conn.kill.cancelled() => {}
-                changed = self.head_rx.changed() => {
-                    if changed.is_err() {
-                        self.done = true;
-                    }
-                }
+                _ = self.head.past(self.cursor) => {}
                 () = sleep_until(heartbeat_at) => {
                     return Out::Control(Control::Heartbeat { head: shared.log.head() });
                 }

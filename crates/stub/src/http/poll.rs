@@ -58,12 +58,12 @@ pub(super) async fn poll(
             cursor,
             ctx.kill.clone(),
         );
-        let mut head = stub.log().watch();
+        let head = stub.log().watch();
         // The kill token is a child of the shutdown token: it covers both.
         tokio::select! {
             biased;
             () = ctx.kill.cancelled() => {}
-            _ = tokio::time::timeout(Duration::from_millis(wait_ms), head.wait_for(|h| *h > cursor)) => {}
+            _ = tokio::time::timeout(Duration::from_millis(wait_ms), head.past(cursor)) => {}
         }
     }
     let mut page = wire::poll::PageBody::default();

@@ -9,6 +9,7 @@
 //! bytes, `pub_us` included (a restarted journal serves what it wrote).
 //! Readers wait for new events on a `watch` of the head id.
 
+mod head;
 mod journal;
 mod keys;
 
@@ -19,9 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures_util::future::BoxFuture;
-use tokio::sync::watch;
 use wire::{Epoch, Event, Payload};
 
+pub use head::HeadWatch;
 pub use journal::{Disk, FileDisk};
 pub use keys::{BadKey, IdempotencyKey, KeyWindow, MAX_KEY_LEN};
 
@@ -84,8 +85,8 @@ pub trait EventLog: Send + Sync + 'static {
     fn oldest(&self) -> u64;
     /// Fixture events published so far (the replay resumes after them).
     fn fixture_done(&self) -> usize;
-    /// A receiver that changes whenever the head moves.
-    fn watch(&self) -> watch::Receiver<u64>;
+    /// The head, to wait on for it to move ([`HeadWatch::past`]).
+    fn watch(&self) -> HeadWatch;
     /// Calls `f` with up to `max` events after `after`, in order; returns
     /// the last id passed to `f` (or `after` when none was).
     fn read_with(&self, after: u64, max: usize, f: &mut dyn FnMut(&Entry)) -> Result<u64, Expired>;
@@ -137,7 +138,7 @@ struct Shared {
     /// What readers see. Held only to copy entries in or out, never across
     /// disk work, so streams do not wait behind an fsync.
     inner: RwLock<Inner>,
-    head: watch::Sender<u64>,
+    head: HeadWatch,
     /// Serializes appends and fixes their ids. Held across the journal
     /// write, so ids stay gap-free and in journal order; readers never take it.
     writer: Mutex<Writer>,
@@ -233,7 +234,7 @@ impl Log {
         Log(Arc::new(Shared {
             epoch,
             inner: RwLock::new(inner),
-            head: watch::channel(head).0,
+            head: HeadWatch::new(head),
             offload,
             writer: Mutex::new(Writer { head, journal, keys }),
         }))
@@ -294,7 +295,7 @@ impl Log {
             .unwrap_or_else(|p| p.into_inner())
             .push(source, entries);
         // Still under the writer lock, so the watched head only moves forward.
-        self.0.head.send_replace(last);
+        self.0.head.set(last);
         Ok(Appended {
             ids: first..=last,
             replayed: false,
@@ -323,8 +324,8 @@ impl EventLog for Log {
         self.read_lock().fixture_done
     }
 
-    fn watch(&self) -> watch::Receiver<u64> {
-        self.0.head.subscribe()
+    fn watch(&self) -> HeadWatch {
+        self.0.head.clone()
     }
 
     fn read_with(&self, after: u64, max: usize, f: &mut dyn FnMut(&Entry)) -> Result<u64, Expired> {
