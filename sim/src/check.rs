@@ -196,6 +196,8 @@ pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
     }
     durable::check(scenario, report)?;
     engine::check(scenario, report)?;
+    // What the network saw comes before the clients' own accounts.
+    network::check(scenario, report)?;
     let oracle = scenario.engine.map(|_| crate::offline_audit(scenario.events));
     let exact_server = scenario.stub.dup_every == 0 && scenario.stub.drop_every == 0;
     for (i, c) in report.clients.iter().enumerate() {
@@ -270,7 +272,7 @@ pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
             ));
         }
     }
-    network::check(scenario, report)
+    Ok(())
 }
 
 /// Every event reaches the client exactly once, in order: ids 1, 2, 3, ...

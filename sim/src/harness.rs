@@ -220,7 +220,16 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
                 // A slow reader with little buffer: the server sees it fall behind.
                 config.buffer = 16;
             }
-            Box::pin(subscriber(i, kind, connect, config, scenario.client_delay, total, slow, shared))
+            Box::pin(subscriber(
+                i,
+                kind,
+                connect,
+                config,
+                scenario.client_delay,
+                total,
+                slow,
+                shared,
+            ))
         };
         let host = host_of(scenario, i);
         match hosts.last_mut() {

@@ -250,7 +250,9 @@ pub struct Watched {
 
 impl std::fmt::Debug for Watched {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watched").field("conn", &self.k).finish_non_exhaustive()
+        f.debug_struct("Watched")
+            .field("conn", &self.k)
+            .finish_non_exhaustive()
     }
 }
 
@@ -261,7 +263,8 @@ impl Watched {
         let (mut status, mut retry) = (None, None);
         if before < READ_HEAD {
             // Only the first bytes: the status line, the `retry:` hint.
-            self.read.extend_from_slice(&bytes[..bytes.len().min(READ_HEAD - before)]);
+            self.read
+                .extend_from_slice(&bytes[..bytes.len().min(READ_HEAD - before)]);
             (status, retry) = (parse_status(&self.read), parse_retry(&self.read));
             if retry.is_some() {
                 self.read.resize(READ_HEAD, 0);
@@ -383,10 +386,7 @@ fn parse_retry(read: &[u8]) -> Option<u64> {
 /// A request head's path and cursor.
 fn parse_request(head: &str) -> Request {
     let mut lines = head.split("\r\n");
-    let target = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .unwrap_or("");
+    let target = lines.next().and_then(|l| l.split(' ').nth(1)).unwrap_or("");
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let path = match path {
         "/stream" => Path::Stream,
@@ -394,7 +394,12 @@ fn parse_request(head: &str) -> Request {
         "/events" => Path::Events,
         _ => Path::Other,
     };
-    let id = |cursor: &str| cursor.rsplit('-').next().and_then(|n| n.trim().parse::<u64>().ok());
+    let id = |cursor: &str| {
+        cursor
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.trim().parse::<u64>().ok())
+    };
     let header = lines
         .filter_map(|l| l.split_once(':'))
         .find(|(k, _)| k.eq_ignore_ascii_case("last-event-id"))

@@ -188,7 +188,9 @@ pub fn for_seed(name: &str, seed: u64) -> Option<Scenario> {
 
 /// Every name `for_seed` knows: the swarm, then the named scenarios.
 pub fn names() -> Vec<&'static str> {
-    std::iter::once(SWARM).chain(all().iter().map(|s| s.name)).collect()
+    std::iter::once(SWARM)
+        .chain(all().iter().map(|s| s.name))
+        .collect()
 }
 
 /// A named scenario stays the same story on every seed, told at slightly

@@ -102,7 +102,9 @@ async fn publish_due(stub: Stub, payloads: Arc<[wire::Payload]>, due: Arc<[Durat
             }
         }
         let at = now();
-        let j = (i + 1..payloads.len()).find(|&j| due[j] > at).unwrap_or(payloads.len());
+        let j = (i + 1..payloads.len())
+            .find(|&j| due[j] > at)
+            .unwrap_or(payloads.len());
         match stub.publish(stub::Source::Fixture, &payloads[i..j]).await {
             Ok(_) => i = j,
             Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,

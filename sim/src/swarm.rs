@@ -50,11 +50,7 @@ pub fn draw(seed: u64) -> Scenario {
     }
     let mut sc = Scenario::new("swarm", clients);
     sc.fallback = fallback;
-    sc.events = if engine {
-        1_500
-    } else {
-        r.random_range(100..=800)
-    };
+    sc.events = if engine { 1_500 } else { r.random_range(100..=800) };
     sc.rate = if engine {
         r.random_range(100.0..=300.0)
     } else {
@@ -123,9 +119,17 @@ pub fn draw(seed: u64) -> Scenario {
                     Some(Fault::Repair(who)),
                 )
             }
-            2 => (Fault::Hold, ms(r.random_range(300..=10_000)), Some(Fault::Release)),
+            2 => (
+                Fault::Hold,
+                ms(r.random_range(300..=10_000)),
+                Some(Fault::Release),
+            ),
             3 => (Fault::Bounce, Duration::ZERO, None),
-            4 => (Fault::Crash, ms(r.random_range(300..=8_000)), Some(Fault::Restart)),
+            4 => (
+                Fault::Crash,
+                ms(r.random_range(300..=8_000)),
+                Some(Fault::Restart),
+            ),
             5 => (
                 Fault::Latency(ms(r.random_range(50..=1_500))),
                 ms(r.random_range(1_000..=15_000)),
@@ -222,7 +226,15 @@ mod tests {
         assert!(any(&|s| s.stub.retry_ms > 1_000) && any(&|s| s.stub.retry_ms < 1_000));
         assert!(any(&|s| s.quiet.iter().any(|(_, d)| *d > Duration::from_secs(6))));
         assert!(any(&|s| s.stub.drop_every > 0));
-        for kind in ["partition", "one_way_partition", "hold", "bounce", "crash", "latency_spike", "streaming_off"] {
+        for kind in [
+            "partition",
+            "one_way_partition",
+            "hold",
+            "bounce",
+            "crash",
+            "latency_spike",
+            "streaming_off",
+        ] {
             assert!(any(&|s| s.faults.iter().any(|(_, f)| f.kind() == kind)), "{kind}");
         }
         // A heartbeat always beats well inside the idle deadline (6 s).

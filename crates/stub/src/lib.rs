@@ -24,8 +24,8 @@ pub use config::Config;
 pub use conns::{ConnView, Transport};
 pub use http::app;
 pub use log::{
-    Appended, BadKey, Batch, Disk, Entry, EventLog, Expired, FileDisk, HeadWatch, IdempotencyKey, KeyWindow, Log,
-    LogError, MAX_KEY_LEN, Source,
+    Appended, BadKey, Batch, Disk, Entry, EventLog, Expired, FileDisk, HeadWatch, IdempotencyKey, KeyWindow,
+    Log, LogError, MAX_KEY_LEN, Source,
 };
 pub use replay::{Pace, replay};
 pub use serve::{serve, serve_tls};

@@ -410,9 +410,12 @@ impl<C: Connect> Driver<C> {
                 Duration::ZERO,
                 idle,
             );
-            let got = tokio::time::timeout(idle, fetch)
-                .await
-                .map_err(|_| retry(&format!("gap repair took longer than the idle deadline ({} ms)", idle.as_millis())))??;
+            let got = tokio::time::timeout(idle, fetch).await.map_err(|_| {
+                retry(&format!(
+                    "gap repair took longer than the idle deadline ({} ms)",
+                    idle.as_millis()
+                ))
+            })??;
             self.learn(got.epoch)?;
             for event in got.events {
                 let slot = self.tx.reserve().await.map_err(|_| End::Gone)?;

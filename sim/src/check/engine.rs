@@ -110,7 +110,8 @@ pub(super) fn check(scenario: &Scenario, report: &Report) -> Result<(), Violatio
                 format!(
                     "the day's loss reached {loss:.2} at event {at}, beyond the limit of {}, but the engine ends {} with {} kill switch trips: it never halted",
                     config.risk.daily_loss_limit,
-                    c.engine_state.map_or("in no known state".to_string(), |s| s.to_string()),
+                    c.engine_state
+                        .map_or("in no known state".to_string(), |s| s.to_string()),
                     c.kill_switch_trips
                 ),
             )));
@@ -295,7 +296,11 @@ pub(crate) struct Model {
 /// Replays `audit` over `feed` (event `i + 1` is `feed[i]`; None: the feed
 /// is not known, each order's symbol is marked at its price) on the
 /// reference book, checking every risk rule at every step.
-pub(crate) fn risk(audit: &str, feed: Option<&[wire::Payload]>, config: &decision::Config) -> Result<Model, Broken> {
+pub(crate) fn risk(
+    audit: &str,
+    feed: Option<&[wire::Payload]>,
+    config: &decision::Config,
+) -> Result<Model, Broken> {
     let limits = &config.risk;
     let mut lines = Vec::new();
     for (n, text) in audit.lines().enumerate() {
@@ -341,7 +346,12 @@ pub(crate) fn risk(audit: &str, feed: Option<&[wire::Payload]>, config: &decisio
             Some(p) if p.validate().is_err() => None,
             Some(wire::Payload::Tick(t)) => {
                 book.advance(t.ts_utc.as_second());
-                book.tick(&t.symbol, t.last, limits.price_band_pct, limits.band_confirm_ticks);
+                book.tick(
+                    &t.symbol,
+                    t.last,
+                    limits.price_band_pct,
+                    limits.band_confirm_ticks,
+                );
                 Some(t)
             }
             Some(wire::Payload::News(news)) => {
@@ -365,7 +375,12 @@ pub(crate) fn risk(audit: &str, feed: Option<&[wire::Payload]>, config: &decisio
                     ));
                 }
                 (None, _) => {
-                    book.tick(&line.symbol, line.price, limits.price_band_pct, limits.band_confirm_ticks);
+                    book.tick(
+                        &line.symbol,
+                        line.price,
+                        limits.price_band_pct,
+                        limits.band_confirm_ticks,
+                    );
                     book.trip(id, limits.daily_loss_limit);
                 }
             }
@@ -506,7 +521,9 @@ mod tests {
     }
 
     fn rule(audit: &str, feed: &[wire::Payload]) -> Option<Rule> {
-        risk(audit, Some(feed), &crate::engine_config()).err().map(|b| b.rule)
+        risk(audit, Some(feed), &crate::engine_config())
+            .err()
+            .map(|b| b.rule)
     }
 
     #[test]
@@ -514,7 +531,10 @@ mod tests {
         let day = crate::engine::day();
         for events in [1500, day.len()] {
             let audit = crate::offline_audit(events);
-            assert!(audit.lines().any(|l| l.contains("\"accept\"")), "{events}: no fills");
+            assert!(
+                audit.lines().any(|l| l.contains("\"accept\"")),
+                "{events}: no fills"
+            );
             let model = risk(&audit, Some(&day[..events]), &crate::engine_config()).unwrap();
             // The NVDA bought at event 1299 has lost 55.45 by event 1368,
             // where the engine halts too (worked out with the engine's own
@@ -563,8 +583,15 @@ mod tests {
 
     #[test]
     fn an_order_notional_or_gross_exposure_beyond_the_limit_is_rejected() {
-        let f = feed(&[("X", 100.0, "30:00"), ("Y", 100.0, "30:01"), ("Z", 100.0, "30:02")]);
-        assert_eq!(rule(&line(1, "X", "buy", 300, 100.0, "accept"), &f), Some(Rule::MaxOrderNotional));
+        let f = feed(&[
+            ("X", 100.0, "30:00"),
+            ("Y", 100.0, "30:01"),
+            ("Z", 100.0, "30:02"),
+        ]);
+        assert_eq!(
+            rule(&line(1, "X", "buy", 300, 100.0, "accept"), &f),
+            Some(Rule::MaxOrderNotional)
+        );
         let gross = line(1, "X", "buy", 200, 100.0, "accept")
             + &line(2, "Y", "buy", 200, 100.0, "accept")
             + &line(3, "Z", "buy", 200, 100.0, "accept");
@@ -596,7 +623,8 @@ mod tests {
         assert_eq!(rule(&adding, &f), Some(Rule::KillSwitchHalts));
         let reducing = bought.clone() + &line(3, "X", "sell", 100, 101.0, "accept");
         assert_eq!(rule(&reducing, &f), Some(Rule::KillSwitchHalts));
-        let denied = bought + &line(3, "X", "sell", 100, 101.0, "deny") + &line(4, "Y", "buy", 10, 50.0, "deny");
+        let denied =
+            bought + &line(3, "X", "sell", 100, 101.0, "deny") + &line(4, "Y", "buy", 10, 50.0, "deny");
         assert_eq!(rule(&denied, &f), None);
     }
 
@@ -611,8 +639,14 @@ mod tests {
     #[test]
     fn an_audit_line_that_is_not_the_feed_is_rejected() {
         let f = feed(&[("X", 100.0, "30:00")]);
-        assert_eq!(rule(&line(1, "Y", "buy", 1, 100.0, "accept"), &f), Some(Rule::AuditMatchesFeed));
-        assert_eq!(rule(&line(1, "X", "buy", 1, 99.0, "accept"), &f), Some(Rule::AuditMatchesFeed));
+        assert_eq!(
+            rule(&line(1, "Y", "buy", 1, 100.0, "accept"), &f),
+            Some(Rule::AuditMatchesFeed)
+        );
+        assert_eq!(
+            rule(&line(1, "X", "buy", 1, 99.0, "accept"), &f),
+            Some(Rule::AuditMatchesFeed)
+        );
         assert_eq!(rule("{not json\n", &f), Some(Rule::AuditMatchesFeed));
     }
 
@@ -628,7 +662,10 @@ mod tests {
     fn restarts_resume_one_after_the_checkpoint() {
         let good = [inc(0, 1..=1299, true), inc(1250, 1251..=1500, false)];
         assert_eq!(incarnations(&good, Some(1500)), Ok(()));
-        assert_eq!(crate::engine::effective_ids(&good), (1..=1500).collect::<Vec<_>>());
+        assert_eq!(
+            crate::engine::effective_ids(&good),
+            (1..=1500).collect::<Vec<_>>()
+        );
         let skipped = [inc(0, 1..=1299, true), inc(1250, 1252..=1500, false)];
         let b = incarnations(&skipped, Some(1500)).unwrap_err();
         assert_eq!(b.rule, Rule::ResumesAfterCheckpoint);
@@ -642,7 +679,10 @@ mod tests {
             Rule::CheckpointNotAhead
         );
         let short = [inc(0, 1..=1499, false)];
-        assert_eq!(incarnations(&short, Some(1500)).unwrap_err().rule, Rule::ReachesTotal);
+        assert_eq!(
+            incarnations(&short, Some(1500)).unwrap_err().rule,
+            Rule::ReachesTotal
+        );
         let gap = [EngineRun {
             restored: 0,
             ids: vec![1, 2, 4],

@@ -79,7 +79,10 @@ impl Rules {
         if hint >= self.cap {
             return (hint, hint);
         }
-        let step = self.base.saturating_mul(1 << (k.saturating_sub(1)).min(20)).min(self.cap);
+        let step = self
+            .base
+            .saturating_mul(1 << (k.saturating_sub(1)).min(20))
+            .min(self.cap);
         let b = step.max(hint);
         let top = b.mul_f64(1.0 + self.jitter);
         if top <= self.cap {
@@ -90,7 +93,9 @@ impl Rules {
     }
 
     fn step(&self, k: u32) -> Duration {
-        self.base.saturating_mul(1 << (k.saturating_sub(1)).min(20)).min(self.cap)
+        self.base
+            .saturating_mul(1 << (k.saturating_sub(1)).min(20))
+            .min(self.cap)
     }
 }
 
@@ -228,7 +233,11 @@ fn walk(scenario: &Scenario, report: &Report, seen: &mut Seen) -> Result<(), Vio
             {
                 let slow = i == 0 && scenario.slow_reader.is_some();
                 if !slow && !faulty(end) {
-                    let how = if c.overflow { "dropped as a slow consumer" } else { "ended by the stub" };
+                    let how = if c.overflow {
+                        "dropped as a slow consumer"
+                    } else {
+                        "ended by the stub"
+                    };
                     return Err(violation(
                         Invariant::FastReaderKept,
                         end,
@@ -340,24 +349,35 @@ fn backoff(
             return Err(violation(
                 Invariant::OneAttemptAtATime,
                 b.opened,
-                format!("client {i} connected again while its connection from {} ms was still open", ms(a.opened)),
+                format!(
+                    "client {i} connected again while its connection from {} ms was still open",
+                    ms(a.opened)
+                ),
             ));
         };
         if b.opened < end {
             return Err(violation(
                 Invariant::OneAttemptAtATime,
                 b.opened,
-                format!("client {i} connected again before its attempt from {} ms ended", ms(a.opened)),
+                format!(
+                    "client {i} connected again before its attempt from {} ms ended",
+                    ms(a.opened)
+                ),
             ));
         }
         let wait = b.opened - end;
         // What this process read: an engine started again knows no hint.
-        let since = kills.iter().copied().filter(|k| *k <= end).max().unwrap_or_default();
+        let since = kills
+            .iter()
+            .copied()
+            .filter(|k| *k <= end)
+            .max()
+            .unwrap_or_default();
         let hint = conns
             .iter()
+            .rev()
             .filter(|c| c.opened <= end && c.opened >= since)
-            .filter_map(|c| c.retry_ms)
-            .last()
+            .find_map(|c| c.retry_ms)
             .map(Duration::from_millis);
         let up = match (streamed(a), a.connected) {
             (true, Some(t)) => end.saturating_sub(t),

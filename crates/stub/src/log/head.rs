@@ -99,6 +99,9 @@ mod tests {
         let mut sorted = order.clone();
         sorted.sort_unstable();
         // One order, every run: the waiters' list, not a random pick.
-        assert!(order == sorted || order.iter().rev().copied().eq(sorted.iter().copied()), "{order:?}");
+        assert!(
+            order == sorted || order.iter().rev().copied().eq(sorted.iter().copied()),
+            "{order:?}"
+        );
     }
 }
