@@ -13,7 +13,8 @@ commands:
   fixtures [--check]   regenerate fixtures/default.jsonl from its seed (or check it is current)
   sim [--debug] [list | run ARGS | replay ARGS]
                        the deterministic simulation (release build unless --debug):
-                       run [--scenario NAME|all] [--seeds N | --seed S] [--jobs J]
+                       run [--scenario swarm|NAME|all] [--seeds N | --seed S] [--jobs J] [--until-coverage]
+                         (the swarm by default: every seed draws its own configuration)
                        replay --scenario NAME --seed S
   tidy                 layout rules: a `//!` header on every .rs file, no source file over 450 lines";
 
