@@ -50,7 +50,13 @@ pub fn draw(seed: u64) -> Scenario {
     }
     let mut sc = Scenario::new("swarm", clients);
     sc.fallback = fallback;
-    sc.events = if engine { 1_500 } else { r.random_range(100..=800) };
+    sc.events = if engine {
+        // Past event 1,794 the day has orders after the kill switch trips
+        // (at 1,368): a halt that stopped denying them shows there.
+        r.random_range(1_500..=2_400)
+    } else {
+        r.random_range(100..=800)
+    };
     sc.rate = if engine {
         r.random_range(100.0..=300.0)
     } else {
