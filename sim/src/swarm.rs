@@ -104,7 +104,9 @@ pub fn draw(seed: u64) -> Scenario {
     let targets = sc.clients.len();
     let pick = |r: &mut ChaCha8Rng| (r.random_bool(0.6)).then(|| r.random_range(0..targets));
     for _ in 0..r.random_range(0..=5) {
-        let kind = r.random_range(0..if fallback { 8 } else { 7 });
+        // With `auto`, streaming goes off in a third of the faults: the
+        // fallback, and the upgrade after it, are goals of their own.
+        let kind = if fallback && r.random_bool(0.3) { 7 } else { r.random_range(0..7) };
         let (start, end, heal): (Fault, Duration, Option<Fault>) = match kind {
             0 => {
                 let who = pick(&mut r);
@@ -154,9 +156,28 @@ pub fn draw(seed: u64) -> Scenario {
         }
         t += end + ms(r.random_range(200..=6_000));
     }
+    // An upgrade needs events still flowing after streaming is back: at
+    // least a probe interval (10 s) and a margin of them.
+    let back = sc
+        .faults
+        .iter()
+        .filter(|(_, f)| *f == Fault::StreamingOn)
+        .map(|(t, _)| *t)
+        .max();
+    if let Some(back) = back
+        && sc.engine.is_none()
+    {
+        let until = (back + Duration::from_secs(15)).as_secs_f64();
+        sc.rate = sc.rate.min(sc.events as f64 / until).max(5.0);
+    }
     // Time to settle: the longest backoff (16 s), a catch-up, and a slow
-    // reader's pace through the whole log.
-    let slow = sc.slow_reader.map_or(Duration::ZERO, |d| d * sc.events as u32);
+    // reader's pace through the whole log; each of its drops as a slow
+    // consumer may cost an idle deadline and a capped backoff (its
+    // connections never last long enough to reset the backoff).
+    let slow = sc.slow_reader.map_or(Duration::ZERO, |d| {
+        let drops = sc.events as u32 / sc.stub.max_lag.max(1) as u32 + 1;
+        d * sc.events as u32 + Duration::from_secs(25) * drops
+    });
     sc.liveness = Duration::from_secs(45) + slow;
     sc.drawn = Some(describe(&sc));
     sc
