@@ -106,7 +106,11 @@ pub fn draw(seed: u64) -> Scenario {
     for _ in 0..r.random_range(0..=5) {
         // With `auto`, streaming goes off in a third of the faults: the
         // fallback, and the upgrade after it, are goals of their own.
-        let kind = if fallback && r.random_bool(0.3) { 7 } else { r.random_range(0..7) };
+        let kind = if fallback && r.random_bool(0.3) {
+            7
+        } else {
+            r.random_range(0..7)
+        };
         let (start, end, heal): (Fault, Duration, Option<Fault>) = match kind {
             0 => {
                 let who = pick(&mut r);
