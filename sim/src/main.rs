@@ -42,7 +42,8 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// A scenario name (see `sim list`), or `all` for every one.
+    /// A scenario name (see `sim list`), or `all` for every named one (the
+    /// swarm is its own sweep: its goals need hundreds of seeds).
     #[arg(long, default_value = scenarios::SWARM, value_parser = scenario_or_all)]
     scenario: Vec<&'static str>,
     /// Seeds 0..N (default 8); with --until-coverage, the most seeds to run
@@ -78,7 +79,7 @@ fn one_scenario(name: &str) -> Result<&'static str, String> {
     lookup(name).ok_or_else(|| unknown(name, false))
 }
 
-/// One name, or every name for `all` (flattened by `run`).
+/// One name, or every named scenario for `all` (flattened by `run`).
 fn scenario_or_all(name: &str) -> Result<&'static str, String> {
     if name == "all" {
         return Ok("all");
@@ -96,7 +97,14 @@ fn main() {
         Command::Run(args) => {
             let mut names: Vec<&'static str> = Vec::new();
             for n in args.scenario {
-                let more = if n == "all" { scenarios::names() } else { vec![n] };
+                let more = if n == "all" {
+                    scenarios::names()
+                        .into_iter()
+                        .filter(|m| *m != scenarios::SWARM)
+                        .collect()
+                } else {
+                    vec![n]
+                };
                 for m in more {
                     if !names.contains(&m) {
                         names.push(m);
