@@ -122,12 +122,19 @@ fn walk(scenario: &Scenario, report: &Report, seen: &mut Seen) -> Result<(), Vio
                 && !c.overflow
                 && !kills.contains(&end)
             {
-                let last = c.last_read.or(c.connected).unwrap_or(c.opened);
+                // A gap repair reads pages meanwhile: the client heard from
+                // the stub then too.
+                let repaired = conns
+                    .iter()
+                    .filter(|r| r.path() == Path::Events && r.opened >= c.opened && r.opened <= end)
+                    .filter_map(|r| r.last_read)
+                    .max();
+                let last = c.last_read.max(repaired).or(c.connected).unwrap_or(c.opened);
                 let silence = end.saturating_sub(last);
                 // A slow reader stops reading its socket while its queue is
                 // full: silence on the wire is its own, not a dead stream.
                 let slow = i == 0 && scenario.slow_reader.is_some();
-                if !slow && silence > rules.idle + rules.late() {
+                if !slow && silence > rules.idle + rules.slack {
                     return Err(violation(
                         Invariant::DeadStreamReplaced,
                         end,

@@ -39,14 +39,6 @@ impl Rules {
         }
     }
 
-    /// How late a dead stream may be replaced: 2% of the idle deadline
-    /// (at least two steps). The client moves its deadline when it takes a
-    /// whole message from its decoder, which can come after the bytes the
-    /// record saw read: by up to 90 ms over 1,000 swarm seeds.
-    pub(super) fn late(&self) -> Duration {
-        (self.idle / 50).max(self.slack)
-    }
-
     /// The wait allowed after `k` consecutive failures with the server's
     /// hint `hint`: `[lo, hi]`.
     pub(super) fn window(&self, k: u32, hint: Option<Duration>) -> (Duration, Duration) {
