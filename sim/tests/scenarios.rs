@@ -135,10 +135,12 @@ fn stream_missing_then_back() {
 
 #[test]
 fn many_clients() {
-    let sc = scenarios::by_name("many_clients").unwrap();
+    let sc = for_seed("many_clients", 1);
     assert!(sc.clients.len() >= 100);
     let r = run_checked(&sc, 1);
     assert!(r.clients.iter().map(|c| c.reconnects).sum::<u64>() > 0);
+    let other = run_checked(&for_seed("many_clients", 2), 2);
+    assert_ne!(body(&r), body(&other), "many_clients: seeds 1 and 2 ran the same");
 }
 
 #[test]
@@ -283,10 +285,17 @@ fn log_lost() {
 /// there is space the fixture replay and the publisher finish.
 #[test]
 fn full_disk() {
-    let sc = scenarios::by_name("full_disk").unwrap();
-    let reports: Vec<Report> = SEEDS.iter().map(|&seed| run(&sc, seed)).collect();
+    let sc = for_seed("full_disk", SEEDS[0]);
+    let reports: Vec<Report> = SEEDS
+        .iter()
+        .map(|&seed| run(&for_seed("full_disk", seed), seed))
+        .collect();
+    assert!(
+        reports.windows(2).all(|w| body(&w[0]) != body(&w[1])),
+        "full_disk: two seeds ran the same"
+    );
     for r in &reports {
-        if let Err(v) = check(&sc, r) {
+        if let Err(v) = check(&for_seed("full_disk", r.seed), r) {
             panic!("full_disk seed {}: {v}\n{}", r.seed, r.trace());
         }
         let d = r.disk;
