@@ -90,6 +90,8 @@ fn walk(scenario: &Scenario, report: &Report, seen: &mut Seen) -> Result<(), Vio
     let rules = Rules::new(scenario);
     let windows = fault_windows(scenario, report);
     let faulty = |t: Duration| windows.iter().any(|(a, b)| *a <= t && t <= *b);
+    let links = link_windows(scenario, report);
+    let slowed = |t: Duration| links.iter().any(|(a, b)| *a <= t && t <= *b);
     for (i, kind) in scenario.clients.iter().enumerate() {
         let conns: Vec<&Conn> = report.conns.iter().filter(|c| c.client == i).collect();
         let run = &report.clients[i];
@@ -167,7 +169,10 @@ fn walk(scenario: &Scenario, report: &Report, seen: &mut Seen) -> Result<(), Vio
                 && before_done(end)
             {
                 let slow = i == 0 && scenario.slow_reader.is_some();
-                if !slow && !faulty(end) {
+                // Dropped as a slow consumer: only a slowed link excuses it;
+                // any fault excuses an end (a restart ends every stream).
+                let excused = if c.overflow { slowed(end) } else { faulty(end) };
+                if !slow && !excused {
                     let how = if c.overflow {
                         "dropped as a slow consumer"
                     } else {
@@ -273,11 +278,29 @@ fn head_at(report: &Report, t: Duration) -> u64 {
 /// until the one that heals it (a second more, for what it set going), an
 /// instant fault (a bounce, a crash the disk decided) for a second.
 pub(crate) fn fault_windows(scenario: &Scenario, report: &Report) -> Vec<(Duration, Duration)> {
+    windows_of(scenario, report, Fault::breaks)
+}
+
+/// The spans of the faults that slow a link down (a partition either way,
+/// a hold, a latency spike): only these can make a reader that keeps up
+/// fall behind.
+fn link_windows(scenario: &Scenario, report: &Report) -> Vec<(Duration, Duration)> {
+    windows_of(scenario, report, |f| {
+        matches!(f, Fault::Partition(_) | Fault::Silence(_) | Fault::Hold)
+            || matches!(f, Fault::Latency(d) if !d.is_zero())
+    })
+}
+
+fn windows_of(
+    scenario: &Scenario,
+    report: &Report,
+    which: impl Fn(&Fault) -> bool,
+) -> Vec<(Duration, Duration)> {
     let grace = Duration::from_secs(1) + scenario.tick * 2;
     let mut out = Vec::new();
     let applied = &report.applied;
     for (k, (t, f)) in applied.iter().enumerate() {
-        if !f.breaks() {
+        if !which(f) {
             continue;
         }
         let heal = applied[k + 1..]
