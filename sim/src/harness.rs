@@ -204,8 +204,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
             ));
             Box::pin(async move {
                 tokio::time::sleep(delay).await;
+                // It works in, and removes, a directory of its own under `dir`.
                 let run = engine_client(connect, config, total, kill_at, &dir).await;
-                let _ = std::fs::remove_dir_all(&dir);
                 shared.borrow_mut().clients[0] = run.map_err(|e| e.to_string())?;
                 Ok(())
             })
@@ -253,7 +253,6 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
     schedule.sort_by_key(|(t, _)| *t);
     let mut schedule = schedule.into_iter().peekable();
     let mut applied = Vec::new();
-    let mut max_connections = 0;
     let mut conn_samples = Vec::new();
     let give_up = SIM_DURATION.min(scenario.deadline() + Duration::from_secs(60));
     // A crash the disk decided (mid-append): when the host comes back.
@@ -334,7 +333,6 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
             next_sample += Duration::from_secs(1);
             if let Some(stub) = &shared.borrow().stub {
                 let n = stub.connections().len();
-                max_connections = max_connections.max(n);
                 conn_samples.push((sim.elapsed(), n));
             }
         }
@@ -365,7 +363,6 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         applied,
         overflow_drops: s.drops_before + s.stub.as_ref().map_or(0, overflow_drops),
         elapsed: sim.elapsed(),
-        max_connections,
         crashed,
         publisher: s.publisher.clone(),
         starts: s.starts.clone(),

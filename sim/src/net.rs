@@ -216,6 +216,7 @@ impl transport::Connect for Observed {
                     written: Vec::new(),
                     read: Vec::new(),
                     tail: Vec::new(),
+                    headed: false,
                     upgraded: false,
                 })
             }
@@ -243,6 +244,8 @@ pub struct Watched {
     written: Vec<u8>,
     /// The first bytes read.
     read: Vec<u8>,
+    /// The status and the `retry:` hint are found.
+    headed: bool,
     /// The last bytes read, so a message split between reads is seen.
     tail: Vec<u8>,
     upgraded: bool,
@@ -261,14 +264,13 @@ impl Watched {
         let at = now();
         let before = self.read.len();
         let (mut status, mut retry) = (None, None);
-        if before < READ_HEAD {
+        if before < READ_HEAD && !self.headed {
             // Only the first bytes: the status line, the `retry:` hint.
             self.read
                 .extend_from_slice(&bytes[..bytes.len().min(READ_HEAD - before)]);
             (status, retry) = (parse_status(&self.read), parse_retry(&self.read));
-            if retry.is_some() {
-                self.read.resize(READ_HEAD, 0);
-            }
+            // Both found: nothing more to look for in the first bytes.
+            self.headed = status.is_some() && retry.is_some();
         }
         // The end of the last read joined to the start of this one: a
         // message split between two reads is still seen.

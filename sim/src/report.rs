@@ -100,8 +100,6 @@ pub struct Report {
     pub overflow_drops: u64,
     /// Simulated time at the end.
     pub elapsed: Duration,
-    /// The most connections the stub held at once (sampled every second).
-    pub max_connections: usize,
     /// The stub's connection count, sampled every second.
     pub conn_samples: Vec<(Duration, usize)>,
     /// How the run itself broke, if it did.
