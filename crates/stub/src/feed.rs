@@ -10,7 +10,7 @@ use wire::Control;
 
 use crate::Stub;
 use crate::conns::{Registration, Transport};
-use crate::log::{Entry, HeadWatch};
+use crate::log::{Entry, HeadWatch, Miss};
 
 pub(crate) struct Feed {
     stub: Stub,
@@ -109,19 +109,34 @@ impl Feed {
             }
             let mut count = 0;
             let (drop_every, dup_every) = (shared.config.drop_every, shared.config.dup_every);
-            let read = shared
+            let mut send = |e: &Entry| {
+                count += 1;
+                if drop_every == 0 || e.id % drop_every != 0 {
+                    on_event(e);
+                }
+                if dup_every != 0 && e.id % dup_every == 0 {
+                    on_event(e);
+                }
+            };
+            let mut read = shared
                 .log
-                .read_with(self.cursor, shared.config.batch_events, &mut |e| {
-                    count += 1;
-                    if drop_every == 0 || e.id % drop_every != 0 {
-                        on_event(e);
-                    }
-                    if dup_every != 0 && e.id % dup_every == 0 {
-                        on_event(e);
-                    }
-                });
+                .read_with(self.cursor, shared.config.batch_events, &mut send)
+                .map_err(Miss::Expired);
+            if read.is_err() {
+                // Older than memory: a shared log reads it from its store.
+                // Taken and sent in one poll once it is here, so dropping
+                // this future loses nothing.
+                read = shared
+                    .log
+                    .fetch(self.cursor, shared.config.batch_events)
+                    .await
+                    .map(|entries| {
+                        entries.iter().for_each(&mut send);
+                        entries.last().map_or(self.cursor, |e| e.id)
+                    });
+            }
             match read {
-                Err(expired) => {
+                Err(Miss::Expired(expired)) => {
                     self.done = true;
                     shared.metrics.cursor_expired.inc();
                     return Out::Control(Control::CursorExpired {
@@ -129,6 +144,12 @@ impl Feed {
                         oldest: expired.oldest,
                         head: expired.head,
                     });
+                }
+                Err(Miss::Unavailable(reason)) => {
+                    // The client resumes by cursor, here or on another node.
+                    tracing::warn!(conn = self.reg.conn.id, %reason, "stream ended: the log is unavailable");
+                    self.done = true;
+                    return Out::End;
                 }
                 Ok(last) if count > 0 => {
                     self.cursor = last;

@@ -24,8 +24,9 @@ pub use config::Config;
 pub use conns::{ConnView, Transport};
 pub use http::app;
 pub use log::{
-    Appended, BadKey, Batch, Disk, Entry, EventLog, Expired, FileDisk, HeadWatch, IdempotencyKey, KeyWindow,
-    Log, LogError, MAX_KEY_LEN, Source,
+    Ack, Appended, BadKey, Batch, Disk, Entry, EventLog, Expired, FileDisk, FixtureAt, HeadWatch,
+    IdempotencyKey, JetStream, JetStreamOptions, KeyWindow, Log, LogError, LogService, LogStatus,
+    MAX_KEY_LEN, Miss, NodeLog, NodeOptions, Record, ServiceInfo, Source, Stored, Tag,
 };
 pub use replay::{Pace, replay};
 pub use serve::{serve, serve_tls};
@@ -63,9 +64,14 @@ impl std::fmt::Debug for Stub {
 
 impl Stub {
     pub fn new(config: Config, log: impl EventLog, clock: Clock) -> Stub {
+        Stub::on(config, Arc::new(log), clock)
+    }
+
+    /// [`Stub::new`] on a log chosen at run time (the binary's).
+    pub fn on(config: Config, log: Arc<dyn EventLog>, clock: Clock) -> Stub {
         Stub(Arc::new(Shared {
             config,
-            log: Arc::new(log),
+            log,
             conns: Arc::default(),
             metrics: metrics::Metrics::default(),
             clock,
@@ -104,12 +110,35 @@ impl Stub {
         key: Option<IdempotencyKey>,
         payloads: Vec<wire::Payload>,
     ) -> Result<Appended, LogError> {
-        let batch = Batch {
+        self.append(Batch {
             source,
             key,
             payloads,
             pub_us: (self.0.clock)(),
-        };
+            fixture_at: None,
+        })
+        .await
+    }
+
+    /// Publishes fixture payloads that sit at `at` in their fixture (a
+    /// shared log knows each line by its place, so a second node replaying
+    /// the same fixture publishes nothing twice).
+    pub async fn publish_fixture(
+        &self,
+        at: FixtureAt,
+        payloads: &[wire::Payload],
+    ) -> Result<Appended, LogError> {
+        self.append(Batch {
+            source: Source::Fixture,
+            key: None,
+            payloads: payloads.to_vec(),
+            pub_us: (self.0.clock)(),
+            fixture_at: Some(at),
+        })
+        .await
+    }
+
+    async fn append(&self, batch: Batch) -> Result<Appended, LogError> {
         let n = batch.payloads.len() as u64;
         let appended = self.0.log.append(batch).await?;
         if !appended.replayed {

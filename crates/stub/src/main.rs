@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Parser;
 use serde::Deserialize;
-use stub::{Config, Log, Pace, ServerTls, Stub};
+use stub::{Config, EventLog, JetStream, JetStreamOptions, Log, NodeLog, NodeOptions, Pace, ServerTls, Stub};
 
 /// tickwire's wire server: one event log, streamed over SSE (`/stream`) and
 /// WebSocket (`/ws`), served to HTTP polling (`/events`).
@@ -38,6 +38,17 @@ struct Args {
     /// restart. Without it, ingested events are lost on restart.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Keep the log in this NATS JetStream (`nats://HOST:PORT`, several
+    /// comma-separated for a cluster): every node on the same stream serves
+    /// the same events under the same ids and epoch.
+    #[arg(long, value_name = "URL", conflicts_with = "data_dir")]
+    nats_url: Option<String>,
+    /// The JetStream stream's name [default: TICKWIRE].
+    #[arg(long, value_name = "NAME", requires = "nats_url")]
+    nats_stream: Option<String>,
+    /// Replicas of the stream when this node creates it (3 on a cluster) [default: 1].
+    #[arg(long, value_name = "N", requires = "nats_url")]
+    nats_replicas: Option<usize>,
     /// Serve HTTPS and WSS (and HTTP/2 where the client offers it) with this
     /// PEM certificate chain, leaf first; needs --tls-key.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -82,6 +93,9 @@ struct FileConfig {
     rate: Option<f64>,
     no_pace: bool,
     data_dir: Option<PathBuf>,
+    nats_url: Option<String>,
+    nats_stream: Option<String>,
+    nats_replicas: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     server: Config,
@@ -149,11 +163,38 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
 
-    // Used only when the log is new: a journal keeps the epoch it was made with.
-    let fresh = wire::Epoch::from_random(cli::os_random_u64());
-    let log = match args.data_dir.or(file.data_dir) {
-        Some(dir) => Log::open(&dir, config.retention, fresh, config.key_window())?,
-        None => Log::in_memory(config.retention, fresh, config.key_window()),
+    let data_dir = args.data_dir.or(file.data_dir);
+    let nats_url = args.nats_url.or(file.nats_url);
+    let log: Arc<dyn EventLog> = match (nats_url, data_dir) {
+        (Some(_), Some(_)) => {
+            bail!("nats_url and data_dir: give one (the log lives in NATS, or on this disk)")
+        }
+        (Some(url), None) => {
+            let stream = args
+                .nats_stream
+                .or(file.nats_stream)
+                .unwrap_or_else(|| "TICKWIRE".into());
+            let mut options = JetStreamOptions::new(&url, &stream, cli::os_random_u64());
+            options.replicas = args.nats_replicas.or(file.nats_replicas).unwrap_or(1);
+            let window = config.key_window();
+            options.duplicate_window = std::time::Duration::from_micros(window.window_us);
+            tracing::info!(%url, %stream, "opening the log on NATS JetStream");
+            let service = JetStream::connect(options).await?;
+            let node = NodeOptions {
+                retention: config.retention,
+                max_keys: window.max_keys,
+                ..NodeOptions::default()
+            };
+            Arc::new(NodeLog::open(service, node).await?)
+        }
+        // Used only when the log is new: a journal keeps the epoch it was made with.
+        (None, dir) => {
+            let fresh = wire::Epoch::from_random(cli::os_random_u64());
+            match dir {
+                Some(dir) => Arc::new(Log::open(&dir, config.retention, fresh, config.key_window())?),
+                None => Arc::new(Log::in_memory(config.retention, fresh, config.key_window())),
+            }
+        }
     };
     let addr = args
         .addr
@@ -170,7 +211,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         _ => bail!("tls_cert and tls_key go together: give both or neither"),
     };
 
-    let stub = Stub::new(config, log, Arc::new(cli::system_clock_us));
+    let stub = Stub::on(config, log, Arc::new(cli::system_clock_us));
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("wire-stub listening on {scheme}://{local}");
     tracing::info!(%local, epoch = %stub.log().epoch(), head = stub.log().head(), fixture_events = payloads.len(), ?pace, "serving");

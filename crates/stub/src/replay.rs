@@ -7,7 +7,7 @@ use tokio::time::{Instant, sleep_until};
 use wire::Payload;
 
 use crate::Stub;
-use crate::log::Source;
+use crate::log::{FixtureAt, digest};
 
 /// How fast a fixture is published.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,6 +28,7 @@ const BATCH: usize = 4096;
 pub async fn replay(stub: Stub, payloads: Vec<Payload>, pace: Pace) {
     let done = stub.log().fixture_done().min(payloads.len());
     let rest = &payloads[done..];
+    let fixture = digest(&payloads);
     if done > 0 {
         tracing::info!(done, left = rest.len(), "resuming the fixture replay");
     }
@@ -59,7 +60,11 @@ pub async fn replay(stub: Stub, payloads: Vec<Payload>, pace: Pace) {
         while j < rest.len() && j - i < BATCH && start + due[j] <= now {
             j += 1;
         }
-        if !publish_until_stored(&stub, &rest[i..j]).await {
+        let at = FixtureAt {
+            fixture,
+            first: (done + i) as u64,
+        };
+        if !publish_until_stored(&stub, at, &rest[i..j]).await {
             return;
         }
         i = j;
@@ -77,15 +82,16 @@ const RETRY_MAX: Duration = Duration::from_secs(16);
 
 /// Publishes one batch, retrying a failed journal write (a full disk) with
 /// a doubling wait until it is stored: the log is unchanged by a failure,
-/// so the retry appends the same events under the same ids. False at
+/// so the retry appends the same events under the same ids (a shared log's
+/// service knows each line by its place, and stores none twice). False at
 /// shutdown.
-async fn publish_until_stored(stub: &Stub, batch: &[Payload]) -> bool {
+async fn publish_until_stored(stub: &Stub, at: FixtureAt, batch: &[Payload]) -> bool {
     let mut wait = RETRY_FIRST;
     loop {
-        match stub.publish(Source::Fixture, batch).await {
+        match stub.publish_fixture(at, batch).await {
             Ok(_) => return true,
             Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "fixture replay waiting: the journal write failed");
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "fixture replay waiting: the log did not store the batch");
             }
         }
         tokio::select! {

@@ -390,7 +390,7 @@ async fn every_stream_page_publish_and_health_answer_names_its_epoch() {
     }
     assert_eq!(
         json(call(&s, get("/healthz")).await).await,
-        json!({"status": "ok", "epoch": epoch, "oldest": 9, "head": 11})
+        json!({"status": "ok", "epoch": epoch, "oldest": 9, "head": 11, "log": {"kind": "memory", "connected": true}})
     );
     // The WebSocket's 101 carries it (checked in the ws tests above too).
     let (addr, server) = served(&s).await;

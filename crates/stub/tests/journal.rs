@@ -48,6 +48,7 @@ async fn append(
         key: None,
         payloads,
         pub_us,
+        fixture_at: None,
     };
     log.append(batch).await.map(|a| a.ids)
 }
@@ -287,6 +288,7 @@ async fn an_idempotency_key_answers_the_first_ids_even_after_a_restart() {
         key: Some(key.clone()),
         payloads,
         pub_us: 5,
+        fixture_at: None,
     };
     let log = open(&d, 100, 1).unwrap();
     let first = log.append(keyed(payloads(3))).await.unwrap();
@@ -525,6 +527,7 @@ fn an_in_memory_append_completes_without_yielding() {
         key: None,
         payloads: payloads(3),
         pub_us: 1,
+        fixture_at: None,
     };
     let mut append = log.append(batch);
     let polled = append

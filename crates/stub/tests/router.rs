@@ -17,7 +17,7 @@ async fn healthz_answers_with_the_epoch_and_the_ids_held() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         json(res).await,
-        serde_json::json!({"status": "ok", "epoch": "000000005eed", "oldest": 1, "head": 3})
+        serde_json::json!({"status": "ok", "epoch": "000000005eed", "oldest": 1, "head": 3, "log": {"kind": "memory", "connected": true}})
     );
 }
 

@@ -13,6 +13,7 @@ pub(super) async fn healthz(State(stub): State<Stub>) -> Response {
     json_response(
         serde_json::json!({
             "status": "ok",
+            "log": log.status(),
             "epoch": log.epoch(),
             "oldest": log.oldest(),
             "head": log.head(),

@@ -74,8 +74,27 @@ async fn publish(
                 format!("{e}: send a new key for new events"),
             ),
             LogError::Empty => ApiError::bad_request(e.to_string()),
-            LogError::Io { .. } | LogError::Corrupt { .. } | LogError::Interrupted { .. } => {
-                tracing::error!(error = %e, "journal write failed");
+            LogError::KeyForgotten { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_forgotten",
+                format!("{e}: send a new key for new events"),
+            ),
+            LogError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", e.to_string())
+            }
+            LogError::Unavailable { .. } | LogError::Unanswered { .. } => {
+                tracing::warn!(error = %e, "ingest refused: the log service is away");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "log_unavailable",
+                    format!("{e}; retry (under the same Idempotency-Key, to publish once)"),
+                )
+            }
+            LogError::Io { .. }
+            | LogError::Corrupt { .. }
+            | LogError::Interrupted { .. }
+            | LogError::Setup { .. } => {
+                tracing::error!(error = %e, "the log did not store the batch");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_error", e.to_string())
             }
         })?;

@@ -22,6 +22,7 @@ use subtle::ConstantTimeEq;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use wire::{Control, Cursor, EPOCH_HEADER, Epoch, Problem};
 
+use crate::log::Miss;
 use crate::{Stub, serve::ConnCtx};
 
 /// The stub's router.
@@ -259,8 +260,15 @@ impl Resume {
 /// then the new epoch from its beginning. A cursor past the head: 409
 /// `cursor_ahead`, never a silent wait for ids that may name other events.
 /// A cursor older than retention is left to the read, which says so.
-fn resume(stub: &Stub, cursor: Option<Cursor>) -> Result<Resume, ApiError> {
+async fn resume(stub: &Stub, cursor: Option<Cursor>) -> Result<Resume, ApiError> {
     let log = stub.log();
+    if let Some(c) = cursor.filter(|c| c.epoch.is_none_or(|e| e == log.epoch()) && c.id > log.head()) {
+        // A node of a shared log may follow a little behind the node the
+        // client came from: wait for it to hold the cursor, when the log does.
+        if let Err(Miss::Unavailable(reason)) = log.reach(c.id).await {
+            return Err(unavailable(stub, &reason));
+        }
+    }
     let (epoch, oldest, head) = (log.epoch(), log.oldest(), log.head());
     let start = |after, from| Resume {
         after,
@@ -290,6 +298,18 @@ fn resume(stub: &Stub, cursor: Option<Cursor>) -> Result<Resume, ApiError> {
         }
         _ => Ok(start(cursor.id, None)),
     }
+}
+
+/// 503 `log_unavailable`: this node cannot answer now (its shared log's
+/// service is away, or it has not caught up); the client retries, here or
+/// on another node.
+fn unavailable(stub: &Stub, reason: &str) -> ApiError {
+    stub.0.metrics.rejected("log_unavailable");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "log_unavailable",
+        format!("{reason}; retry, here or on another node"),
+    )
 }
 
 /// A cursor given as text (`?cursor=`, `Last-Event-ID`); `what` names where.

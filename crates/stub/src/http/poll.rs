@@ -11,9 +11,10 @@ use serde::Deserialize;
 
 use wire::{Cursor, Epoch};
 
-use super::{ApiError, Conn, Resume, json_response, query, query_cursor, resume};
+use super::{ApiError, Conn, Resume, json_response, query, query_cursor, resume, unavailable};
 use crate::Stub;
 use crate::conns::Transport;
+use crate::log::Miss;
 
 #[derive(Deserialize)]
 pub(super) struct PollQuery {
@@ -43,7 +44,7 @@ pub(super) async fn poll(
             config.max_wait_ms
         )));
     }
-    let start = resume(&stub, query_cursor(q.cursor.as_deref())?)?;
+    let start = resume(&stub, query_cursor(q.cursor.as_deref())?).await?;
     if let Some(from) = start.from {
         return Err(epoch_changed(&stub, from, &start));
     }
@@ -67,14 +68,25 @@ pub(super) async fn poll(
         }
     }
     let mut page = wire::poll::PageBody::default();
-    let read = stub.log().read_with(cursor, limit, &mut |e| page.push(&e.json));
+    let mut read = stub
+        .log()
+        .read_with(cursor, limit, &mut |e| page.push(&e.json))
+        .map_err(Miss::Expired);
+    if read.is_err() {
+        // Older than memory: a shared log reads it from its store.
+        read = stub.log().fetch(cursor, limit).await.map(|entries| {
+            entries.iter().for_each(|e| page.push(&e.json));
+            entries.last().map_or(cursor, |e| e.id)
+        });
+    }
     let head = stub.log().head();
     match read {
         Ok(last) => {
             stub.0.metrics.sent(Transport::Poll, page.count() as u64);
             Ok(json_response(page.finish(last, head, Some(stub.log().epoch()))))
         }
-        Err(expired) => {
+        Err(Miss::Unavailable(reason)) => Err(unavailable(&stub, &reason)),
+        Err(Miss::Expired(expired)) => {
             stub.0.metrics.cursor_expired.inc();
             stub.0.metrics.rejected("cursor_expired");
             let mut e = ApiError::new(

@@ -45,7 +45,7 @@ pub(super) async fn stream(
     let q = query(q)?;
     streaming_on(&stub)?;
     let cursor = stream_cursor(&headers, q.cursor.as_deref())?;
-    let start = resume(&stub, cursor)?;
+    let start = resume(&stub, cursor).await?;
     let mut first = Vec::new();
     sse::encode::retry(&mut first, stub.config().retry_ms);
     let epoch = start.epoch;

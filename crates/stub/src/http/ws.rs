@@ -26,7 +26,7 @@ pub(super) async fn ws(
     let upgrade = upgrade
         .map_err(|e| ApiError::new(StatusCode::UPGRADE_REQUIRED, "upgrade_required", e.body_text()))?;
     // Refused before the upgrade, so a bad cursor is an HTTP answer.
-    let start = resume(&stub, query_cursor(q.cursor.as_deref())?)?;
+    let start = resume(&stub, query_cursor(q.cursor.as_deref())?).await?;
     let feed = Feed::new(
         stub,
         Transport::Ws,

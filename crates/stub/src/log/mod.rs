@@ -10,8 +10,10 @@
 //! Readers wait for new events on a `watch` of the head id.
 
 mod head;
+mod jetstream;
 mod journal;
 mod keys;
+mod shared;
 
 use std::collections::VecDeque;
 use std::io;
@@ -23,10 +25,14 @@ use futures_util::future::BoxFuture;
 use wire::{Epoch, Event, Payload};
 
 pub use head::HeadWatch;
+pub use jetstream::{JetStream, JetStreamOptions};
 pub use journal::{Disk, FileDisk};
 pub use keys::{BadKey, IdempotencyKey, KeyWindow, MAX_KEY_LEN};
+pub use shared::{Ack, LogService, NodeLog, NodeOptions, Record, ServiceInfo, Stored, Tag};
 
-use journal::{Journal, Record};
+pub(crate) use keys::digest;
+
+use journal::Journal;
 use keys::{Keys, Lookup};
 
 /// One stored event.
@@ -53,6 +59,27 @@ pub struct Expired {
     pub head: u64,
 }
 
+/// A read the log could not answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Miss {
+    /// The cursor is older than anything the log holds.
+    Expired(Expired),
+    /// The log's store cannot be reached now (a shared log's service is
+    /// away); the reader should come back later, or go to another node.
+    Unavailable(String),
+}
+
+/// Where a fixture batch sits in its fixture: each event's identity in a
+/// shared log, so a second node replaying the same fixture publishes
+/// nothing twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixtureAt {
+    /// A digest of the whole fixture.
+    pub fixture: u32,
+    /// The 0-based index in the fixture of the batch's first payload.
+    pub first: u64,
+}
+
 /// Payloads to publish together: all get ids, or none do.
 #[derive(Debug, Clone)]
 pub struct Batch {
@@ -62,6 +89,17 @@ pub struct Batch {
     pub payloads: Vec<Payload>,
     /// The publish time stamped on every event (µs since the Unix epoch).
     pub pub_us: u64,
+    /// For fixture batches, where they sit in the fixture.
+    pub fixture_at: Option<FixtureAt>,
+}
+
+/// The state of a log's store, for `/healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LogStatus {
+    /// `memory`, `journal` or the shared service (`jetstream`, `model`).
+    pub kind: &'static str,
+    /// Whether appends can be stored now.
+    pub connected: bool,
 }
 
 /// What an append did.
@@ -92,6 +130,33 @@ pub trait EventLog: Send + Sync + 'static {
     fn read_with(&self, after: u64, max: usize, f: &mut dyn FnMut(&Entry)) -> Result<u64, Expired>;
     /// Publishes a batch under the next ids, all or nothing.
     fn append(&self, batch: Batch) -> BoxFuture<'_, Result<Appended, LogError>>;
+
+    /// Up to `max` events after `after` when [`read_with`](EventLog::read_with)
+    /// found the cursor older than what is in memory: a shared log reads
+    /// them from its store. The embedded log holds nothing more.
+    fn fetch(&self, _after: u64, _max: usize) -> BoxFuture<'_, Result<Vec<Entry>, Miss>> {
+        let expired = Expired {
+            oldest: self.oldest(),
+            head: self.head(),
+        };
+        Box::pin(std::future::ready(Err(Miss::Expired(expired))))
+    }
+
+    /// Waits until this log holds `id` when its store does (a node of a
+    /// shared log following a little behind the node a client came from);
+    /// false when `id` is past the head everywhere; [`Miss::Unavailable`]
+    /// when that cannot be told now. The embedded log answers at once.
+    fn reach(&self, id: u64) -> BoxFuture<'_, Result<bool, Miss>> {
+        Box::pin(std::future::ready(Ok(id <= self.head())))
+    }
+
+    /// What `/healthz` says of the store.
+    fn status(&self) -> LogStatus {
+        LogStatus {
+            kind: "memory",
+            connected: true,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -145,6 +210,7 @@ struct Shared {
     /// Whether an append moves to tokio's blocking pool (a journal on a real
     /// disk) or runs on the caller's thread: known without taking the lock.
     offload: bool,
+    durable: bool,
 }
 
 struct Writer {
@@ -218,7 +284,7 @@ impl Log {
     ) -> Result<Log, LogError> {
         let mut inner = Inner::empty(retention);
         let mut keys = Keys::new(window);
-        let (journal, epoch) = Journal::open(disk, fresh, |record: Record| {
+        let (journal, epoch) = Journal::open(disk, fresh, |record: journal::Record| {
             if let (Some((key, digest)), Some(first), Some(last)) =
                 (record.key, record.entries.first(), record.entries.last())
             {
@@ -236,6 +302,7 @@ impl Log {
             inner: RwLock::new(inner),
             head: HeadWatch::new(head),
             offload,
+            durable: journal.is_some(),
             writer: Mutex::new(Writer { head, journal, keys }),
         }))
     }
@@ -262,6 +329,7 @@ impl Log {
             key,
             payloads,
             pub_us,
+            ..
         } = batch;
         let entries: Vec<Entry> = payloads
             .into_iter()
@@ -326,6 +394,13 @@ impl EventLog for Log {
 
     fn watch(&self) -> HeadWatch {
         self.0.head.clone()
+    }
+
+    fn status(&self) -> LogStatus {
+        LogStatus {
+            kind: if self.0.durable { "journal" } else { "memory" },
+            connected: true,
+        }
     }
 
     fn read_with(&self, after: u64, max: usize, f: &mut dyn FnMut(&Entry)) -> Result<u64, Expired> {
@@ -397,6 +472,22 @@ pub enum LogError {
     /// A batch without payloads.
     #[error("a batch must hold at least one event")]
     Empty,
+    /// A shared log's service cannot be reached: nothing was published.
+    #[error("the log service is unavailable: {reason}")]
+    Unavailable { reason: String },
+    /// The store may or may not have stored the batch (its answer was
+    /// lost); a retry under an idempotency key is safe.
+    #[error("the log service did not answer in time: {reason}")]
+    Unanswered { reason: String },
+    /// More events in one batch than the store takes atomically.
+    #[error("at most {max} events can be published in one batch here")]
+    TooLarge { max: usize },
+    /// The log service's setup or an answer it gave is wrong for tickwire.
+    #[error("{reason}")]
+    Setup { reason: String },
+    /// The key was used, but the ids it was given are no longer known here.
+    #[error("idempotency key {key:?} was already used, for events older than this node's window")]
+    KeyForgotten { key: String },
 }
 
 impl LogError {
