@@ -119,7 +119,7 @@ impl<C: Connect> Driver<C> {
             state: State::Connecting,
             first_attempt: true,
         };
-        driver.to_current_url();
+        driver.use_current_url();
         driver
     }
 
@@ -143,7 +143,7 @@ impl<C: Connect> Driver<C> {
                     }
                 }
                 Step::Attempt(kind) => {
-                    self.to_current_url();
+                    self.use_current_url();
                     self.attempting(kind);
                     let reconnect = self.reconnect.clone();
                     let end = tokio::select! {

@@ -10,7 +10,7 @@ use super::Driver;
 impl<C: Connect> Driver<C> {
     /// Points the link (attempts, probes and gap repairs) at the URL the
     /// policy chose, and shows it in the metrics.
-    pub(super) fn to_current_url(&mut self) {
+    pub(super) fn use_current_url(&mut self) {
         let i = self.policy.current_url();
         if let Some(endpoint) = self.endpoints.get(i) {
             self.link.endpoint = endpoint.clone();
