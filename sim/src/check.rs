@@ -3,6 +3,7 @@
 //! event lost, doubled or out of order; a backoff rule broken) or a liveness
 //! violation (a client not at the head in time after the faults stopped).
 
+mod cluster;
 mod durable;
 mod engine;
 mod network;
@@ -74,6 +75,11 @@ pub enum Invariant {
     SlowDropOnlyBehind,
     /// A stream resumes from no earlier than what the client handed over.
     ResumeAtCursor,
+    /// Several nodes: the shared log holds each fixture line once, in order.
+    FixtureStoredOnce,
+    /// Several nodes: a client delivers each event once, in order, across
+    /// its moves from node to node.
+    ExactlyOnceAcrossNodes,
 }
 
 impl Invariant {
@@ -95,6 +101,8 @@ impl Invariant {
             Invariant::FastReaderKept => "fast_reader_kept",
             Invariant::SlowDropOnlyBehind => "slow_drop_only_behind",
             Invariant::ResumeAtCursor => "resume_at_cursor",
+            Invariant::FixtureStoredOnce => "fixture_stored_once",
+            Invariant::ExactlyOnceAcrossNodes => "exactly_once_across_nodes",
         }
     }
 }
@@ -134,6 +142,9 @@ pub(crate) fn violation(class: Class, at: Option<Duration>, what: String) -> Vio
 
 /// Checks every invariant; the first broken one is returned.
 pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
+    if scenario.nodes > 1 {
+        return cluster::check(scenario, report);
+    }
     if let Some(c) = &report.crashed {
         // turmoil gives up when clients never finish: that is liveness.
         let class = match c {

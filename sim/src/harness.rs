@@ -28,7 +28,7 @@ type ClientTask = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), 
 /// A subscriber: reads every event, recording what it was handed and when,
 /// at the pace of a slow reader where `slow` says so.
 #[allow(clippy::too_many_arguments)]
-async fn subscriber(
+pub(crate) async fn subscriber(
     i: usize,
     kind: transport::Transport,
     connect: net::Observed,
@@ -79,6 +79,7 @@ async fn subscriber(
     run.upgrades = m.upgrades;
     run.gaps_repaired = m.gaps_repaired;
     run.duplicates = m.duplicates_dropped;
+    run.failovers = m.failovers;
     run.pub_us = client_pub_us;
     client.close().await;
     shared.borrow_mut().clients[i] = run;
@@ -96,7 +97,7 @@ pub const TICK: Duration = Duration::from_millis(10);
 
 /// turmoil gives up after this much simulated time: a run still going then
 /// never finished, which is a liveness failure, not a crash.
-const SIM_DURATION: Duration = Duration::from_secs(3600);
+pub(crate) const SIM_DURATION: Duration = Duration::from_secs(3600);
 
 /// State the harness shares with the simulated hosts.
 pub(crate) struct Shared {
@@ -111,6 +112,27 @@ pub(crate) struct Shared {
     pub(crate) rng: ChaCha8Rng,
     pub(crate) starts: Vec<Start>,
     publisher: Vec<BatchRun>,
+}
+
+impl Shared {
+    /// The state of a run without a stub disk of its own (several nodes
+    /// on a shared log).
+    pub(crate) fn new(clients: usize, rng: ChaCha8Rng) -> Shared {
+        Shared {
+            stub: None,
+            streaming: true,
+            drops_before: 0,
+            clients: vec![ClientRun::default(); clients],
+            disk: SimDisk::new(crate::disk::DiskPlan::default(), 0),
+            rng,
+            starts: Vec::new(),
+            publisher: Vec::new(),
+        }
+    }
+
+    pub(crate) fn clients(&self) -> &[ClientRun] {
+        &self.clients
+    }
 }
 
 /// The default day's payloads, parsed once per process.
@@ -128,6 +150,9 @@ fn host_of(scenario: &Scenario, i: usize) -> String {
 pub fn run(scenario: &Scenario, seed: u64) -> Report {
     let day = default_day();
     let payloads: Arc<[wire::Payload]> = day[..scenario.events.min(day.len())].into();
+    if scenario.nodes > 1 {
+        return crate::cluster::run(scenario, seed, payloads);
+    }
     let mut builder = turmoil::Builder::new();
     builder
         .rng_seed(seed)
@@ -301,6 +326,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
                 Fault::Silence(c) => targets(c)
                     .iter()
                     .for_each(|n| sim.partition_oneway("stub", n.as_str())),
+                // Faults of several nodes on a shared log (`cluster`).
+                Fault::NodeCrash(_) | Fault::NodeRestart(_) | Fault::LogDown | Fault::LogUp => {}
             }
         }
         if disk.crashing() {
@@ -371,6 +398,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
         conns: record.conns(),
         conn_samples,
         heads,
+        ..Report::default()
     }
 }
 

@@ -15,8 +15,10 @@
 //! - `disk`: the stub's simulated disk and its faults; `stub_host`: the
 //!   stub on it; `publisher`: a keyed publisher retrying until acknowledged.
 //! - `swarm`: a whole configuration drawn from each seed.
+//! - `cluster`: several wire nodes on the model of a shared log service.
 
 pub mod check;
+mod cluster;
 pub mod disk;
 mod engine;
 mod harness;

@@ -100,7 +100,7 @@ fn main() {
                 let more = if n == "all" {
                     scenarios::names()
                         .into_iter()
-                        .filter(|m| *m != scenarios::SWARM)
+                        .filter(|m| *m != scenarios::SWARM && *m != scenarios::CLUSTER_SWARM)
                         .collect()
                 } else {
                     vec![n]

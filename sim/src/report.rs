@@ -62,6 +62,8 @@ pub struct ClientRun {
     pub upgrades: u64,
     pub gaps_repaired: u64,
     pub duplicates: u64,
+    /// Moves to another wire node.
+    pub failovers: u64,
     /// Each delivered event's publish time (µs), beside `ids`: which start
     /// of the stub's log it came from.
     pub pub_us: Vec<u64>,
@@ -115,6 +117,11 @@ pub struct Report {
     pub conns: Vec<crate::net::Conn>,
     /// The stub's head over simulated time (each change).
     pub heads: Vec<(Duration, u64)>,
+    /// Several nodes on a shared log: each stored record's fixture line
+    /// (`None`: not a fixture record), in sequence order.
+    pub stored_lines: Vec<Option<u64>>,
+    /// Several nodes: which node each of `starts` was.
+    pub node_starts: Vec<usize>,
 }
 
 /// One start of the stub host: the log it opened.

@@ -38,6 +38,13 @@ pub enum Fault {
     /// Drop what the stub sends to client `i` (all when `None`), one way:
     /// the client still reaches the stub. `Repair` heals it.
     Silence(Option<usize>),
+    /// Several nodes: stop node `i`; `NodeRestart(i)` brings it back.
+    NodeCrash(usize),
+    NodeRestart(usize),
+    /// Several nodes: the shared log service goes away, and comes back
+    /// with everything it had stored.
+    LogDown,
+    LogUp,
 }
 
 impl Fault {
@@ -59,6 +66,10 @@ impl Fault {
             Fault::DiskFaults(true) => "disk_faults",
             Fault::DiskFaults(false) => "disk_healthy",
             Fault::Silence(_) => "one_way_partition",
+            Fault::NodeCrash(_) => "node_crash",
+            Fault::NodeRestart(_) => "node_restart",
+            Fault::LogDown => "log_down",
+            Fault::LogUp => "log_up",
         }
     }
 
@@ -69,6 +80,8 @@ impl Fault {
             Fault::Repair(_)
                 | Fault::Release
                 | Fault::Restart
+                | Fault::NodeRestart(_)
+                | Fault::LogUp
                 | Fault::StreamingOn
                 | Fault::DiskFaults(false)
         ) && *self != Fault::Latency(Duration::ZERO)
@@ -127,6 +140,11 @@ pub struct Scenario {
     /// partition of a client cuts its host. 1 unless a scenario with many
     /// clients trades that for speed.
     pub clients_per_host: usize,
+    /// Wire nodes on one shared log (the simulation's model of JetStream):
+    /// 1 is the one stub on its own disk; more runs `cluster`.
+    pub nodes: usize,
+    /// In which order the clients try the nodes' URLs.
+    pub url_order: transport::UrlOrder,
 }
 
 /// The error a scenario's clients must stop with.
@@ -151,6 +169,8 @@ impl Expected {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sometimes {
     Reconnect,
+    /// A client moved to another wire node.
+    Failover,
     GapRepair,
     DuplicateDropped,
     Fallback,
@@ -200,6 +220,7 @@ impl Sometimes {
         let any = |f: &dyn Fn(&ClientRun) -> u64| report.clients.iter().any(|c| f(c) > 0);
         match self {
             Sometimes::Reconnect => any(&|c| c.reconnects),
+            Sometimes::Failover => any(&|c| c.failovers),
             Sometimes::GapRepair => seen().repaired_skip,
             Sometimes::DuplicateDropped => any(&|c| c.duplicates),
             Sometimes::Fallback => any(&|c| c.fallbacks),
@@ -253,6 +274,8 @@ impl Scenario {
             restart_delay: (Duration::from_millis(500), Duration::from_secs(3)),
             drawn: None,
             clients_per_host: 1,
+            nodes: 1,
+            url_order: transport::UrlOrder::InOrder,
             quiet: Vec::new(),
         }
     }

@@ -44,7 +44,72 @@ pub fn all() -> Vec<Scenario> {
         full_disk(),
         crash_mid_append(),
         log_lost(),
+        node_failover(),
+        three_nodes(),
+        log_outage(),
     ]
+}
+
+/// `nodes` wire nodes on one shared log, every client given every node.
+pub fn cluster(name: &'static str, nodes: usize, clients: Vec<Transport>) -> Scenario {
+    let mut sc = Scenario::new(name, clients);
+    sc.nodes = nodes;
+    sc.stub.allowed_hosts = (0..nodes).map(crate::cluster::node_name).collect();
+    sc
+}
+
+/// Two nodes, every client on node 0 when it crashes mid-stream: each
+/// moves to node 1 and goes on from its cursor; node 0 comes back later.
+pub fn node_failover() -> Scenario {
+    Scenario {
+        events: 600,
+        rate: 40.0,
+        sometimes: Some(Sometimes::Failover),
+        faults: vec![(s(5), Fault::NodeCrash(0)), (s(16), Fault::NodeRestart(0))],
+        ..cluster("node_failover", 2, MIXED.to_vec())
+    }
+}
+
+/// Three nodes tried in a seeded random order, two of them down at once
+/// for a while, a bounce, and an `auto` client: whichever nodes are up
+/// serve the one stream, and the log holds each line once though every
+/// node replays the fixture.
+pub fn three_nodes() -> Scenario {
+    let mut clients = MIXED.to_vec();
+    clients.push(Transport::Sse);
+    Scenario {
+        events: 600,
+        rate: 40.0,
+        fallback: true,
+        url_order: transport::UrlOrder::Random,
+        sometimes: Some(Sometimes::Failover),
+        faults: vec![
+            (s(3), Fault::NodeCrash(0)),
+            (s(5), Fault::NodeCrash(1)),
+            (s(8), Fault::NodeRestart(0)),
+            (s(10), Fault::Bounce),
+            (s(12), Fault::NodeRestart(1)),
+        ],
+        ..cluster("three_nodes", 3, clients)
+    }
+}
+
+/// The shared log service goes away for 8 s: the nodes keep their streams
+/// open on what they hold (heartbeats, no events), a node restarted
+/// meanwhile waits for the service; once it is back every node catches up
+/// and every client gets the rest.
+pub fn log_outage() -> Scenario {
+    Scenario {
+        events: 500,
+        rate: 40.0,
+        faults: vec![
+            (s(4), Fault::LogDown),
+            (s(5), Fault::NodeCrash(1)),
+            (s(7), Fault::NodeRestart(1)),
+            (s(12), Fault::LogUp),
+        ],
+        ..cluster("log_outage", 2, MIXED.to_vec())
+    }
 }
 
 /// The publisher every storage scenario runs: 40 keyed batches of 1 to 5
@@ -174,12 +239,17 @@ pub fn by_name(name: &str) -> Option<Scenario> {
 
 /// The sweep's default: every seed draws its own configuration.
 pub const SWARM: &str = "swarm";
+/// Several wire nodes on one shared log, every seed its own story.
+pub const CLUSTER_SWARM: &str = "cluster_swarm";
 
 /// The scenario to run for `seed`: the swarm's draw, or the named scenario
 /// with its seeded variation ([`vary`]).
 pub fn for_seed(name: &str, seed: u64) -> Option<Scenario> {
     if name == SWARM {
         return Some(crate::swarm::draw(seed));
+    }
+    if name == CLUSTER_SWARM {
+        return Some(crate::cluster::draw(seed));
     }
     let mut sc = by_name(name)?;
     vary(&mut sc, seed);
@@ -188,7 +258,8 @@ pub fn for_seed(name: &str, seed: u64) -> Option<Scenario> {
 
 /// Every name `for_seed` knows: the swarm, then the named scenarios.
 pub fn names() -> Vec<&'static str> {
-    std::iter::once(SWARM)
+    [SWARM, CLUSTER_SWARM]
+        .into_iter()
         .chain(all().iter().map(|s| s.name))
         .collect()
 }

@@ -24,7 +24,7 @@ pub struct NodeOptions {
     /// Idempotency keys remembered (as the embedded log's `max_keys`).
     pub max_keys: usize,
     /// The first wait before following again after the service was lost;
-    /// it doubles up to 16 s.
+    /// it doubles up to 2 s.
     pub follow_retry: Duration,
     /// How long an append (and a resume at a cursor this node has not seen
     /// yet) waits for the follower to bring the events into the window.
@@ -42,7 +42,9 @@ impl Default for NodeOptions {
     }
 }
 
-const FOLLOW_RETRY_MAX: Duration = Duration::from_secs(16);
+/// The longest pause between two attempts to follow: a node catches up
+/// within this of the service's return.
+const FOLLOW_RETRY_MAX: Duration = Duration::from_secs(2);
 /// Records taken into the window under one lock and one wakeup, at most.
 const CHUNK: usize = 256;
 

@@ -1,0 +1,238 @@
+//! Several wire nodes on one shared log: each node a turmoil host (`stub`,
+//! `stub1`, `stub2`) running the real `stub::NodeLog` on the simulation's
+//! model of the log service ([`ModelLog`]), every node replaying the same
+//! fixture (the service's duplicate window keeps one copy of each line),
+//! and every client given every node's URL. The faults that name the stub
+//! (`Crash`, `Bounce`, `Partition`, ...) act on node 0; `NodeCrash(i)` and
+//! `NodeRestart(i)` on node `i`; `LogDown` and `LogUp` on the service.
+
+mod draw;
+mod model;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
+use stub::{NodeLog, NodeOptions, Pace, Stub};
+
+pub use draw::draw;
+pub use model::ModelLog;
+
+use crate::harness::{SIM_DURATION, Shared, sim_clock_us, subscriber};
+use crate::net;
+use crate::report::{Broke, FinalLog, Report, Start};
+use crate::scenario::{Fault, Scenario, client_config};
+
+/// The turmoil host of node `i`: node 0 is `stub`, as in one-node runs.
+pub fn node_name(i: usize) -> String {
+    if i == 0 { "stub".into() } else { format!("stub{i}") }
+}
+
+/// Every node's URL, in node order.
+pub fn node_urls(nodes: usize) -> Vec<String> {
+    (0..nodes)
+        .map(|i| format!("http://{}:8091", node_name(i)))
+        .collect()
+}
+
+/// How long a node waits before opening the log again when the service is away.
+const REOPEN_AFTER: Duration = Duration::from_millis(500);
+
+/// One start of node `i`.
+async fn node(
+    i: usize,
+    model: ModelLog,
+    config: stub::Config,
+    payloads: Arc<[wire::Payload]>,
+    rate: f64,
+    starts: Rc<RefCell<Vec<(usize, Start)>>>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = turmoil::net::TcpListener::bind("0.0.0.0:8091").await?;
+    let options = NodeOptions {
+        retention: config.retention,
+        max_keys: config.key_window().max_keys,
+        follow_retry: Duration::from_millis(250),
+        visible_wait: Duration::from_secs(2),
+    };
+    let mut failures = 0;
+    let log = loop {
+        match NodeLog::open(model.clone(), options).await {
+            Ok(log) => break log,
+            Err(_) => {
+                failures += 1;
+                tokio::time::sleep(REOPEN_AFTER).await;
+            }
+        }
+    };
+    starts.borrow_mut().push((
+        i,
+        Start {
+            at: turmoil::sim_elapsed().unwrap_or_default(),
+            at_us: sim_clock_us(),
+            epoch: stub::EventLog::epoch(&log),
+            incarnation: 0,
+            head: stub::EventLog::head(&log),
+            fixture_done: stub::EventLog::fixture_done(&log),
+            open_failures: failures,
+        },
+    ));
+    let stub = Stub::new(config, log, Arc::new(sim_clock_us));
+    tokio::spawn(stub::replay(stub.clone(), payloads.to_vec(), Pace::Rate(rate)));
+    stub::serve(net::Listener(listener), stub, std::future::pending()).await;
+    Ok(())
+}
+
+/// Runs a scenario with `scenario.nodes` nodes.
+pub fn run(scenario: &Scenario, seed: u64, payloads: Arc<[wire::Payload]>) -> Report {
+    let mut builder = turmoil::Builder::new();
+    builder
+        .rng_seed(seed)
+        .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(1_772_461_800))
+        .tick_duration(scenario.tick)
+        .simulation_duration(SIM_DURATION)
+        .tcp_capacity(64.max(scenario.clients.len() * 4))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(5));
+    if scenario.random_order {
+        builder.enable_random_order();
+    }
+    let mut sim = builder.build();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc1a5_7e72);
+    let model = ModelLog::new(wire::Epoch::from_random(rng.random()), rng.random());
+    let starts: Rc<RefCell<Vec<(usize, Start)>>> = Rc::default();
+    for i in 0..scenario.nodes {
+        let (model, config, payloads, starts) = (
+            model.clone(),
+            scenario.stub.clone(),
+            payloads.clone(),
+            starts.clone(),
+        );
+        let rate = scenario.rate;
+        sim.host(node_name(i), move || {
+            node(
+                i,
+                model.clone(),
+                config.clone(),
+                payloads.clone(),
+                rate,
+                starts.clone(),
+            )
+        });
+    }
+    let shared = Rc::new(RefCell::new(Shared::new(scenario.clients.len(), rng)));
+    let record = net::Record::default();
+    let total = scenario.events as u64;
+    for (i, &kind) in scenario.clients.iter().enumerate() {
+        let mut config = client_config(
+            kind,
+            scenario.fallback,
+            seed.wrapping_mul(31).wrapping_add(i as u64),
+        );
+        config.urls = node_urls(scenario.nodes);
+        config.url_order = scenario.url_order;
+        let connect = net::Observed {
+            client: i,
+            record: record.clone(),
+        };
+        let task = subscriber(
+            i,
+            kind,
+            connect,
+            config,
+            scenario.client_delay,
+            total,
+            None,
+            shared.clone(),
+        );
+        sim.client(
+            format!("client{i}"),
+            async move { task.await.map_err(Into::into) },
+        );
+    }
+
+    let mut schedule = scenario.faults.clone();
+    schedule.sort_by_key(|(t, _)| *t);
+    let mut schedule = schedule.into_iter().peekable();
+    let mut applied = Vec::new();
+    let clients: Vec<String> = (0..scenario.clients.len())
+        .map(|i| format!("client{i}"))
+        .collect();
+    let give_up = SIM_DURATION.min(scenario.deadline() + Duration::from_secs(60));
+    let crashed = loop {
+        while let Some((_, fault)) = schedule.next_if(|(at, _)| *at <= sim.elapsed()) {
+            applied.push((sim.elapsed(), fault.clone()));
+            let targets = |c: &Option<usize>| -> Vec<String> {
+                match c {
+                    Some(i) => vec![clients[*i].clone()],
+                    None => clients.clone(),
+                }
+            };
+            match &fault {
+                Fault::Partition(c) => targets(c).iter().for_each(|n| sim.partition("stub", n.as_str())),
+                Fault::Silence(c) => targets(c)
+                    .iter()
+                    .for_each(|n| sim.partition_oneway("stub", n.as_str())),
+                Fault::Repair(c) => targets(c).iter().for_each(|n| sim.repair("stub", n.as_str())),
+                Fault::Hold => clients.iter().for_each(|n| sim.hold("stub", n.as_str())),
+                Fault::Release => clients.iter().for_each(|n| sim.release("stub", n.as_str())),
+                Fault::Bounce | Fault::Restart => sim.bounce("stub"),
+                Fault::Crash | Fault::LoseDisk => sim.crash("stub"),
+                Fault::NodeCrash(i) => sim.crash(node_name(*i)),
+                Fault::NodeRestart(i) => sim.bounce(node_name(*i)),
+                Fault::LogDown => model.set_up(false),
+                Fault::LogUp => model.set_up(true),
+                Fault::Latency(max) => sim.set_max_message_latency((*max).max(Duration::from_millis(5))),
+                Fault::StreamingOff | Fault::StreamingOn | Fault::DiskFaults(_) => {}
+            }
+        }
+        if sim.elapsed() >= give_up {
+            break Some(Broke::OutOfTime(sim.elapsed()));
+        }
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step())) {
+            Ok(Ok(true)) => break None,
+            Ok(Ok(false)) => {}
+            Ok(Err(_)) if sim.elapsed() >= SIM_DURATION => break Some(Broke::OutOfTime(sim.elapsed())),
+            Ok(Err(e)) => break Some(Broke::Error(e.to_string())),
+            Err(p) => {
+                break Some(Broke::Panic(
+                    p.downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "panic".into()),
+                ));
+            }
+        }
+    };
+    let records = model.records();
+    let lines: Vec<Option<u64>> = records
+        .iter()
+        .map(|r| match r.tag {
+            stub::Tag::Fixture { line, .. } => Some(line),
+            _ => None,
+        })
+        .collect();
+    let s = shared.borrow();
+    let mut starts: Vec<(usize, Start)> = starts.borrow().clone();
+    starts.sort_by_key(|(_, s)| s.at);
+    Report {
+        seed,
+        clients: s.clients().to_vec(),
+        applied,
+        elapsed: sim.elapsed(),
+        crashed,
+        starts: starts.iter().map(|(_, s)| s.clone()).collect(),
+        final_log: FinalLog {
+            epoch: Some(model.epoch()),
+            head: records.len() as u64,
+            fixture_done: lines.iter().flatten().max().map_or(0, |l| *l as usize + 1),
+            ..FinalLog::default()
+        },
+        stored_lines: lines,
+        node_starts: starts.iter().map(|(i, _)| *i).collect(),
+        conns: record.conns(),
+        ..Report::default()
+    }
+}
