@@ -270,3 +270,82 @@ mod log_invariants {
         assert_eq!(named(&sc, &r), Some(Invariant::EpochIdentity));
     }
 }
+
+/// The invariants of several nodes on a shared log, on hand-made reports.
+mod cluster_invariants {
+    use std::time::Duration;
+
+    use sim::check::{Invariant, check};
+    use sim::{ClientRun, FinalLog, Report, Start};
+
+    /// node_failover's scenario with 4 events, and a report where all went
+    /// right: the log holds lines 0..4 once, one node start in its epoch,
+    /// every client got 1..=4.
+    fn healthy() -> (sim::Scenario, Report) {
+        let mut sc = sim::scenarios::by_name("node_failover").unwrap();
+        sc.events = 4;
+        let epoch = wire::Epoch::from_random(9);
+        let client = ClientRun {
+            ids: vec![1, 2, 3, 4],
+            done_at: Some(Duration::from_secs(1)),
+            failovers: 1,
+            ..ClientRun::default()
+        };
+        let report = Report {
+            clients: vec![client; sc.clients.len()],
+            stored_lines: (0..4).map(Some).collect(),
+            final_log: FinalLog {
+                epoch: Some(epoch),
+                head: 4,
+                fixture_done: 4,
+                ..FinalLog::default()
+            },
+            starts: vec![Start {
+                at: Duration::ZERO,
+                at_us: 0,
+                epoch,
+                incarnation: 0,
+                head: 0,
+                fixture_done: 0,
+                open_failures: 0,
+            }],
+            node_starts: vec![0],
+            ..Report::default()
+        };
+        (sc, report)
+    }
+
+    fn broken(report: &Report, sc: &sim::Scenario) -> Option<Invariant> {
+        check(sc, report).err().and_then(|v| v.invariant)
+    }
+
+    #[test]
+    fn a_healthy_cluster_run_passes() {
+        let (sc, report) = healthy();
+        assert_eq!(check(&sc, &report), Ok(()));
+    }
+
+    #[test]
+    fn a_fixture_line_stored_twice_is_named() {
+        let (sc, mut report) = healthy();
+        report.stored_lines = vec![Some(0), Some(1), Some(1), Some(2), Some(3)];
+        assert_eq!(broken(&report, &sc), Some(Invariant::FixtureStoredOnce));
+    }
+
+    #[test]
+    fn a_client_that_doubles_or_resumes_early_on_another_node_is_named() {
+        let (sc, mut report) = healthy();
+        report.clients[1].ids = vec![1, 2, 2, 3];
+        assert_eq!(broken(&report, &sc), Some(Invariant::ExactlyOnceAcrossNodes));
+        let (sc, mut report) = healthy();
+        report.clients[2].duplicates = 2;
+        assert_eq!(broken(&report, &sc), Some(Invariant::ExactlyOnceAcrossNodes));
+    }
+
+    #[test]
+    fn a_node_serving_another_epoch_is_named() {
+        let (sc, mut report) = healthy();
+        report.starts[0].epoch = wire::Epoch::from_random(10);
+        assert_eq!(broken(&report, &sc), Some(Invariant::EpochIdentity));
+    }
+}

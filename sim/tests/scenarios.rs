@@ -234,6 +234,7 @@ fn every_scenario_names_its_interesting_path_or_is_plain() {
         "many_clients",
         "cursor_expired",
         "log_lost",
+        "log_outage",
     ];
     for sc in scenarios::all() {
         assert!(
@@ -313,5 +314,68 @@ fn storage_scenarios_give_the_same_trace_for_a_seed() {
     for name in ["full_disk", "crash_mid_append", "log_lost"] {
         let sc = for_seed(name, 5);
         assert_eq!(run(&sc, 5).trace(), run(&sc, 5).trace(), "{name}");
+    }
+}
+
+#[test]
+fn node_failover() {
+    let r = scenario("node_failover");
+    for report in &r {
+        // Every client was on node 0 when it crashed, and moved.
+        for (i, c) in report.clients.iter().enumerate() {
+            assert!(
+                c.failovers > 0,
+                "seed {}: client {i} never failed over",
+                report.seed
+            );
+        }
+    }
+}
+
+#[test]
+fn three_nodes() {
+    let r = scenario("three_nodes");
+    assert!(sum(&r, |c| c.failovers) > 0, "sometimes: a failover");
+    // Each node started once at least, all in the log's epoch.
+    for report in &r {
+        for node in 0..3 {
+            assert!(
+                report.node_starts.contains(&node),
+                "seed {}: node {node} never started",
+                report.seed
+            );
+        }
+    }
+}
+
+#[test]
+fn log_outage() {
+    let r = scenario("log_outage");
+    for report in &r {
+        // The restarted node waited for the service: it opened after LogUp.
+        let up = report
+            .applied
+            .iter()
+            .find(|(_, f)| *f == sim::Fault::LogUp)
+            .map(|(t, _)| *t)
+            .unwrap();
+        let restart = report
+            .starts
+            .iter()
+            .zip(&report.node_starts)
+            .filter(|(_, n)| **n == 1)
+            .nth(1);
+        let (start, _) = restart.expect("node 1 started again");
+        assert!(
+            start.at >= up,
+            "seed {}: node 1 opened at {:?}, before the log came back at {up:?}",
+            report.seed,
+            start.at
+        );
+        assert!(
+            start.open_failures > 0,
+            "seed {}: it tried while the log was down",
+            report.seed
+        );
     }
 }
