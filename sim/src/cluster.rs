@@ -1,13 +1,12 @@
 //! Several wire nodes on one shared log: each node a turmoil host (`stub`,
 //! `stub1`, `stub2`) running the real `stub::NodeLog` on the simulation's
-//! model of the log service ([`ModelLog`]), every node replaying the same
+//! model of the log service (`stub::MemoryService`), every node replaying the same
 //! fixture (the service's duplicate window keeps one copy of each line),
 //! and every client given every node's URL. The faults that name the stub
 //! (`Crash`, `Bounce`, `Partition`, ...) act on node 0; `NodeCrash(i)` and
 //! `NodeRestart(i)` on node `i`; `LogDown` and `LogUp` on the service.
 
 mod draw;
-mod model;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -16,10 +15,9 @@ use std::time::{Duration, SystemTime};
 
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
-use stub::{NodeLog, NodeOptions, Pace, Stub};
+use stub::{MemoryService, NodeLog, NodeOptions, Pace, Stub};
 
 pub use draw::draw;
-pub use model::ModelLog;
 
 use crate::harness::{SIM_DURATION, Shared, sim_clock_us, subscriber};
 use crate::net;
@@ -44,7 +42,7 @@ const REOPEN_AFTER: Duration = Duration::from_millis(500);
 /// One start of node `i`.
 async fn node(
     i: usize,
-    model: ModelLog,
+    model: MemoryService,
     config: stub::Config,
     payloads: Arc<[wire::Payload]>,
     rate: f64,
@@ -101,7 +99,7 @@ pub fn run(scenario: &Scenario, seed: u64, payloads: Arc<[wire::Payload]>) -> Re
     }
     let mut sim = builder.build();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc1a5_7e72);
-    let model = ModelLog::new(wire::Epoch::from_random(rng.random()), rng.random());
+    let model = MemoryService::new(wire::Epoch::from_random(rng.random()), rng.random());
     let starts: Rc<RefCell<Vec<(usize, Start)>>> = Rc::default();
     for i in 0..scenario.nodes {
         let (model, config, payloads, starts) = (

@@ -26,7 +26,7 @@ pub use http::app;
 pub use log::{
     Ack, Appended, BadKey, Batch, Disk, Entry, EventLog, Expired, FileDisk, FixtureAt, HeadWatch,
     IdempotencyKey, JetStream, JetStreamOptions, KeyWindow, Log, LogError, LogService, LogStatus,
-    MAX_KEY_LEN, Miss, NodeLog, NodeOptions, Record, ServiceInfo, Source, Stored, Tag,
+    MAX_KEY_LEN, MemoryService, Miss, NodeLog, NodeOptions, Record, ServiceInfo, Source, Stored, Tag,
 };
 pub use replay::{Pace, replay};
 pub use serve::{serve, serve_tls};

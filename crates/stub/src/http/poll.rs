@@ -78,6 +78,16 @@ pub(super) async fn poll(
             entries.iter().for_each(|e| page.push(&e.json));
             entries.last().map_or(cursor, |e| e.id)
         });
+        // The page goes on into memory where the store's part ended.
+        if let Ok(last) = read
+            && page.count() < limit
+        {
+            let room = limit - page.count();
+            read = Ok(stub
+                .log()
+                .read_with(last, room, &mut |e| page.push(&e.json))
+                .unwrap_or(last));
+        }
     }
     let head = stub.log().head();
     match read {

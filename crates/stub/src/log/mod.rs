@@ -28,7 +28,7 @@ pub use head::HeadWatch;
 pub use jetstream::{JetStream, JetStreamOptions};
 pub use journal::{Disk, FileDisk};
 pub use keys::{BadKey, IdempotencyKey, KeyWindow, MAX_KEY_LEN};
-pub use shared::{Ack, LogService, NodeLog, NodeOptions, Record, ServiceInfo, Stored, Tag};
+pub use shared::{Ack, LogService, MemoryService, NodeLog, NodeOptions, Record, ServiceInfo, Stored, Tag};
 
 pub(crate) use keys::digest;
 

@@ -9,6 +9,7 @@
 //! the service anything. A cursor older than the window is read from the
 //! service directly.
 
+mod memory;
 mod node;
 
 use bytes::Bytes;
@@ -19,6 +20,7 @@ use wire::{Epoch, Event, Payload};
 
 use super::{Entry, LogError};
 
+pub use memory::MemoryService;
 pub use node::{NodeLog, NodeOptions};
 
 /// What a record is, kept beside its bytes (JetStream headers).

@@ -1,5 +1,6 @@
-//! The shared log service as the simulation models it: what the wire nodes
-//! rely on of NATS JetStream, and nothing more. One ordered, durable
+//! A shared log service in memory: what the wire nodes rely on of NATS
+//! JetStream, and nothing more, for tests and for the simulation (which
+//! runs several nodes on one, in simulated time). One ordered, durable
 //! sequence from 1, gap-free; appends acknowledged after a short simulated
 //! delay; atomic appends all or nothing; a duplicate window by record id;
 //! followers that see every record in order and are cut when the service
@@ -13,15 +14,15 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
-use rand::rngs::ChaCha8Rng;
-use rand::{RngExt, SeedableRng};
-use stub::{Ack, LogError, LogService, Record, ServiceInfo, Stored, Tag};
 use tokio::sync::Notify;
 use wire::Epoch;
 
+use super::{Ack, LogService, Record, ServiceInfo, Stored, Tag};
+use crate::log::LogError;
+
 /// The service; every clone is the same service (each node holds one).
 #[derive(Clone)]
-pub struct ModelLog(Arc<Inner>);
+pub struct MemoryService(Arc<Inner>);
 
 struct Inner {
     state: Mutex<State>,
@@ -38,14 +39,15 @@ struct State {
     up: bool,
     /// Bumped at every outage: a follower of an earlier one is cut.
     generation: u64,
-    rng: ChaCha8Rng,
+    /// Draws the acknowledgement delays (splitmix64).
+    rng: u64,
     fixture_next: u64,
 }
 
-impl std::fmt::Debug for ModelLog {
+impl std::fmt::Debug for MemoryService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = self.lock();
-        f.debug_struct("ModelLog")
+        f.debug_struct("MemoryService")
             .field("records", &s.records.len())
             .field("up", &s.up)
             .finish()
@@ -55,16 +57,18 @@ impl std::fmt::Debug for ModelLog {
 /// The most records one atomic append takes (JetStream's default).
 const MAX_ATOMIC: usize = 1000;
 
-impl ModelLog {
-    pub fn new(epoch: Epoch, seed: u64) -> ModelLog {
-        ModelLog(Arc::new(Inner {
+impl MemoryService {
+    /// An empty, reachable service with this identity; `seed` draws the
+    /// acknowledgement delays.
+    pub fn new(epoch: Epoch, seed: u64) -> MemoryService {
+        MemoryService(Arc::new(Inner {
             state: Mutex::new(State {
                 epoch,
                 records: Vec::new(),
                 ids: HashMap::new(),
                 up: true,
                 generation: 0,
-                rng: ChaCha8Rng::seed_from_u64(seed),
+                rng: seed,
                 fixture_next: 0,
             }),
             changed: Notify::new(),
@@ -101,7 +105,7 @@ impl ModelLog {
 
     fn down() -> LogError {
         LogError::Unavailable {
-            reason: "the model log service is down".into(),
+            reason: "the log service (in memory) is down".into(),
         }
     }
 
@@ -154,9 +158,9 @@ impl ModelLog {
     }
 }
 
-impl LogService for ModelLog {
+impl LogService for MemoryService {
     fn kind(&self) -> &'static str {
-        "model"
+        "memory"
     }
 
     fn info(&self) -> BoxFuture<'_, Result<ServiceInfo, LogError>> {
@@ -178,13 +182,20 @@ impl LogService for ModelLog {
     /// replicated write); an outage meanwhile loses the answer, not the
     /// records, as a real one can.
     fn append(&self, records: Vec<Record>, atomic: bool) -> BoxFuture<'_, Result<Ack, LogError>> {
-        let delay = Duration::from_millis(self.lock().rng.random_range(1..=4));
+        let delay = {
+            let mut s = self.lock();
+            s.rng = s.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = s.rng;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            Duration::from_millis(1 + (z ^ (z >> 31)) % 4)
+        };
         Box::pin(async move {
             let ack = self.append_now(records, atomic)?;
             tokio::time::sleep(delay).await;
             if !self.is_up() {
                 return Err(LogError::Unanswered {
-                    reason: "the model log service went down before answering".into(),
+                    reason: "the log service (in memory) went down before answering".into(),
                 });
             }
             Ok(ack)
