@@ -87,7 +87,8 @@ impl JetStream {
                     other => tracing::warn!(event = %other, "NATS connection"),
                 }
             })
-            .connect(options.url.as_str())
+            // async-nats takes one URL per string: a cluster's are a list.
+            .connect(server_list(&options.url))
             .await
             .map_err(|e| unavailable(format!("connecting to {}: {e}", options.url)))?;
         let js = jetstream::new(client.clone());
@@ -387,6 +388,11 @@ fn publish_error(e: jetstream::context::PublishError) -> LogError {
     }
 }
 
+/// `nats://a:4222,nats://b:4222` as the servers' URLs, one by one.
+fn server_list(url: &str) -> Vec<&str> {
+    url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect()
+}
+
 fn unavailable(reason: String) -> LogError {
     LogError::Unavailable { reason }
 }
@@ -483,6 +489,22 @@ mod tests {
         assert_eq!(a, stream_epoch("TICKWIRE", 1_700_000_000_000_000_000));
         assert_ne!(a, stream_epoch("TICKWIRE", 1_700_000_000_000_000_001));
         assert_ne!(a, stream_epoch("OTHER", 1_700_000_000_000_000_000));
+    }
+
+    #[test]
+    fn a_cluster_is_a_comma_separated_list_of_urls() {
+        let urls = server_list("nats://127.0.0.1:4222, nats://127.0.0.1:4223,nats://127.0.0.1:4224");
+        assert_eq!(
+            urls,
+            [
+                "nats://127.0.0.1:4222",
+                "nats://127.0.0.1:4223",
+                "nats://127.0.0.1:4224"
+            ]
+        );
+        for url in urls {
+            url.parse::<async_nats::ServerAddr>().unwrap();
+        }
     }
 
     #[test]
