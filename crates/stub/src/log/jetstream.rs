@@ -23,7 +23,10 @@ use wire::Epoch;
 use super::LogError;
 use super::shared::{Ack, LogService, Record, ServiceInfo, Stored, Tag};
 
-const TAG_HEADER: &str = "Tickwire-Tag";
+mod tags;
+
+use tags::{TAG_HEADER, decode_tag, encode_tag};
+
 /// JetStream's error for an atomic batch holding a message id it has seen.
 const BATCH_DUPLICATE: u64 = 10201;
 
@@ -406,39 +409,6 @@ fn stream_epoch(name: &str, created_ns: i128) -> Epoch {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     Epoch::from_random(h ^ (h >> 29))
-}
-
-fn encode_tag(tag: &Tag) -> String {
-    match tag {
-        Tag::Ingest => "ingest".into(),
-        Tag::Keyed { key, digest, count } => format!("keyed {digest:08x} {count} {key}"),
-        Tag::Fixture { fixture, line } => format!("fixture {fixture:08x} {line}"),
-    }
-}
-
-/// A record's tag from its headers; anything else is plain ingest.
-fn decode_tag(headers: &HeaderMap) -> Tag {
-    let text = headers.get(TAG_HEADER).map(|v| v.as_str()).unwrap_or("");
-    let mut parts = text.splitn(4, ' ');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("keyed"), Some(digest), Some(count), Some(key)) => {
-            match (u32::from_str_radix(digest, 16), count.parse()) {
-                (Ok(digest), Ok(count)) => Tag::Keyed {
-                    key: key.to_owned(),
-                    digest,
-                    count,
-                },
-                _ => Tag::Ingest,
-            }
-        }
-        (Some("fixture"), Some(fixture), Some(line), None) => {
-            match (u32::from_str_radix(fixture, 16), line.parse()) {
-                (Ok(fixture), Ok(line)) => Tag::Fixture { fixture, line },
-                _ => Tag::Ingest,
-            }
-        }
-        _ => Tag::Ingest,
-    }
 }
 
 /// async-nats's reconnect wait: 1 s doubling to 16 s, with up to 25% of
