@@ -137,8 +137,10 @@ async fn measure(name: &str, stub: Stub, plan: &Plan) -> Figures {
     let http_1 = throughput(&stub, plan.throughput, || post_loop(addr, one.clone())).await;
     let http_batch = throughput(&stub, plan.throughput, || post_loop(addr, batch.clone())).await;
     let direct_1 = throughput(&stub, plan.throughput, || direct_loop(stub.clone(), one.clone())).await;
-    let direct_batch =
-        throughput(&stub, plan.throughput, || direct_loop(stub.clone(), batch.clone())).await;
+    let direct_batch = throughput(&stub, plan.throughput, || {
+        direct_loop(stub.clone(), batch.clone())
+    })
+    .await;
     eprintln!("shared_log: {name}: done (head {})", stub.log().head());
     Figures {
         latency_ms,
