@@ -23,7 +23,10 @@ use wire::Epoch;
 use super::LogError;
 use super::shared::{Ack, LogService, Record, ServiceInfo, Stored, Tag};
 
-const TAG_HEADER: &str = "Tickwire-Tag";
+mod tags;
+
+use tags::{TAG_HEADER, decode_tag, encode_tag};
+
 /// JetStream's error for an atomic batch holding a message id it has seen.
 const BATCH_DUPLICATE: u64 = 10201;
 
@@ -87,7 +90,8 @@ impl JetStream {
                     other => tracing::warn!(event = %other, "NATS connection"),
                 }
             })
-            .connect(options.url.as_str())
+            // async-nats takes one URL per string: a cluster's are a list.
+            .connect(server_list(&options.url))
             .await
             .map_err(|e| unavailable(format!("connecting to {}: {e}", options.url)))?;
         let js = jetstream::new(client.clone());
@@ -387,6 +391,11 @@ fn publish_error(e: jetstream::context::PublishError) -> LogError {
     }
 }
 
+/// `nats://a:4222,nats://b:4222` as the servers' URLs, one by one.
+fn server_list(url: &str) -> Vec<&str> {
+    url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect()
+}
+
 fn unavailable(reason: String) -> LogError {
     LogError::Unavailable { reason }
 }
@@ -400,39 +409,6 @@ fn stream_epoch(name: &str, created_ns: i128) -> Epoch {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     Epoch::from_random(h ^ (h >> 29))
-}
-
-fn encode_tag(tag: &Tag) -> String {
-    match tag {
-        Tag::Ingest => "ingest".into(),
-        Tag::Keyed { key, digest, count } => format!("keyed {digest:08x} {count} {key}"),
-        Tag::Fixture { fixture, line } => format!("fixture {fixture:08x} {line}"),
-    }
-}
-
-/// A record's tag from its headers; anything else is plain ingest.
-fn decode_tag(headers: &HeaderMap) -> Tag {
-    let text = headers.get(TAG_HEADER).map(|v| v.as_str()).unwrap_or("");
-    let mut parts = text.splitn(4, ' ');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("keyed"), Some(digest), Some(count), Some(key)) => {
-            match (u32::from_str_radix(digest, 16), count.parse()) {
-                (Ok(digest), Ok(count)) => Tag::Keyed {
-                    key: key.to_owned(),
-                    digest,
-                    count,
-                },
-                _ => Tag::Ingest,
-            }
-        }
-        (Some("fixture"), Some(fixture), Some(line), None) => {
-            match (u32::from_str_radix(fixture, 16), line.parse()) {
-                (Ok(fixture), Ok(line)) => Tag::Fixture { fixture, line },
-                _ => Tag::Ingest,
-            }
-        }
-        _ => Tag::Ingest,
-    }
 }
 
 /// async-nats's reconnect wait: 1 s doubling to 16 s, with up to 25% of
@@ -483,6 +459,22 @@ mod tests {
         assert_eq!(a, stream_epoch("TICKWIRE", 1_700_000_000_000_000_000));
         assert_ne!(a, stream_epoch("TICKWIRE", 1_700_000_000_000_000_001));
         assert_ne!(a, stream_epoch("OTHER", 1_700_000_000_000_000_000));
+    }
+
+    #[test]
+    fn a_cluster_is_a_comma_separated_list_of_urls() {
+        let urls = server_list("nats://127.0.0.1:4222, nats://127.0.0.1:4223,nats://127.0.0.1:4224");
+        assert_eq!(
+            urls,
+            [
+                "nats://127.0.0.1:4222",
+                "nats://127.0.0.1:4223",
+                "nats://127.0.0.1:4224"
+            ]
+        );
+        for url in urls {
+            url.parse::<async_nats::ServerAddr>().unwrap();
+        }
     }
 
     #[test]
