@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use http_body_util::BodyExt;
 use serde_json::Value;
-use stub::{Config, EventLog, MemoryService, NodeLog, NodeOptions, Stub};
+use stub::{Config, MemoryService, NodeLog, NodeOptions, Stub};
 
 mod common;
 use common::*;
