@@ -23,8 +23,13 @@ pub struct WireConfig {
     /// false: ignore `url` and use the embedded wire.
     pub enabled: bool,
     /// `http`, `https`, `ws` or `wss`: the scheme gives the security, and
-    /// with `auto` a `ws`/`wss` URL means WebSocket first.
+    /// with `auto` a `ws`/`wss` URL means WebSocket first. One URL; for
+    /// several use `urls` (not both).
     pub url: Option<String>,
+    /// Several nodes serving the same stream (`urls: [A, B]`): the client
+    /// fails over between them in turn, resuming with the same cursor; the
+    /// first URL's scheme picks the transport under `auto`. Not with `url`.
+    pub urls: Option<Vec<String>>,
     /// auto (the default: SSE, falling back to polling), or strictly sse,
     /// ws or poll.
     pub transport: Preference,
@@ -48,6 +53,7 @@ impl Default for WireConfig {
         WireConfig {
             enabled: true,
             url: None,
+            urls: None,
             transport: Preference::Auto,
             ca_cert: None,
             reconnect: ReconnectConfig::default(),
@@ -83,6 +89,23 @@ fn fail(key: &str, reason: &str) -> Result<(), ConfigError> {
     })
 }
 
+impl WireConfig {
+    /// The file's URLs: `url` as one, or `urls` (empty: none given).
+    /// Both given is an error naming both keys.
+    pub fn all_urls(&self) -> Result<Vec<String>, ConfigError> {
+        match (&self.url, &self.urls) {
+            (Some(_), Some(_)) => Err(ConfigError {
+                key: "wire.urls".to_owned(),
+                reason: "wire.url is given too: use wire.url for one URL or wire.urls for several, not both"
+                    .to_owned(),
+            }),
+            (Some(url), None) => Ok(vec![url.clone()]),
+            (None, Some(urls)) => Ok(urls.clone()),
+            (None, None) => Ok(Vec::new()),
+        }
+    }
+}
+
 impl FileConfig {
     /// The engine's part.
     pub fn engine(&self) -> Config {
@@ -95,6 +118,7 @@ impl FileConfig {
 
     /// Checks every section; the first error names its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.wire.all_urls()?;
         let r = &self.wire.reconnect;
         if r.initial_delay_ms == 0 {
             fail("wire.reconnect.initial_delay_ms", "must be > 0")?;
@@ -156,6 +180,12 @@ mod tests {
         check(
             r#"{"wire": {"reconnect": {"max_delay_ms": 18446744073709551615}}}"#,
             Some("wire.reconnect.max_delay_ms: must be at most 3600000 (an hour)"),
+        );
+        check(
+            r#"{"wire": {"url": "http://a", "urls": ["http://b"]}}"#,
+            Some(
+                "wire.urls: wire.url is given too: use wire.url for one URL or wire.urls for several, not both",
+            ),
         );
         check(
             r#"{"risk": {"max_position": 0}}"#,

@@ -30,8 +30,10 @@ struct Args {
     /// TICKWIRE_CONFIG.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// The wire's base URL (or TICKWIRE_WIRE_URL, or `wire.url`); none: an
-    /// embedded stub on the built-in day.
+    /// The wire's base URL, or several separated by commas (`A,B`: nodes
+    /// serving the same stream, failed over between in turn); or
+    /// TICKWIRE_WIRE_URL (also comma-separated), or `wire.url` / `wire.urls`;
+    /// none: an embedded stub on the built-in day.
     #[arg(long)]
     wire_url: Option<String>,
     /// A streaming transport: auto (SSE, falling back to polling) unless
@@ -141,7 +143,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         .with_context(|| format!("binding the metrics address {}", o.metrics_addr))?;
     let options = desk::Options {
         file,
-        wire_url: o.wire_url,
+        wire_urls: o.wire_urls,
         transport: o.transport,
         token: o.token,
         from: o.from,

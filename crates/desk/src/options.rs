@@ -16,6 +16,7 @@ use crate::{Error, FileConfig};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Flags {
     pub config: Option<PathBuf>,
+    /// `--wire-url`, as given: one URL, or several separated by commas.
     pub wire_url: Option<String>,
     /// `--streaming`: a streaming transport (auto, unless `--transport`
     /// names sse or ws; contradicted by `--transport poll`).
@@ -38,8 +39,9 @@ pub type Env = BTreeMap<String, String>;
 /// What a run uses.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resolved {
-    /// None: the embedded wire.
-    pub wire_url: Option<String>,
+    /// The wire's URLs, in order (`--wire-url A,B`, `TICKWIRE_WIRE_URL=A,B`,
+    /// `wire.url` or `wire.urls`); empty: the embedded wire.
+    pub wire_urls: Vec<String>,
     pub transport: Preference,
     pub audit_log: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
@@ -82,6 +84,15 @@ pub fn config_path(flags: &Flags, env: &Env) -> Option<PathBuf> {
         .or_else(|| var(env, "TICKWIRE_CONFIG").map(PathBuf::from))
 }
 
+/// `A,B`: the URLs, trimmed, empty pieces dropped.
+pub fn split_urls(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Flags over the environment over the file.
 pub fn resolve(flags: &Flags, env: &Env, file: &FileConfig) -> Result<Resolved, Error> {
     let transport = match (flags.streaming, flags.transport) {
@@ -98,11 +109,17 @@ pub fn resolve(flags: &Flags, env: &Env, file: &FileConfig) -> Result<Resolved, 
         Some(t) => t,
         None => parse(env, "TICKWIRE_TRANSPORT")?.unwrap_or(file.wire.transport),
     };
-    let wire_url = flags
+    // Both `wire.url` and `wire.urls` is an error even when overridden.
+    let file_urls = file.wire.all_urls()?;
+    let wire_urls = match flags
         .wire_url
-        .clone()
-        .or_else(|| var(env, "TICKWIRE_WIRE_URL").map(str::to_owned))
-        .or_else(|| file.wire.enabled.then(|| file.wire.url.clone()).flatten());
+        .as_deref()
+        .or_else(|| var(env, "TICKWIRE_WIRE_URL"))
+    {
+        Some(text) => split_urls(text),
+        None if file.wire.enabled => file_urls,
+        None => Vec::new(),
+    };
     let metrics_addr = match flags.metrics_addr {
         Some(a) => a,
         None => match parse(env, "TICKWIRE_METRICS_ADDR")? {
@@ -118,7 +135,7 @@ pub fn resolve(flags: &Flags, env: &Env, file: &FileConfig) -> Result<Resolved, 
     let path =
         |flag: &Option<PathBuf>, name: &str| flag.clone().or_else(|| var(env, name).map(PathBuf::from));
     Ok(Resolved {
-        wire_url,
+        wire_urls,
         transport,
         audit_log: path(&flags.audit_log, "TICKWIRE_AUDIT_LOG"),
         state_dir: path(&flags.state_dir, "TICKWIRE_STATE_DIR"),
@@ -182,14 +199,14 @@ mod tests {
 
     #[test]
     fn the_wire_url_flag_wins_over_the_environment_over_the_file() {
-        let s = |v: &str| Some(v.to_owned());
+        let s = |v: &str| split_urls(v);
         check(
-            |f| f.wire_url = s("http://flag"),
+            |f| f.wire_url = Some("http://flag".into()),
             ("TICKWIRE_WIRE_URL", "http://env"),
             r#"{"wire": {"url": "http://file"}}"#,
-            |r| r.wire_url.clone(),
+            |r| r.wire_urls.clone(),
             [
-                None,
+                Vec::new(),
                 s("http://file"),
                 s("http://env"),
                 s("http://env"),
@@ -200,9 +217,44 @@ mod tests {
         // the environment or a flag names a URL.
         let off = file(r#"{"wire": {"enabled": false, "url": "http://file"}}"#);
         assert_eq!(
-            resolve(&Flags::default(), &Env::new(), &off).unwrap().wire_url,
-            None
+            resolve(&Flags::default(), &Env::new(), &off).unwrap().wire_urls,
+            Vec::<String>::new()
         );
+    }
+
+    #[test]
+    fn several_wire_urls_come_comma_separated_or_as_wire_urls() {
+        let v = |urls: &[&str]| urls.iter().map(|u| u.to_string()).collect::<Vec<_>>();
+        check(
+            |f| f.wire_url = Some("http://f1, http://f2".into()),
+            ("TICKWIRE_WIRE_URL", "http://e1,http://e2,"),
+            r#"{"wire": {"urls": ["http://y1", "http://y2"]}}"#,
+            |r| r.wire_urls.clone(),
+            [
+                Vec::new(),
+                v(&["http://y1", "http://y2"]),
+                v(&["http://e1", "http://e2"]),
+                v(&["http://e1", "http://e2"]),
+                v(&["http://f1", "http://f2"]),
+            ],
+        );
+        // wire.url is one URL, as before.
+        let one = resolve(
+            &Flags::default(),
+            &Env::new(),
+            &file(r#"{"wire": {"url": "http://a"}}"#),
+        );
+        assert_eq!(one.unwrap().wire_urls, v(&["http://a"]));
+        // Both keys: an error naming both, whatever overrides them.
+        let both = file(r#"{"wire": {"url": "http://a", "urls": ["http://b"]}}"#);
+        let flags = Flags {
+            wire_url: Some("http://flag".into()),
+            ..Flags::default()
+        };
+        for flags in [Flags::default(), flags] {
+            let err = resolve(&flags, &Env::new(), &both).unwrap_err().to_string();
+            assert!(err.contains("wire.url ") && err.contains("wire.urls"), "{err}");
+        }
     }
 
     #[test]

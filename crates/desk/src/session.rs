@@ -17,8 +17,9 @@ use crate::{Ended, Error, FileConfig, Live, RunOptions, metrics};
 /// (`options::resolve` decides between them).
 pub struct Options {
     pub file: FileConfig,
-    /// None: the embedded wire.
-    pub wire_url: Option<String>,
+    /// The wire's URLs, failed over between in turn; empty: the embedded
+    /// wire.
+    pub wire_urls: Vec<String>,
     pub transport: Preference,
     pub token: Option<String>,
     /// Where to start when there is no checkpoint (none: from the first
@@ -37,7 +38,7 @@ impl std::fmt::Debug for Options {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Options")
             .field("file", &self.file)
-            .field("wire_url", &self.wire_url)
+            .field("wire_urls", &self.wire_urls)
             .field("transport", &self.transport)
             .field("token", &self.token.as_ref().map(|_| "<hidden>"))
             .field("from", &self.from)
@@ -51,7 +52,8 @@ impl std::fmt::Debug for Options {
 /// A desk ready to run: the engine restored, the metrics served.
 pub struct Session {
     pub live: Live,
-    pub url: String,
+    /// The wire's URLs (one for the embedded wire).
+    pub urls: Vec<String>,
     pub transport: Preference,
     pub embedded: Option<Embedded>,
     pub metrics_addr: SocketAddr,
@@ -62,7 +64,7 @@ pub struct Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("url", &self.url)
+            .field("urls", &self.urls)
             .field("transport", &self.transport)
             .field("metrics_addr", &self.metrics_addr)
             .field("run", &self.run)
@@ -76,7 +78,7 @@ impl std::fmt::Debug for Session {
 pub async fn start(options: Options, metrics: TcpListener) -> Result<Session, Error> {
     let Options {
         file,
-        wire_url,
+        wire_urls,
         transport,
         token,
         from,
@@ -88,20 +90,24 @@ pub async fn start(options: Options, metrics: TcpListener) -> Result<Session, Er
     file.validate()?;
     let live = Live::new(crate::restore(file.engine(), &run)?);
 
-    let (url, embedded) = match wire_url {
-        Some(url) => (url, None),
-        None => {
+    let (urls, embedded) = match wire_urls {
+        urls if !urls.is_empty() => (urls, None),
+        _ => {
             let resume_after = live.engine().last_event_id().unwrap_or(0);
             let wire = embedded::start(fixture_rate, clock.clone(), resume_after).await?;
             run.until_id = Some(wire.last_id);
-            (wire.url.clone(), Some(wire))
+            (vec![wire.url.clone()], Some(wire))
         }
     };
 
     let kind = transport;
-    let mut client = ClientConfig::new(&url, clock.clone());
-    let endpoint = Endpoint::parse(&url).map_err(|e| Error::Wire(ClientError::BadUrl(e)))?;
-    if let Some(warning) = endpoint.scheme.apply(kind, &mut client.policy) {
+    let mut client = ClientConfig::new(&urls[0], clock.clone()).with_urls(urls.clone());
+    let endpoints = urls
+        .iter()
+        .map(|url| Endpoint::parse(url).map_err(|e| Error::Wire(ClientError::BadUrl(e))))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The first URL's scheme picks the transport under auto.
+    if let Some(warning) = endpoints[0].scheme.apply(kind, &mut client.policy) {
         tracing::warn!("{warning}");
     }
     if let Some(path) = &ca_cert {
@@ -120,7 +126,7 @@ pub async fn start(options: Options, metrics: TcpListener) -> Result<Session, Er
     tokio::spawn(async move { axum::serve(metrics, app).await });
     Ok(Session {
         live,
-        url,
+        urls,
         transport: kind,
         embedded,
         metrics_addr,
@@ -172,7 +178,7 @@ impl Session {
     pub fn banner(&self) -> String {
         format!(
             "decision: {} over {} ({}), metrics on http://{}/metrics{}",
-            self.url,
+            self.urls.join(","),
             self.transport.as_str(),
             if self.embedded.is_some() {
                 "embedded wire, built-in day"
@@ -221,7 +227,7 @@ impl Session {
         let _ = writeln!(
             out,
             "tickwire decision: {} over {}",
-            self.url,
+            self.urls.join(","),
             self.transport.as_str()
         );
         let _ = writeln!(out, "  ended         {ended}");
@@ -250,8 +256,8 @@ impl Session {
             );
             let _ = writeln!(
                 out,
-                "  wire          reconnects {}, gaps repaired {}, duplicates dropped {}, fallbacks {}",
-                m.reconnect_attempts, m.gaps_repaired, m.duplicates_dropped, m.fallbacks
+                "  wire          reconnects {}, gaps repaired {}, duplicates dropped {}, fallbacks {}, failovers {}",
+                m.reconnect_attempts, m.gaps_repaired, m.duplicates_dropped, m.fallbacks, m.failovers
             );
         }
         out

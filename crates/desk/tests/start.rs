@@ -40,7 +40,7 @@ async fn stub(config: stub::Config, events: usize) -> (Stub, String) {
 fn options(url: &str, from: Option<Start>, run: RunOptions) -> Options {
     Options {
         file: desk::FileConfig::default(),
-        wire_url: Some(url.to_owned()),
+        wire_urls: vec![url.to_owned()],
         transport: Preference::Auto,
         token: None,
         from,

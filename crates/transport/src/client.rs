@@ -15,7 +15,7 @@ use crate::error::ClientError;
 use crate::http::Timeouts;
 use crate::metrics::{Metrics, State};
 use crate::net::{Connect, Endpoint, Link};
-use crate::policy::PolicyConfig;
+use crate::policy::{PolicyConfig, UrlOrder};
 use crate::timeline::{Timeline, TimelineEntry};
 use crate::tls::Tls;
 
@@ -25,8 +25,17 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 #[derive(Clone)]
 pub struct ClientConfig {
-    /// The wire's base URL, such as `http://127.0.0.1:8091`.
-    pub url: String,
+    /// The wire's base URLs, such as `http://127.0.0.1:8091`: at least one;
+    /// several are nodes serving the same stream (same epoch, same ids). The
+    /// client works on one at a time and fails over to the next (wrapping)
+    /// when an attempt or a connection fails for a reason of the node's
+    /// (refused, reset, a timeout, the idle deadline, a 5xx), resuming with
+    /// the same cursor; see [`crate::policy`] for when it waits. TLS and
+    /// plain URLs may be mixed.
+    pub urls: Vec<String>,
+    /// The order `urls` are tried in: as given, or a shuffle seeded by
+    /// `seed`, once at start.
+    pub url_order: UrlOrder,
     pub policy: PolicyConfig,
     /// No whole message for this long (an event, a heartbeat, an SSE
     /// comment, a WebSocket ping; bytes of an unfinished one do not count)
@@ -49,7 +58,7 @@ pub struct ClientConfig {
     /// Whom to trust on `https://` and `wss://`: the platform's roots by
     /// default, or a private CA ([`Tls::from_ca_file`]).
     pub tls: Tls,
-    /// Seeds the jitter.
+    /// Seeds the jitter and a [`UrlOrder::Random`] shuffle.
     pub seed: u64,
     /// Events buffered for a slow subscriber before the client stops reading.
     pub buffer: usize,
@@ -59,7 +68,8 @@ pub struct ClientConfig {
 impl std::fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientConfig")
-            .field("url", &self.url)
+            .field("urls", &self.urls)
+            .field("url_order", &self.url_order)
             .field("policy", &self.policy)
             .field("start_after", &self.start_after)
             .finish_non_exhaustive()
@@ -67,9 +77,11 @@ impl std::fmt::Debug for ClientConfig {
 }
 
 impl ClientConfig {
+    /// One URL, the defaults for the rest.
     pub fn new(url: &str, clock: Clock) -> ClientConfig {
         ClientConfig {
-            url: url.to_owned(),
+            urls: vec![url.to_owned()],
+            url_order: UrlOrder::InOrder,
             policy: PolicyConfig::default(),
             idle_timeout: Duration::from_secs(30),
             timeouts: Timeouts {
@@ -86,6 +98,24 @@ impl ClientConfig {
             buffer: 1024,
             clock,
         }
+    }
+
+    /// These URLs instead (at least one, or `Client::connect` refuses).
+    pub fn with_urls(mut self, urls: Vec<String>) -> ClientConfig {
+        self.urls = urls;
+        self
+    }
+
+    /// Every URL parsed, in the order given; a bad one (or none) is
+    /// [`ClientError::BadUrl`] naming it.
+    pub(crate) fn endpoints(&self) -> Result<Vec<Endpoint>, ClientError> {
+        if self.urls.is_empty() {
+            return Err(ClientError::BadUrl("no wire URL given".into()));
+        }
+        self.urls
+            .iter()
+            .map(|u| Endpoint::parse(u).map_err(ClientError::BadUrl))
+            .collect()
     }
 }
 
@@ -113,11 +143,12 @@ impl Subscription {
 }
 
 impl Client {
-    /// Starts the client's task. Fails only on a bad URL, or on a TLS URL
-    /// whose trust cannot be set up (no platform roots).
+    /// Starts the client's task. Fails only on a bad URL (any of them, or
+    /// none), or on a TLS URL whose trust cannot be set up (no platform
+    /// roots).
     pub fn connect<C: Connect>(connector: C, config: ClientConfig) -> Result<Client, ClientError> {
-        let endpoint = Endpoint::parse(&config.url).map_err(ClientError::BadUrl)?;
-        if endpoint.is_tls() {
+        let endpoints = config.endpoints()?;
+        if endpoints.iter().any(Endpoint::is_tls) {
             config.tls.check()?;
         }
         let (tx, rx) = mpsc::channel(config.buffer.max(1));
@@ -128,13 +159,13 @@ impl Client {
         let epoch = Held::new(config.start_after.epoch);
         let link = Link {
             connector,
-            endpoint,
+            endpoint: endpoints[0].clone(),
             token: config.token.clone(),
             timeouts: config.timeouts,
             tls: config.tls.clone(),
         };
         let driver = Driver::new(
-            link,
+            (link, endpoints),
             config,
             (now, epoch.clone()),
             tx,
@@ -154,17 +185,29 @@ impl Client {
     }
 
     /// The wire's head (its newest id, in its epoch when it names one),
-    /// asked once with `config`'s URL, token and timeouts: to start at the
-    /// head, set `start_after` to it.
+    /// asked with `config`'s token and timeouts of each URL in the order
+    /// given until one answers (a URL that does not answer at all,
+    /// [`ClientError::Unreachable`], passes to the next; any other answer,
+    /// a refusal included, is the result): to start at the head, set
+    /// `start_after` to it.
     pub async fn head<C: Connect>(connector: C, config: &ClientConfig) -> Result<wire::Cursor, ClientError> {
-        let link = Link {
+        let endpoints = config.endpoints()?;
+        let mut link = Link {
             connector,
-            endpoint: Endpoint::parse(&config.url).map_err(ClientError::BadUrl)?,
+            endpoint: endpoints[0].clone(),
             token: config.token.clone(),
             timeouts: config.timeouts,
             tls: config.tls.clone(),
         };
-        crate::poll::head(&link).await
+        let mut answer = Err(ClientError::BadUrl("no wire URL given".into()));
+        for endpoint in endpoints {
+            link.endpoint = endpoint;
+            answer = crate::poll::head(&link).await;
+            if !matches!(answer, Err(ClientError::Unreachable(_))) {
+                break;
+            }
+        }
+        answer
     }
 
     /// The ordered stream of events. There is one: a second call gets `None`.

@@ -19,8 +19,8 @@ use crate::error::ClientError;
 use crate::gate::{Gate, Offer, Repaired};
 use crate::http::retry;
 use crate::metrics::{Metrics, State};
-use crate::net::{Connect, Link};
-use crate::policy::{Failure, Next, Note, Policy, Transport};
+use crate::net::{Connect, Endpoint, Link};
+use crate::policy::{Failure, Next, Policy, Transport};
 use crate::poll;
 use crate::stream::{self, Frame, Stream};
 use crate::timeline::{Lifecycle, Timeline};
@@ -63,12 +63,17 @@ fn step(policy: &mut Policy, now: std::time::Instant) -> Step {
     }
 }
 
+mod notes;
+
 pub(crate) fn idle_failure(idle: Duration) -> Failure {
     Failure::Silent { idle }
 }
 
 pub(crate) struct Driver<C: Connect> {
+    /// On the current URL: `endpoints[policy.current_url()]`.
     link: Link<C>,
+    /// Every URL's, as configured.
+    endpoints: Vec<Endpoint>,
     config: ClientConfig,
     policy: Policy,
     gate: Gate,
@@ -85,7 +90,7 @@ pub(crate) struct Driver<C: Connect> {
 impl<C: Connect> Driver<C> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        link: Link<C>,
+        (link, endpoints): (Link<C>, Vec<Endpoint>),
         config: ClientConfig,
         (now, epoch): (Instant, Held),
         tx: mpsc::Sender<Item>,
@@ -93,9 +98,17 @@ impl<C: Connect> Driver<C> {
         reconnect: Arc<Notify>,
         timeline: Timeline,
     ) -> Driver<C> {
-        Driver {
+        let policy = Policy::with_urls(
+            config.policy.clone(),
+            config.seed,
+            now.into_std(),
+            endpoints.len(),
+            config.url_order,
+        );
+        let mut driver = Driver {
             link,
-            policy: Policy::new(config.policy.clone(), config.seed, now.into_std()),
+            endpoints,
+            policy,
             gate: Gate::new(config.start_after.id),
             epoch,
             config,
@@ -105,7 +118,9 @@ impl<C: Connect> Driver<C> {
             timeline,
             state: State::Connecting,
             first_attempt: true,
-        }
+        };
+        driver.use_current_url();
+        driver
     }
 
     pub(crate) async fn run(mut self) {
@@ -128,6 +143,7 @@ impl<C: Connect> Driver<C> {
                     }
                 }
                 Step::Attempt(kind) => {
+                    self.use_current_url();
                     self.attempting(kind);
                     let reconnect = self.reconnect.clone();
                     let end = tokio::select! {
@@ -179,32 +195,6 @@ impl<C: Connect> Driver<C> {
         self.set_state(State::Replaying);
         self.timeline.record(Lifecycle::Connected { transport: kind });
         tracing::info!(transport = kind.as_str(), last_id = self.gate.last(), "connected");
-    }
-
-    fn flush_notes(&mut self) {
-        for n in self.policy.take_notes() {
-            match n {
-                Note::Backoff {
-                    attempt,
-                    delay,
-                    reason,
-                } => {
-                    tracing::info!(attempt, delay_ms = delay.as_millis() as u64, reason, "backoff");
-                    self.timeline.record(Lifecycle::Backoff { attempt, wait: delay });
-                }
-                Note::Fallback { reason } => {
-                    self.metrics.fell_back();
-                    tracing::warn!(%reason, "falling back to polling");
-                    self.timeline.record(Lifecycle::Fallback { reason });
-                }
-                Note::Upgrade { to } => {
-                    self.metrics.upgraded();
-                    tracing::info!(to = to.as_str(), "upgraded back to streaming");
-                    self.timeline.record(Lifecycle::Upgrade { to });
-                }
-                Note::Reset => self.timeline.record(Lifecycle::Reset),
-            }
-        }
     }
 
     /// Opens `kind` at the client's cursor; an answer naming another epoch

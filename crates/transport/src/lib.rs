@@ -33,7 +33,7 @@ pub use metrics::{Metrics, Snapshot, State};
 pub use net::{Connect, Endpoint, Scheme, TokioConnect};
 pub use policy::{
     BadStart, Failure, FallbackReason, Next, Note, Policy, PolicyConfig, Preference, Start, Transport,
-    UnknownPreference,
+    UnknownPreference, UrlOrder,
 };
 pub use timeline::{Lifecycle, TimelineEntry};
 pub use tls::Tls;

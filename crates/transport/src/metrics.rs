@@ -95,9 +95,12 @@ pub struct Metrics {
     duplicates: Counter,
     gaps_repaired: Counter,
     fallbacks: Counter,
+    failovers: Counter,
     upgrades: Counter,
     heartbeats: Counter,
     repairing: Gauge,
+    url_index: Gauge,
+    url: Mutex<String>,
     derived: Arc<Derived>,
 }
 
@@ -137,9 +140,12 @@ impl Default for Metrics {
             duplicates: Counter::default(),
             gaps_repaired: Counter::default(),
             fallbacks: Counter::default(),
+            failovers: Counter::default(),
             upgrades: Counter::default(),
             heartbeats: Counter::default(),
             repairing: Gauge::default(),
+            url_index: Gauge::default(),
+            url: Mutex::default(),
             derived: Arc::new(Derived {
                 // 1 µs to 1 hour at 3 significant digits; cannot fail.
                 latency_us: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap_or_else(
@@ -173,6 +179,12 @@ pub struct Snapshot {
     pub gaps_repaired: u64,
     pub duplicates_dropped: u64,
     pub fallbacks: u64,
+    /// Moves to another of the client's URLs.
+    pub failovers: u64,
+    /// The current URL's index in `ClientConfig::urls` (as configured).
+    pub wire_url_index: u64,
+    /// The current URL (empty before the client starts).
+    pub wire_url: String,
     pub upgrades: u64,
     pub heartbeats: u64,
     pub repairing_gap: bool,
@@ -272,6 +284,16 @@ impl Metrics {
         self.fallbacks.inc();
     }
 
+    pub(crate) fn failed_over(&self) {
+        self.failovers.inc();
+    }
+
+    /// The URL in use: its index in the configured list, and itself.
+    pub(crate) fn set_url(&self, index: usize, url: &str) {
+        url.clone_into(&mut lock(&self.url));
+        self.url_index.set(i64::try_from(index).unwrap_or(i64::MAX));
+    }
+
     pub(crate) fn upgraded(&self) {
         self.upgrades.inc();
     }
@@ -325,6 +347,9 @@ impl Metrics {
             gaps_repaired: self.gaps_repaired.get(),
             duplicates_dropped: self.duplicates.get(),
             fallbacks: self.fallbacks.get(),
+            failovers: self.failovers.get(),
+            wire_url_index: u64::try_from(self.url_index.get()).unwrap_or(0),
+            wire_url: lock(&self.url).clone(),
             upgrades: self.upgrades.get(),
             heartbeats: self.heartbeats.get(),
             repairing_gap: self.repairing.get() != 0,
@@ -368,6 +393,11 @@ impl Metrics {
             ),
             ("fallbacks", "Switches from streaming to polling", &self.fallbacks),
             (
+                "failovers",
+                "Moves to another of the client's URLs",
+                &self.failovers,
+            ),
+            (
                 "upgrades",
                 "Switches from polling back to streaming",
                 &self.upgrades,
@@ -380,6 +410,11 @@ impl Metrics {
             "repairing_gap",
             "1 while a gap is being repaired from the polling endpoint",
             self.repairing.clone(),
+        );
+        reg.register(
+            "url_index",
+            "The index of the URL in use in the client's list",
+            self.url_index.clone(),
         );
         reg.register(
             "last_reconnect_timestamp_seconds",
@@ -421,6 +456,8 @@ mod tests {
         m.delivered(None, 3_000);
         m.duplicate();
         m.set_repairing(true);
+        m.failed_over();
+        m.set_url(1, "http://b");
         let t = text(&registry);
         for line in [
             "wire_messages_received_total 2",
@@ -430,6 +467,8 @@ mod tests {
             "wire_connection_state{value=\"live\"} 1",
             "wire_connection_state{value=\"connecting\"} 0",
             "wire_repairing_gap 1",
+            "wire_failovers_total 1",
+            "wire_url_index 1",
             "wire_latency_p99_ms 2.0",
         ] {
             assert!(t.lines().any(|l| l.starts_with(line)), "{line} in\n{t}");
@@ -441,6 +480,10 @@ mod tests {
         );
         assert_eq!((s.duplicates_dropped, s.repairing_gap), (1, true));
         assert_eq!(s.p99_latency_ms, 2.0);
+        assert_eq!(
+            (s.failovers, s.wire_url_index, s.wire_url.as_str()),
+            (1, 1, "http://b")
+        );
     }
 
     #[test]
@@ -474,6 +517,9 @@ mod tests {
             "gaps_repaired",
             "duplicates_dropped",
             "fallbacks",
+            "failovers",
+            "wire_url_index",
+            "wire_url",
             "upgrades",
             "heartbeats",
             "repairing_gap",

@@ -13,6 +13,12 @@
 //! streaming probe every `probe_interval` to upgrade. Without it the
 //! transport is strict: it never switches, and a missing stream endpoint
 //! stops the client.
+//!
+//! With several URLs (see [`urls`]): a retryable failure moves the next
+//! attempt to the next URL, at once while that URL has not failed since
+//! the last successful connection; only a whole round of failures backs
+//! off, and the backoff's attempt counter (and `max_attempts`) counts
+//! rounds. With one URL every failure is a round: the rules above, unchanged.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +28,12 @@ use rand::{RngExt, SeedableRng};
 use crate::error::ClientError;
 
 pub use crate::error::Failure;
+
+mod backoff;
+pub mod urls;
+pub use backoff::backoff_delay;
+use urls::Rotation;
+pub use urls::{UrlOrder, url_order};
 
 /// The longest wait a server's `retry:` or `Retry-After` can ask for: a
 /// hint past it (`Retry-After: 18446744073709551615`) is read as this, so
@@ -55,7 +67,8 @@ pub struct PolicyConfig {
     /// max_delay]` (12.8 to 16 s by default) so the cap holds and clients
     /// at the cap still spread out.
     pub jitter: f64,
-    /// Consecutive failed attempts before giving up; negative: never.
+    /// Consecutive failed attempts before giving up; negative: never. With
+    /// several URLs, consecutive rounds in which every URL failed.
     pub max_attempts: i64,
     /// A connection that stayed up this long resets the backoff.
     pub healthy_after: Duration,
@@ -112,6 +125,13 @@ pub enum Note {
         to: Transport,
     },
     Reset,
+    /// The next attempt goes to another URL: `from` and `to` are indices in
+    /// the URLs as configured (`ClientConfig::urls`).
+    Failover {
+        from: usize,
+        to: usize,
+        reason: String,
+    },
 }
 
 /// Why streaming was given up for polling.
@@ -147,8 +167,9 @@ pub struct Policy {
     config: PolicyConfig,
     rng: ChaCha8Rng,
     phase: Phase,
-    /// Consecutive failures since the last reset.
+    /// Consecutive failed rounds (every URL failed) since the last reset.
     failures: u32,
+    urls: Rotation,
     /// Consecutive streaming failures, for the fallback rule.
     stream_failures: u32,
     /// On polling because streaming is unavailable.
@@ -161,8 +182,16 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// A policy for one URL.
     pub fn new(config: PolicyConfig, seed: u64, now: Instant) -> Policy {
+        Policy::with_urls(config, seed, now, 1, UrlOrder::InOrder)
+    }
+
+    /// A policy for `urls` URLs (at least one), tried in `order` (a
+    /// [`UrlOrder::Random`] shuffle is seeded by `seed`).
+    pub fn with_urls(config: PolicyConfig, seed: u64, now: Instant, urls: usize, order: UrlOrder) -> Policy {
         Policy {
+            urls: Rotation::new(url_order(urls.max(1), order, seed)),
             config,
             rng: ChaCha8Rng::seed_from_u64(seed),
             phase: Phase::Idle { at: now },
@@ -193,9 +222,16 @@ impl Policy {
         self.fallen_back
     }
 
-    /// Consecutive failures since the last reset.
+    /// Consecutive failures since the last reset: with several URLs,
+    /// consecutive rounds in which every URL failed.
     pub fn failures(&self) -> u32 {
         self.failures
+    }
+
+    /// The index (in the URLs as configured) of the URL the next attempt,
+    /// or the current session, uses.
+    pub fn current_url(&self) -> usize {
+        self.urls.current()
     }
 
     /// Lifecycle changes since the last call.
@@ -269,6 +305,7 @@ impl Policy {
             Phase::Attempting { kind, .. } => kind,
             _ => self.current(),
         };
+        self.urls.succeeded();
         if kind.is_streaming() {
             self.stream_failures = 0;
         } else if self.fallen_back {
@@ -331,6 +368,19 @@ impl Policy {
                 self.fall_back(FallbackReason::Failures(self.stream_failures));
             }
         }
+        let moved = self.urls.failed();
+        if moved.from != moved.to {
+            self.notes.push(Note::Failover {
+                from: moved.from,
+                to: moved.to,
+                reason: reason.clone(),
+            });
+        }
+        if !moved.round_over {
+            // Another node, not yet failed since the last success: at once.
+            self.phase = Phase::Idle { at: now };
+            return;
+        }
         self.failures += 1;
         if self.config.max_attempts >= 0 && i64::from(self.failures) > self.config.max_attempts {
             return self.stop(ClientError::GaveUp {
@@ -377,49 +427,4 @@ impl Policy {
         };
         backoff_delay(&self.config, self.failures, self.server_retry, retry_after, r)
     }
-}
-
-/// The delay after `failures` consecutive failures, given the server's
-/// hints and a uniform draw `r` in [0, 1). Pure, so the rule is testable
-/// by itself:
-///
-/// - `hint` = the larger of `retry:`, `Retry-After` and `retry_floor`;
-///   above `max_delay` it is returned as is (the server's explicit request
-///   wins over the cap, unjittered: it named a time).
-/// - `b` = `initial_delay · 2^(failures−1)`, capped at `max_delay`, and at
-///   least `hint`.
-/// - below the cap, `b·(1 + r·jitter)`: jitter only adds;
-/// - where that could cross the cap, the delay is drawn in the top band
-///   `[max(max_delay·(1 − jitter), hint), max_delay]` instead: the cap
-///   holds and clients at the cap still spread out.
-pub fn backoff_delay(
-    config: &PolicyConfig,
-    failures: u32,
-    server_retry: Option<Duration>,
-    retry_after: Option<Duration>,
-    r: f64,
-) -> Duration {
-    let cap = config.max_delay;
-    let hint = server_retry
-        .unwrap_or(Duration::ZERO)
-        .max(retry_after.unwrap_or(Duration::ZERO))
-        .max(config.retry_floor);
-    if hint >= cap {
-        return hint;
-    }
-    let exp = failures.saturating_sub(1).min(20);
-    let b = config
-        .initial_delay
-        .saturating_mul(1u32 << exp)
-        .min(cap)
-        .max(hint);
-    let jitter = config.jitter.clamp(0.0, 1.0);
-    let r = r.clamp(0.0, 1.0);
-    let top = b.mul_f64(1.0 + jitter);
-    let (lo, hi) = if top <= cap {
-        (b, top)
-    } else {
-        (cap.mul_f64(1.0 - jitter).max(hint), cap)
-    };
-    (lo + (hi - lo).mul_f64(r)).min(hi)
 }

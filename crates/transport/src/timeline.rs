@@ -48,6 +48,12 @@ pub enum Lifecycle {
     Upgrade {
         to: Transport,
     },
+    /// The next attempt goes to another URL: `from` and `to` are indices in
+    /// `ClientConfig::urls` as configured (not in a shuffled order).
+    Failover {
+        from: usize,
+        to: usize,
+    },
     /// While polling, a streaming attempt on this transport.
     Probe {
         transport: Transport,
@@ -80,6 +86,7 @@ impl std::fmt::Display for Lifecycle {
             Lifecycle::Reset => f.write_str("backoff reset: the connection stayed healthy"),
             Lifecycle::Fallback { reason } => write!(f, "fallback: {reason}"),
             Lifecycle::Upgrade { to } => write!(f, "upgrade: {}", to.as_str()),
+            Lifecycle::Failover { from, to } => write!(f, "failover: from URL #{from} to URL #{to}"),
             Lifecycle::Probe { transport } => write!(f, "probe: {}", transport.as_str()),
             Lifecycle::ProbeFailed { cause } => write!(f, "probe failed: {cause:?}"),
             Lifecycle::Gap { missing } => write!(

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use transport::raw::{RawConfig, RawEnd};
-use transport::{Client, ClientConfig, ClientError, Endpoint, Preference, Start, Tls, TokioConnect};
+use transport::{
+    Client, ClientConfig, ClientError, Endpoint, Preference, Start, Tls, TokioConnect, UrlOrder,
+};
 
 /// The exit codes, for `--help`.
 const EXIT_CODES: &str = "Exit codes:
@@ -32,10 +34,17 @@ const EXIT_CURSOR_AHEAD: i32 = 4;
 #[derive(Debug, Parser)]
 #[command(version, about, after_help = EXIT_CODES)]
 struct Args {
-    /// The wire's base URL: http, https, ws or wss (with --raw: the stream's
-    /// exact http or https URL).
+    /// The wire's base URL: http, https, ws or wss. Repeatable: several
+    /// nodes serving the same stream, failed over between in turn (resuming
+    /// with the same cursor); the first URL's scheme picks the transport
+    /// under auto. With --raw only the first is read (the stream's exact
+    /// http or https URL).
     #[arg(long, default_value = "http://127.0.0.1:8091")]
-    url: String,
+    url: Vec<String>,
+    /// The order the URLs are tried in: in-order (as given) or random (a
+    /// shuffle, once at start).
+    #[arg(long, default_value = "in-order")]
+    url_order: UrlOrder,
     /// auto (SSE, or WebSocket for a ws:// or wss:// URL, falling back to
     /// polling and probing back), or strictly sse, ws or poll (`http` is
     /// the same as poll): these never switch, and win over the URL's
@@ -103,7 +112,7 @@ fn tls(args: &Args) -> Result<Tls, i32> {
 }
 
 async fn raw(args: &Args) -> i32 {
-    let mut config = RawConfig::new(&args.url);
+    let mut config = RawConfig::new(args.url.first().map_or("", String::as_str));
     config.reconnect = !args.no_reconnect;
     config.tls = match tls(args) {
         Ok(t) => t,
@@ -128,14 +137,22 @@ async fn raw(args: &Args) -> i32 {
 }
 
 async fn tail(args: &Args) -> i32 {
-    let endpoint = match Endpoint::parse(&args.url) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("wire-tail: --url: {e}");
-            return 2;
+    let mut endpoints = Vec::new();
+    for url in &args.url {
+        match Endpoint::parse(url) {
+            Ok(e) => endpoints.push(e),
+            Err(e) => {
+                eprintln!("wire-tail: --url: {e}");
+                return 2;
+            }
         }
+    }
+    let Some(endpoint) = endpoints.first() else {
+        eprintln!("wire-tail: --url: none given");
+        return 2;
     };
-    let mut config = ClientConfig::new(&args.url, Arc::new(cli::system_clock_us));
+    let mut config = ClientConfig::new("", Arc::new(cli::system_clock_us)).with_urls(args.url.clone());
+    config.url_order = args.url_order;
     if let Some(warning) = endpoint.scheme.apply(args.transport, &mut config.policy) {
         tracing::warn!("{warning}");
     }
