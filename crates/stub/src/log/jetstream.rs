@@ -20,6 +20,8 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use wire::Epoch;
 
+mod connect;
+
 use super::LogError;
 use super::shared::{Ack, LogService, Record, ServiceInfo, Stored, Tag};
 
@@ -75,21 +77,7 @@ impl JetStream {
     /// An existing stream must deny deletes and purges and allow atomic
     /// publishes; one that does not is updated to, or refused.
     pub async fn connect(options: JetStreamOptions) -> Result<JetStream, LogError> {
-        let seed = options.node;
-        let client = async_nats::ConnectOptions::new()
-            .name(format!("wire-stub-{:012x}", options.node & 0xffff_ffff_ffff))
-            .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(5))
-            .reconnect_delay_callback(move |attempts| reconnect_delay(seed, attempts))
-            .event_callback(|event| async move {
-                match event {
-                    async_nats::Event::Connected => tracing::info!("connected to NATS"),
-                    other => tracing::warn!(event = %other, "NATS connection"),
-                }
-            })
-            .connect(options.url.as_str())
-            .await
-            .map_err(|e| unavailable(format!("connecting to {}: {e}", options.url)))?;
+        let client = connect::client(&options).await?;
         let js = jetstream::new(client.clone());
         let stream = open_stream(&js, &options).await?;
         let info = stream.cached_info();
@@ -435,23 +423,6 @@ fn decode_tag(headers: &HeaderMap) -> Tag {
     }
 }
 
-/// async-nats's reconnect wait: 1 s doubling to 16 s, with up to 25% of
-/// jitter drawn from the node's seed (no two nodes in step).
-fn reconnect_delay(seed: u64, attempts: usize) -> Duration {
-    let base = Duration::from_secs(1) * 2u32.saturating_pow(attempts.saturating_sub(1).min(4) as u32);
-    let base = base.min(Duration::from_secs(16));
-    let mut x = seed ^ (attempts as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^= x >> 31;
-    let jitter = base.mul_f64((x % 1000) as f64 / 4000.0);
-    if attempts == 0 {
-        Duration::ZERO
-    } else {
-        base - jitter
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,18 +454,5 @@ mod tests {
         assert_eq!(a, stream_epoch("TICKWIRE", 1_700_000_000_000_000_000));
         assert_ne!(a, stream_epoch("TICKWIRE", 1_700_000_000_000_000_001));
         assert_ne!(a, stream_epoch("OTHER", 1_700_000_000_000_000_000));
-    }
-
-    #[test]
-    fn reconnects_wait_one_to_sixteen_seconds() {
-        assert_eq!(reconnect_delay(7, 0), Duration::ZERO);
-        for attempts in 1..20 {
-            let d = reconnect_delay(7, attempts);
-            assert!(
-                d >= Duration::from_millis(750) && d <= Duration::from_secs(16),
-                "{attempts}: {d:?}"
-            );
-        }
-        assert!(reconnect_delay(7, 9) >= Duration::from_secs(12));
     }
 }
