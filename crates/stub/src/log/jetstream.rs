@@ -26,6 +26,11 @@ use super::LogError;
 use super::shared::{Ack, LogService, Record, ServiceInfo, Stored, Tag};
 
 const TAG_HEADER: &str = "Tickwire-Tag";
+/// How long the follower's pull requests last; the idle heartbeat is half
+/// of it. async-nats's default, 30 s, left a follower whose server died
+/// silent for half a minute before two missed heartbeats made it follow
+/// again (through the server it reconnected to).
+const FOLLOW_EXPIRES: Duration = Duration::from_secs(2);
 /// JetStream's error for an atomic batch holding a message id it has seen.
 const BATCH_DUPLICATE: u64 = 10201;
 
@@ -238,6 +243,7 @@ impl LogService for JetStream {
                     deliver_policy: consumer::DeliverPolicy::ByStartSequence {
                         start_sequence: after + 1,
                     },
+                    max_expires: FOLLOW_EXPIRES,
                     ..Default::default()
                 })
                 .await
