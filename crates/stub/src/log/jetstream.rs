@@ -74,6 +74,8 @@ pub struct JetStream {
     epoch: Epoch,
     options: JetStreamOptions,
     batches: AtomicU64,
+    /// Counts the connections made: a follower stops at a reconnect.
+    connects: tokio::sync::watch::Receiver<u64>,
 }
 
 impl JetStream {
@@ -82,7 +84,7 @@ impl JetStream {
     /// An existing stream must deny deletes and purges and allow atomic
     /// publishes; one that does not is updated to, or refused.
     pub async fn connect(options: JetStreamOptions) -> Result<JetStream, LogError> {
-        let client = connect::client(&options).await?;
+        let (client, connects) = connect::client(&options).await?;
         let js = jetstream::new(client.clone());
         let stream = open_stream(&js, &options).await?;
         let info = stream.cached_info();
@@ -95,6 +97,7 @@ impl JetStream {
             epoch,
             options,
             batches: AtomicU64::new(0),
+            connects,
         })
     }
 
@@ -237,6 +240,16 @@ impl LogService for JetStream {
 
     fn follow(&self, after: u64) -> BoxStream<'static, Result<Stored, LogError>> {
         let stream = self.stream.clone();
+        // The server a consumer lived on may be gone or restarted (its
+        // ephemeral consumers with it): after a reconnect the stream ends and
+        // the node follows again, instead of waiting out async-nats's
+        // missed heartbeats and pull errors (15 s and more).
+        let mut connects = self.connects.clone();
+        let at = *connects.borrow_and_update();
+        let reconnected = async move {
+            let _ = connects.wait_for(|&n| n != at).await;
+            tracing::info!("reconnected to NATS: following the stream again");
+        };
         let opened = async move {
             let consumer = stream
                 .create_consumer(consumer::pull::OrderedConfig {
@@ -268,7 +281,10 @@ impl LogService for JetStream {
                     }),
             )
         };
-        futures_util::stream::once(opened).try_flatten().boxed()
+        futures_util::stream::once(opened)
+            .try_flatten()
+            .take_until(reconnected)
+            .boxed()
     }
 
     fn get(&self, seq: u64) -> BoxFuture<'_, Result<Option<Stored>, LogError>> {

@@ -2,32 +2,46 @@
 //! comma-separated), and the client's options: its name, retrying the
 //! first connection, and a reconnect wait jittered by the node's seed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::ServerAddr;
+use tokio::sync::watch;
 
 use super::{JetStreamOptions, unavailable};
 use crate::log::LogError;
 
 /// Connects to any of the servers, retrying until one answers; async-nats
 /// reconnects (to any server it knows, the cluster's included) from then on.
-pub(super) async fn client(options: &JetStreamOptions) -> Result<async_nats::Client, LogError> {
+/// The receiver counts the connections made.
+pub(super) async fn client(
+    options: &JetStreamOptions,
+) -> Result<(async_nats::Client, watch::Receiver<u64>), LogError> {
     let servers = server_addrs(&options.url)?;
     let seed = options.node;
-    async_nats::ConnectOptions::new()
+    let (connects, counted) = watch::channel(0u64);
+    let connects = Arc::new(connects);
+    let client = async_nats::ConnectOptions::new()
         .name(format!("wire-stub-{:012x}", options.node & 0xffff_ffff_ffff))
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
         .reconnect_delay_callback(move |attempts| reconnect_delay(seed, attempts))
-        .event_callback(|event| async move {
-            match event {
-                async_nats::Event::Connected => tracing::info!("connected to NATS"),
-                other => tracing::warn!(event = %other, "NATS connection"),
+        .event_callback(move |event| {
+            let connects = connects.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        tracing::info!("connected to NATS");
+                        connects.send_modify(|n| *n += 1);
+                    }
+                    other => tracing::warn!(event = %other, "NATS connection"),
+                }
             }
         })
         .connect(servers)
         .await
-        .map_err(|e| unavailable(format!("connecting to {}: {e}", options.url)))
+        .map_err(|e| unavailable(format!("connecting to {}: {e}", options.url)))?;
+    Ok((client, counted))
 }
 
 /// Each of the comma-separated URLs (async-nats parses one URL per string:
