@@ -53,11 +53,18 @@ fn ids(events: &[Event]) -> Vec<u64> {
 
 fn headline(e: &Event) -> String {
     let fields = e.payload.to_fields();
-    fields.get("headline").and_then(Value::as_str).unwrap_or_default().to_owned()
+    fields
+        .get("headline")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn headlines(payloads: &[Value]) -> Vec<String> {
-    payloads.iter().map(|p| p["headline"].as_str().unwrap().to_owned()).collect()
+    payloads
+        .iter()
+        .map(|p| p["headline"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Publishes `batches` keyed batches of `size` through `wire`, one after
@@ -133,7 +140,11 @@ async fn two_nodes_on_one_stream_serve_the_same_events_under_the_same_ids_and_ep
         let (status, v) = a.post(&batch, key).await.unwrap();
         assert_eq!(status, 200, "batch {i}: {v}");
         assert_eq!(
-            (v["first_id"].as_u64(), v["last_id"].as_u64(), v["replayed"].as_bool()),
+            (
+                v["first_id"].as_u64(),
+                v["last_id"].as_u64(),
+                v["replayed"].as_bool()
+            ),
             (Some(n + 1), Some(n + size as u64), Some(false)),
             "batch {i} stored under the next ids: {v}"
         );
@@ -142,14 +153,20 @@ async fn two_nodes_on_one_stream_serve_the_same_events_under_the_same_ids_and_ep
         acks.push((batch, key, v));
     }
 
-    let (ha, hb) = (a.reach(n, Duration::from_secs(10)).await, b.reach(n, Duration::from_secs(10)).await);
+    let (ha, hb) = (
+        a.reach(n, Duration::from_secs(10)).await,
+        b.reach(n, Duration::from_secs(10)).await,
+    );
     assert_eq!(ha["log"]["kind"], "jetstream");
     assert_eq!((ha["head"].as_u64(), hb["head"].as_u64()), (Some(n), Some(n)));
     assert_eq!(ha["epoch"], hb["epoch"], "one stream, one epoch");
     assert_eq!(acks[0].2["epoch"], ha["epoch"], "ingest names the same epoch");
 
     let (pa, pb) = (a.page(0, 1000).await, b.page(0, 1000).await);
-    assert_eq!(pa["events"], pb["events"], "the same events under the same ids on both nodes");
+    assert_eq!(
+        pa["events"], pb["events"],
+        "the same events under the same ids on both nodes"
+    );
     assert_eq!((&pa["epoch"], &pb["epoch"]), (&ha["epoch"], &ha["epoch"]));
     assert_eq!((pa["head"].as_u64(), pb["head"].as_u64()), (Some(n), Some(n)));
     let events = pb["events"].as_array().unwrap();
@@ -186,9 +203,16 @@ async fn a_client_goes_on_on_another_node_when_its_node_is_killed(kind: Transpor
     let publisher = publishing(b.clone(), "fo", 40, 15, Duration::from_millis(25));
 
     let mut events = collect(&mut sub, 150).await;
-    assert_eq!(client.metrics().snapshot().wire_url_index, 0, "{kind:?}: on A first");
+    assert_eq!(
+        client.metrics().snapshot().wire_url_index,
+        0,
+        "{kind:?}: on A first"
+    );
     a.kill().await;
-    assert!(!publisher.is_finished(), "{kind:?}: publishing goes on after the kill");
+    assert!(
+        !publisher.is_finished(),
+        "{kind:?}: publishing goes on after the kill"
+    );
     events.extend(collect(&mut sub, 450).await);
     let acked = publisher.await.unwrap();
 
@@ -196,7 +220,11 @@ async fn a_client_goes_on_on_another_node_when_its_node_is_killed(kind: Transpor
     assert_eq!(events.len(), 600);
     let m = client.metrics().snapshot();
     assert!(m.failovers >= 1, "{kind:?}: {m:?}");
-    assert_eq!((m.wire_url_index, m.wire_transport), (1, kind.as_str()), "{kind:?}: on B");
+    assert_eq!(
+        (m.wire_url_index, m.wire_transport),
+        (1, kind.as_str()),
+        "{kind:?}: on B"
+    );
     assert!(
         client
             .timeline()
@@ -207,7 +235,10 @@ async fn a_client_goes_on_on_another_node_when_its_node_is_killed(kind: Transpor
     );
     // Nothing more arrives: no event twice.
     let extra = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
-    assert!(extra.is_err(), "{kind:?}: an event past the last published: {extra:?}");
+    assert!(
+        extra.is_err(),
+        "{kind:?}: an event past the last published: {extra:?}"
+    );
     client.close().await;
 }
 
@@ -299,12 +330,18 @@ async fn a_restarted_nats_server_keeps_the_epoch_and_clients_resume_exactly() {
         b.kill().await;
         let on_a = &a;
         let away = nats_support::eventually(wait, || async move {
-            on_a.health().await.is_some_and(|h| h["log"]["connected"] == false)
+            on_a.health()
+                .await
+                .is_some_and(|h| h["log"]["connected"] == false)
         })
         .await;
         assert!(away, "round {round}: A sees NATS gone");
         let (status, v) = a.post(&payloads("refused", 0..1), Some("refused")).await.unwrap();
-        assert_eq!((status, &v["error"]["code"]), (503, &Value::from("log_unavailable")), "{v}");
+        assert_eq!(
+            (status, &v["error"]["code"]),
+            (503, &Value::from("log_unavailable")),
+            "{v}"
+        );
 
         // The same ports and store: the same stream, the same epoch.
         nats.start().await;
@@ -312,7 +349,12 @@ async fn a_restarted_nats_server_keeps_the_epoch_and_clients_resume_exactly() {
         let head = 50 * (round + 1);
         for node in [&a, &b] {
             let h = node.reach(head, wait).await;
-            assert_eq!(h["epoch"], epoch.to_string(), "round {round}: {} keeps the epoch", node.name);
+            assert_eq!(
+                h["epoch"],
+                epoch.to_string(),
+                "round {round}: {} keeps the epoch",
+                node.name
+            );
             assert_eq!(h["head"].as_u64(), Some(head), "round {round}: {}", node.name);
         }
 

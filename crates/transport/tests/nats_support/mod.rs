@@ -310,9 +310,7 @@ fn wire_stub_bin() -> &'static Path {
                 cargo.env_remove(&name);
             }
         }
-        let status = cargo
-            .status()
-            .expect("running cargo build for wire-stub");
+        let status = cargo.status().expect("running cargo build for wire-stub");
         assert!(status.success(), "cargo build -p stub --bin wire-stub failed");
         let exe = std::env::current_exe().unwrap();
         // target/debug/deps/nats-… → target/debug/wire-stub
@@ -478,11 +476,7 @@ pub async fn publish_acked(wire: &Wire, payloads: &[Value], key: &str, within: D
                     last: v["last_id"].as_u64().unwrap(),
                     replayed: v["replayed"].as_bool().unwrap(),
                 };
-                assert_eq!(
-                    acked.last + 1 - acked.first,
-                    payloads.len() as u64,
-                    "{key}: {v}"
-                );
+                assert_eq!(acked.last + 1 - acked.first, payloads.len() as u64, "{key}: {v}");
                 return acked;
             }
             Ok((503, v)) => last = format!("503 {v}"),
