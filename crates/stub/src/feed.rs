@@ -111,10 +111,10 @@ impl Feed {
             let (drop_every, dup_every) = (shared.config.drop_every, shared.config.dup_every);
             let mut send = |e: &Entry| {
                 count += 1;
-                if drop_every == 0 || e.id % drop_every != 0 {
+                if drop_every == 0 || !e.id.is_multiple_of(drop_every) {
                     on_event(e);
                 }
-                if dup_every != 0 && e.id % dup_every == 0 {
+                if dup_every != 0 && e.id.is_multiple_of(dup_every) {
                     on_event(e);
                 }
             };

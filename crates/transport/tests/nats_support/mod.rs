@@ -420,10 +420,11 @@ impl Wire {
         let deadline = Instant::now() + within;
         loop {
             let h = self.health().await;
-            if let Some(h) = &h {
-                if h["head"].as_u64().unwrap_or(0) >= head && h["log"]["connected"] == true {
-                    return h.clone();
-                }
+            if let Some(h) = &h
+                && h["head"].as_u64().unwrap_or(0) >= head
+                && h["log"]["connected"] == true
+            {
+                return h.clone();
             }
             assert!(
                 Instant::now() < deadline,
