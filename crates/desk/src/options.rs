@@ -111,14 +111,16 @@ pub fn resolve(flags: &Flags, env: &Env, file: &FileConfig) -> Result<Resolved, 
     };
     // Both `wire.url` and `wire.urls` is an error even when overridden.
     let file_urls = file.wire.all_urls()?;
-    let wire_urls = match flags
-        .wire_url
-        .as_deref()
-        .or_else(|| var(env, "TICKWIRE_WIRE_URL"))
-    {
-        Some(text) => split_urls(text),
-        None if file.wire.enabled => file_urls,
-        None => Vec::new(),
+    let wire_urls = match (flags.wire_url.as_deref(), var(env, "TICKWIRE_WIRE_URL")) {
+        (Some(text), _) if split_urls(text).is_empty() => {
+            return Err(Error::Option {
+                name: "--wire-url".into(),
+                reason: "names no URL: give one, or several separated by commas".into(),
+            });
+        }
+        (Some(text), _) | (None, Some(text)) => split_urls(text),
+        (None, None) if file.wire.enabled => file_urls,
+        (None, None) => Vec::new(),
     };
     let metrics_addr = match flags.metrics_addr {
         Some(a) => a,
@@ -255,6 +257,12 @@ mod tests {
             let err = resolve(&flags, &Env::new(), &both).unwrap_err().to_string();
             assert!(err.contains("wire.url ") && err.contains("wire.urls"), "{err}");
         }
+        let empty = Flags {
+            wire_url: Some(" , ".into()),
+            ..Flags::default()
+        };
+        let err = resolve(&empty, &Env::new(), &file("{}")).unwrap_err().to_string();
+        assert!(err.starts_with("--wire-url: "), "{err}");
     }
 
     #[test]

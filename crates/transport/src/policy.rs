@@ -369,6 +369,15 @@ impl Policy {
             }
         }
         let moved = self.urls.failed();
+        if moved.round_over {
+            self.failures += 1;
+            if self.config.max_attempts >= 0 && i64::from(self.failures) > self.config.max_attempts {
+                return self.stop(ClientError::GaveUp {
+                    attempts: self.failures - 1,
+                    last: reason,
+                });
+            }
+        }
         if moved.from != moved.to {
             self.notes.push(Note::Failover {
                 from: moved.from,
@@ -380,13 +389,6 @@ impl Policy {
             // Another node, not yet failed since the last success: at once.
             self.phase = Phase::Idle { at: now };
             return;
-        }
-        self.failures += 1;
-        if self.config.max_attempts >= 0 && i64::from(self.failures) > self.config.max_attempts {
-            return self.stop(ClientError::GaveUp {
-                attempts: self.failures - 1,
-                last: reason,
-            });
         }
         let delay = self.delay(retry_after.map(|d| d.min(MAX_SERVER_HINT)));
         self.notes.push(Note::Backoff {

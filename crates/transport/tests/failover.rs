@@ -279,4 +279,9 @@ fn max_attempts_counts_whole_rounds() {
             last: "refused".into()
         })
     );
+    assert_eq!(
+        failovers(&p.take_notes()),
+        [(0, 1), (1, 0), (0, 1)],
+        "no failover noted for the attempt that is never made"
+    );
 }

@@ -151,3 +151,37 @@ async fn an_expired_cursor_says_how_to_start_elsewhere() {
     );
     client.close().await;
 }
+
+/// `--url` repeats: a first URL nothing listens on is failed over from,
+/// in either `--url-order`; another order is refused.
+#[tokio::test]
+async fn wire_tail_takes_several_urls_and_fails_over() {
+    let (stub, url) = start(Config::default()).await;
+    stub.publish(Source::Ingest, &fixture()[..10]).await.unwrap();
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    for order in ["in-order", "random"] {
+        let (ids, stderr, ok) = tail(
+            &[
+                "--url",
+                &dead,
+                "--url",
+                &url,
+                "--url-order",
+                order,
+                "--transport",
+                "sse",
+                "--max-events",
+                "5",
+            ],
+            &[],
+        )
+        .await;
+        assert!(ok, "{order}: {stderr}");
+        assert_eq!(ids, [1, 2, 3, 4, 5], "{order}: {stderr}");
+    }
+    let (_, stderr, ok) = tail(&["--url", &url, "--url-order", "sideways"], &[]).await;
+    assert!(!ok && stderr.contains("in-order or random"), "{stderr}");
+}
