@@ -20,13 +20,17 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use wire::Epoch;
 
+mod connect;
+
 use super::LogError;
 use super::shared::{Ack, LogService, Record, ServiceInfo, Stored, Tag};
 
-mod tags;
-
-use tags::{TAG_HEADER, decode_tag, encode_tag};
-
+const TAG_HEADER: &str = "Tickwire-Tag";
+/// How long the follower's pull requests last; the idle heartbeat is half
+/// of it. async-nats's default, 30 s, left a follower whose server died
+/// silent for half a minute before two missed heartbeats made it follow
+/// again (through the server it reconnected to).
+const FOLLOW_EXPIRES: Duration = Duration::from_secs(2);
 /// JetStream's error for an atomic batch holding a message id it has seen.
 const BATCH_DUPLICATE: u64 = 10201;
 
@@ -70,6 +74,8 @@ pub struct JetStream {
     epoch: Epoch,
     options: JetStreamOptions,
     batches: AtomicU64,
+    /// Counts the connections made: a follower stops at a reconnect.
+    connects: tokio::sync::watch::Receiver<u64>,
 }
 
 impl JetStream {
@@ -78,22 +84,7 @@ impl JetStream {
     /// An existing stream must deny deletes and purges and allow atomic
     /// publishes; one that does not is updated to, or refused.
     pub async fn connect(options: JetStreamOptions) -> Result<JetStream, LogError> {
-        let seed = options.node;
-        let client = async_nats::ConnectOptions::new()
-            .name(format!("wire-stub-{:012x}", options.node & 0xffff_ffff_ffff))
-            .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(5))
-            .reconnect_delay_callback(move |attempts| reconnect_delay(seed, attempts))
-            .event_callback(|event| async move {
-                match event {
-                    async_nats::Event::Connected => tracing::info!("connected to NATS"),
-                    other => tracing::warn!(event = %other, "NATS connection"),
-                }
-            })
-            // async-nats takes one URL per string: a cluster's are a list.
-            .connect(server_list(&options.url))
-            .await
-            .map_err(|e| unavailable(format!("connecting to {}: {e}", options.url)))?;
+        let (client, connects) = connect::client(&options).await?;
         let js = jetstream::new(client.clone());
         let stream = open_stream(&js, &options).await?;
         let info = stream.cached_info();
@@ -106,6 +97,7 @@ impl JetStream {
             epoch,
             options,
             batches: AtomicU64::new(0),
+            connects,
         })
     }
 
@@ -248,12 +240,23 @@ impl LogService for JetStream {
 
     fn follow(&self, after: u64) -> BoxStream<'static, Result<Stored, LogError>> {
         let stream = self.stream.clone();
+        // The server a consumer lived on may be gone or restarted (its
+        // ephemeral consumers with it): after a reconnect the stream ends and
+        // the node follows again, instead of waiting out async-nats's
+        // missed heartbeats and pull errors (15 s and more).
+        let mut connects = self.connects.clone();
+        let at = *connects.borrow_and_update();
+        let reconnected = async move {
+            let _ = connects.wait_for(|&n| n != at).await;
+            tracing::info!("reconnected to NATS: following the stream again");
+        };
         let opened = async move {
             let consumer = stream
                 .create_consumer(consumer::pull::OrderedConfig {
                     deliver_policy: consumer::DeliverPolicy::ByStartSequence {
                         start_sequence: after + 1,
                     },
+                    max_expires: FOLLOW_EXPIRES,
                     ..Default::default()
                 })
                 .await
@@ -278,7 +281,10 @@ impl LogService for JetStream {
                     }),
             )
         };
-        futures_util::stream::once(opened).try_flatten().boxed()
+        futures_util::stream::once(opened)
+            .try_flatten()
+            .take_until(reconnected)
+            .boxed()
     }
 
     fn get(&self, seq: u64) -> BoxFuture<'_, Result<Option<Stored>, LogError>> {
@@ -391,11 +397,6 @@ fn publish_error(e: jetstream::context::PublishError) -> LogError {
     }
 }
 
-/// `nats://a:4222,nats://b:4222` as the servers' URLs, one by one.
-fn server_list(url: &str) -> Vec<&str> {
-    url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect()
-}
-
 fn unavailable(reason: String) -> LogError {
     LogError::Unavailable { reason }
 }
@@ -411,20 +412,36 @@ fn stream_epoch(name: &str, created_ns: i128) -> Epoch {
     Epoch::from_random(h ^ (h >> 29))
 }
 
-/// async-nats's reconnect wait: 1 s doubling to 16 s, with up to 25% of
-/// jitter drawn from the node's seed (no two nodes in step).
-fn reconnect_delay(seed: u64, attempts: usize) -> Duration {
-    let base = Duration::from_secs(1) * 2u32.saturating_pow(attempts.saturating_sub(1).min(4) as u32);
-    let base = base.min(Duration::from_secs(16));
-    let mut x = seed ^ (attempts as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^= x >> 31;
-    let jitter = base.mul_f64((x % 1000) as f64 / 4000.0);
-    if attempts == 0 {
-        Duration::ZERO
-    } else {
-        base - jitter
+fn encode_tag(tag: &Tag) -> String {
+    match tag {
+        Tag::Ingest => "ingest".into(),
+        Tag::Keyed { key, digest, count } => format!("keyed {digest:08x} {count} {key}"),
+        Tag::Fixture { fixture, line } => format!("fixture {fixture:08x} {line}"),
+    }
+}
+
+/// A record's tag from its headers; anything else is plain ingest.
+fn decode_tag(headers: &HeaderMap) -> Tag {
+    let text = headers.get(TAG_HEADER).map(|v| v.as_str()).unwrap_or("");
+    let mut parts = text.splitn(4, ' ');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("keyed"), Some(digest), Some(count), Some(key)) => {
+            match (u32::from_str_radix(digest, 16), count.parse()) {
+                (Ok(digest), Ok(count)) => Tag::Keyed {
+                    key: key.to_owned(),
+                    digest,
+                    count,
+                },
+                _ => Tag::Ingest,
+            }
+        }
+        (Some("fixture"), Some(fixture), Some(line), None) => {
+            match (u32::from_str_radix(fixture, 16), line.parse()) {
+                (Ok(fixture), Ok(line)) => Tag::Fixture { fixture, line },
+                _ => Tag::Ingest,
+            }
+        }
+        _ => Tag::Ingest,
     }
 }
 
@@ -459,34 +476,5 @@ mod tests {
         assert_eq!(a, stream_epoch("TICKWIRE", 1_700_000_000_000_000_000));
         assert_ne!(a, stream_epoch("TICKWIRE", 1_700_000_000_000_000_001));
         assert_ne!(a, stream_epoch("OTHER", 1_700_000_000_000_000_000));
-    }
-
-    #[test]
-    fn a_cluster_is_a_comma_separated_list_of_urls() {
-        let urls = server_list("nats://127.0.0.1:4222, nats://127.0.0.1:4223,nats://127.0.0.1:4224");
-        assert_eq!(
-            urls,
-            [
-                "nats://127.0.0.1:4222",
-                "nats://127.0.0.1:4223",
-                "nats://127.0.0.1:4224"
-            ]
-        );
-        for url in urls {
-            url.parse::<async_nats::ServerAddr>().unwrap();
-        }
-    }
-
-    #[test]
-    fn reconnects_wait_one_to_sixteen_seconds() {
-        assert_eq!(reconnect_delay(7, 0), Duration::ZERO);
-        for attempts in 1..20 {
-            let d = reconnect_delay(7, attempts);
-            assert!(
-                d >= Duration::from_millis(750) && d <= Duration::from_secs(16),
-                "{attempts}: {d:?}"
-            );
-        }
-        assert!(reconnect_delay(7, 9) >= Duration::from_secs(12));
     }
 }
