@@ -385,3 +385,61 @@ async fn a_restarted_nats_server_keeps_the_epoch_and_clients_resume_exactly() {
     }
     stays.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_cluster_restarted_with_its_stores_keeps_the_epoch_and_clients_resume_exactly() {
+    let scratch = Scratch::new("cluster_restart");
+    let mut servers = NatsServer::cluster(&scratch).await;
+    let args = ["--no-fixture", "--nats-replicas", "3"];
+    let w = Wire::start(&scratch, "w", &urls(&servers), &args).await;
+    let wait = Duration::from_secs(20);
+    let mut acked = publish_batches(&w, "before", 5, 10, Duration::ZERO).await;
+    let epoch: wire::Epoch = serde_json::from_value(w.reach(50, wait).await["epoch"].clone()).unwrap();
+    let mut stays = Client::connect(TokioConnect, config(vec![w.url()], Transport::Sse)).unwrap();
+    let mut stays_sub = stays.subscribe().unwrap();
+    let mut seen = collect(&mut stays_sub, 50).await;
+
+    // Every NATS server at once, SIGKILL: nothing flushed on the way out.
+    for s in &mut servers {
+        s.kill().await;
+    }
+    let on_w = &w;
+    let away = nats_support::eventually(wait, || async move {
+        on_w.health()
+            .await
+            .is_some_and(|h| h["log"]["connected"] == false)
+    })
+    .await;
+    assert!(away, "the wire node sees NATS gone");
+    NatsServer::start_all(&mut servers).await;
+
+    // The same stream: the same epoch and head, and ids go on at head + 1.
+    let h = w.reach(50, wait).await;
+    assert_eq!(
+        h["epoch"],
+        epoch.to_string(),
+        "the epoch survives the cluster's restart"
+    );
+    let publish_again = nats_support::eventually(wait, || async {
+        w.health().await.is_some_and(|h| h["log"]["connected"] == true)
+    })
+    .await;
+    assert!(publish_again, "the wire node is connected again");
+    let more = publish_acked(&w, &payloads("after", 0..10), "after-0", wait).await;
+    assert_eq!(more.first, 51, "{more:?}");
+    acked.push((more, payloads("after", 0..10)));
+    let rest = publish_batches(&w, "after-more", 4, 10, Duration::ZERO).await;
+    acked.extend(rest);
+    seen.extend(collect(&mut stays_sub, 50).await);
+    assert_delivered_as_acknowledged(&seen, &acked);
+    assert_eq!(stays.epoch(), Some(epoch));
+
+    // A client resuming from the cursor taken before the restart: 51 on.
+    let mut c = config(vec![w.url()], Transport::Ws);
+    c.start_after = wire::Cursor::new(epoch, 50);
+    let mut resumed = Client::connect(TokioConnect, c).unwrap();
+    let events = collect(&mut resumed.subscribe().unwrap(), 50).await;
+    assert_eq!(ids(&events), (51..=100).collect::<Vec<u64>>());
+    resumed.close().await;
+    stays.close().await;
+}

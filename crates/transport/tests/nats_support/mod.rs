@@ -197,6 +197,18 @@ impl NatsServer {
         servers
     }
 
+    /// Starts every server of a cluster again (on the same ports and
+    /// stores) at once, as they need each other to elect a leader, and
+    /// waits until each answers.
+    pub async fn start_all(servers: &mut [NatsServer]) {
+        for s in servers.iter_mut() {
+            s.spawn();
+        }
+        for s in servers.iter() {
+            s.ready().await;
+        }
+    }
+
     /// `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
