@@ -21,20 +21,25 @@ pub(super) async fn client(
     let seed = options.node;
     let (connects, counted) = watch::channel(0u64);
     let connects = Arc::new(connects);
+    let urls: Arc<str> = options.url.as_str().into();
     let client = async_nats::ConnectOptions::new()
         .name(format!("wire-stub-{:012x}", options.node & 0xffff_ffff_ffff))
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
         .reconnect_delay_callback(move |attempts| reconnect_delay(seed, attempts))
         .event_callback(move |event| {
-            let connects = connects.clone();
+            let (connects, urls) = (connects.clone(), urls.clone());
             async move {
                 match event {
                     async_nats::Event::Connected => {
                         tracing::info!("connected to NATS");
                         connects.send_modify(|n| *n += 1);
                     }
-                    other => tracing::warn!(event = %other, "NATS connection"),
+                    other => tracing::warn!(
+                        %urls,
+                        event = %other,
+                        "NATS connection: retrying, 1 s doubling to 16 s (ingest answers 503 meanwhile)"
+                    ),
                 }
             }
         })
