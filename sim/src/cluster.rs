@@ -11,7 +11,7 @@ mod draw;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
@@ -19,7 +19,7 @@ use stub::{MemoryService, NodeLog, NodeOptions, Pace, Stub};
 
 pub use draw::draw;
 
-use crate::harness::{SIM_DURATION, Shared, sim_clock_us, subscriber};
+use crate::harness::{SIM_DURATION, Shared, sim_clock_us, sim_for, step, subscriber};
 use crate::net;
 use crate::report::{Broke, FinalLog, Report, Start};
 use crate::scenario::{Fault, Scenario, client_config};
@@ -85,19 +85,7 @@ async fn node(
 
 /// Runs a scenario with `scenario.nodes` nodes.
 pub fn run(scenario: &Scenario, seed: u64, payloads: Arc<[wire::Payload]>) -> Report {
-    let mut builder = turmoil::Builder::new();
-    builder
-        .rng_seed(seed)
-        .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(1_772_461_800))
-        .tick_duration(scenario.tick)
-        .simulation_duration(SIM_DURATION)
-        .tcp_capacity(64.max(scenario.clients.len() * 4))
-        .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(5));
-    if scenario.random_order {
-        builder.enable_random_order();
-    }
-    let mut sim = builder.build();
+    let mut sim = sim_for(scenario, seed);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc1a5_7e72);
     let model = MemoryService::new(wire::Epoch::from_random(rng.random()), rng.random());
     let starts: Rc<RefCell<Vec<(usize, Start)>>> = Rc::default();
@@ -189,19 +177,10 @@ pub fn run(scenario: &Scenario, seed: u64, payloads: Arc<[wire::Payload]>) -> Re
         if sim.elapsed() >= give_up {
             break Some(Broke::OutOfTime(sim.elapsed()));
         }
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step())) {
-            Ok(Ok(true)) => break None,
-            Ok(Ok(false)) => {}
-            Ok(Err(_)) if sim.elapsed() >= SIM_DURATION => break Some(Broke::OutOfTime(sim.elapsed())),
-            Ok(Err(e)) => break Some(Broke::Error(e.to_string())),
-            Err(p) => {
-                break Some(Broke::Panic(
-                    p.downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "panic".into()),
-                ));
-            }
+        match step(&mut sim) {
+            Ok(true) => break None,
+            Ok(false) => {}
+            Err(broke) => break Some(broke),
         }
     };
     let records = model.records();

@@ -146,13 +146,9 @@ fn host_of(scenario: &Scenario, i: usize) -> String {
     format!("client{}", i / scenario.clients_per_host.max(1))
 }
 
-/// Runs `scenario` with `seed`.
-pub fn run(scenario: &Scenario, seed: u64) -> Report {
-    let day = default_day();
-    let payloads: Arc<[wire::Payload]> = day[..scenario.events.min(day.len())].into();
-    if scenario.nodes > 1 {
-        return crate::cluster::run(scenario, seed, payloads);
-    }
+/// The simulation for `scenario` and `seed`: turmoil seeded, on the
+/// scenario's tick, 1 to 5 ms per message.
+pub(crate) fn sim_for(scenario: &Scenario, seed: u64) -> turmoil::Sim<'static> {
     let mut builder = turmoil::Builder::new();
     builder
         .rng_seed(seed)
@@ -166,7 +162,33 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
     if scenario.random_order {
         builder.enable_random_order();
     }
-    let mut sim = builder.build();
+    builder.build()
+}
+
+/// One step of the simulation: `Ok(true)` when every client is done; how
+/// it broke otherwise (a panic in a host is caught and named).
+pub(crate) fn step(sim: &mut turmoil::Sim<'static>) -> Result<bool, Broke> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step())) {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(_)) if sim.elapsed() >= SIM_DURATION => Err(Broke::OutOfTime(sim.elapsed())),
+        Ok(Err(e)) => Err(Broke::Error(e.to_string())),
+        Err(p) => Err(Broke::Panic(
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into()),
+        )),
+    }
+}
+
+/// Runs `scenario` with `seed`.
+pub fn run(scenario: &Scenario, seed: u64) -> Report {
+    let day = default_day();
+    let payloads: Arc<[wire::Payload]> = day[..scenario.events.min(day.len())].into();
+    if scenario.nodes > 1 {
+        return crate::cluster::run(scenario, seed, payloads);
+    }
+    let mut sim = sim_for(scenario, seed);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5175_d15c);
     let disk = SimDisk::new(scenario.disk, rng.random());
     let shared = Rc::new(RefCell::new(Shared {
@@ -367,19 +389,10 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
             // Long past the liveness deadline: it is not going to settle.
             break Some(Broke::OutOfTime(sim.elapsed()));
         }
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step())) {
-            Ok(Ok(true)) => break None,
-            Ok(Ok(false)) => {}
-            Ok(Err(_)) if sim.elapsed() >= SIM_DURATION => break Some(Broke::OutOfTime(sim.elapsed())),
-            Ok(Err(e)) => break Some(Broke::Error(e.to_string())),
-            Err(p) => {
-                break Some(Broke::Panic(
-                    p.downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "panic".into()),
-                ));
-            }
+        match step(&mut sim) {
+            Ok(true) => break None,
+            Ok(false) => {}
+            Err(broke) => break Some(broke),
         }
     };
     let mut s = shared.borrow_mut();
