@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
@@ -15,6 +15,10 @@ use stub::{EventLog, Log, Stub};
 use transport::Client;
 
 use crate::disk::SimDisk;
+mod step;
+
+pub(crate) use step::{sim_for, step};
+
 use crate::engine::engine_client;
 use crate::net;
 use crate::publisher::{self, BatchRun};
@@ -144,41 +148,6 @@ fn default_day() -> &'static [wire::Payload] {
 /// The name of the turmoil host client `i` runs on.
 fn host_of(scenario: &Scenario, i: usize) -> String {
     format!("client{}", i / scenario.clients_per_host.max(1))
-}
-
-/// The simulation for `scenario` and `seed`: turmoil seeded, on the
-/// scenario's tick, 1 to 5 ms per message.
-pub(crate) fn sim_for(scenario: &Scenario, seed: u64) -> turmoil::Sim<'static> {
-    let mut builder = turmoil::Builder::new();
-    builder
-        .rng_seed(seed)
-        .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(1_772_461_800))
-        .tick_duration(scenario.tick)
-        .simulation_duration(SIM_DURATION)
-        // Room for every client's connection in the accept queue.
-        .tcp_capacity(64.max(scenario.clients.len() * 4))
-        .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(5));
-    if scenario.random_order {
-        builder.enable_random_order();
-    }
-    builder.build()
-}
-
-/// One step of the simulation: `Ok(true)` when every client is done; how
-/// it broke otherwise (a panic in a host is caught and named).
-pub(crate) fn step(sim: &mut turmoil::Sim<'static>) -> Result<bool, Broke> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step())) {
-        Ok(Ok(done)) => Ok(done),
-        Ok(Err(_)) if sim.elapsed() >= SIM_DURATION => Err(Broke::OutOfTime(sim.elapsed())),
-        Ok(Err(e)) => Err(Broke::Error(e.to_string())),
-        Err(p) => Err(Broke::Panic(
-            p.downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "panic".into()),
-        )),
-    }
 }
 
 /// Runs `scenario` with `seed`.
