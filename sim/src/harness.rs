@@ -17,12 +17,12 @@ use transport::Client;
 use crate::disk::SimDisk;
 mod step;
 
-pub(crate) use step::{sim_for, step};
+pub(crate) use step::{link_fault, sim_for, step};
 
 use crate::engine::engine_client;
 use crate::net;
 use crate::publisher::{self, BatchRun};
-use crate::report::{Broke, ClientRun, Entry, FinalLog, Report, Start};
+use crate::report::{ClientRun, Entry, FinalLog, Report, Start};
 use crate::scenario::{Fault, Scenario, client_config};
 use crate::stub_host::Publish;
 
@@ -273,37 +273,36 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
     let give_up = SIM_DURATION.min(scenario.deadline() + Duration::from_secs(60));
     // A crash the disk decided (mid-append): when the host comes back.
     let mut restart_at: Option<Duration> = None;
+    // The stub is stopped (crashed, its disk lost) until a restart.
+    let mut down = false;
     let mut next_sample = Duration::ZERO;
-    let mut names: Vec<String> = (0..scenario.clients.len())
+    let hosts: Vec<String> = (0..scenario.clients.len())
         .map(|i| host_of(scenario, i))
         .collect();
+    let mut names = hosts.clone();
     names.dedup();
     let mut heads: Vec<(Duration, u64)> = Vec::new();
     let crashed = loop {
-        while let Some((at, fault)) = schedule.next_if(|(at, _)| *at <= sim.elapsed()) {
+        while let Some((_, fault)) = schedule.next_if(|(at, _)| *at <= sim.elapsed()) {
             applied.push((sim.elapsed(), fault.clone()));
-            let _ = at;
-            let targets = |c: &Option<usize>| -> Vec<String> {
-                match c {
-                    Some(i) => vec![host_of(scenario, *i)],
-                    None => names.clone(),
-                }
-            };
+            if link_fault(&mut sim, &fault, &hosts, &names) {
+                continue;
+            }
             match &fault {
-                Fault::Partition(c) => targets(c).iter().for_each(|n| sim.partition("stub", n.as_str())),
-                Fault::Repair(c) => targets(c).iter().for_each(|n| sim.repair("stub", n.as_str())),
-                Fault::Hold => names.iter().for_each(|n| sim.hold("stub", n.as_str())),
-                Fault::Release => names.iter().for_each(|n| sim.release("stub", n.as_str())),
                 Fault::Bounce => sim.bounce("stub"),
                 Fault::Crash => {
                     sim.crash("stub");
                     disk.crash();
+                    down = true;
                 }
                 Fault::LoseDisk => {
                     sim.crash("stub");
                     disk.lose();
+                    down = true;
                 }
-                Fault::Restart => sim.bounce("stub"),
+                // Brings a stopped stub back; a running one is left alone
+                // (a second `Restart` is not a bounce in disguise).
+                Fault::Restart if std::mem::take(&mut down) => sim.bounce("stub"),
                 Fault::DiskFaults(on) => disk.set_faulty(*on),
                 Fault::StreamingOff | Fault::StreamingOn => {
                     let on = fault == Fault::StreamingOn;
@@ -313,12 +312,9 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
                         stub.set_streaming(on);
                     }
                 }
-                Fault::Latency(max) => sim.set_max_message_latency((*max).max(Duration::from_millis(5))),
-                Fault::Silence(c) => targets(c)
-                    .iter()
-                    .for_each(|n| sim.partition_oneway("stub", n.as_str())),
-                // Faults of several nodes on a shared log (`cluster`).
-                Fault::NodeCrash(_) | Fault::NodeRestart(_) | Fault::LogDown | Fault::LogUp => {}
+                // Faults of links (above), and of several nodes on a shared
+                // log (`cluster`).
+                _ => {}
             }
         }
         if disk.crashing() {
@@ -326,6 +322,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
             // bring it back after a delay from the seed.
             sim.crash("stub");
             disk.crash();
+            down = true;
             let (lo, hi) = scenario.restart_delay;
             let delay = shared
                 .borrow_mut()
@@ -338,8 +335,10 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
             && sim.elapsed() >= at
         {
             restart_at = None;
-            applied.push((sim.elapsed(), Fault::Restart));
-            sim.bounce("stub");
+            if std::mem::take(&mut down) {
+                applied.push((sim.elapsed(), Fault::Restart));
+                sim.bounce("stub");
+            }
         }
         if let Some(stub) = &shared.borrow().stub {
             let head = stub.log().head();
@@ -354,11 +353,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
                 conn_samples.push((sim.elapsed(), n));
             }
         }
-        if sim.elapsed() >= give_up {
-            // Long past the liveness deadline: it is not going to settle.
-            break Some(Broke::OutOfTime(sim.elapsed()));
-        }
-        match step(&mut sim) {
+        match step(&mut sim, give_up) {
             Ok(true) => break None,
             Ok(false) => {}
             Err(broke) => break Some(broke),
