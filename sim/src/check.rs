@@ -146,11 +146,7 @@ pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
         return cluster::check(scenario, report);
     }
     if let Some(c) = &report.crashed {
-        // turmoil gives up when clients never finish: that is liveness.
-        let class = match c {
-            Broke::OutOfTime(_) => Class::Liveness,
-            Broke::Error(_) | Broke::Panic(_) => Class::Crash,
-        };
+        let class = class_of(c);
         let total = scenario.total_events();
         let mut stuck: Vec<String> = report
             .clients
@@ -257,33 +253,48 @@ pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
             }
             (None, None) => {}
         }
-        if c.ids.len() != scenario.total_events() {
-            return Err(violation(
-                Class::Liveness,
-                Some(report.elapsed),
-                format!(
-                    "client {i} got {} of {} events",
-                    c.ids.len(),
-                    scenario.total_events()
-                ),
-            ));
-        }
-        let deadline = scenario.deadline();
-        if let Some(done) = c.done_at
-            && done > deadline
-        {
-            return Err(violation(
-                Class::Liveness,
-                Some(done),
-                format!(
-                    "client {i} reached the head at {} ms, later than {} ms",
-                    done.as_millis(),
-                    deadline.as_millis()
-                ),
-            ));
-        }
+        reached_head(scenario, report, i, c)?;
     }
     Ok(())
+}
+
+/// Liveness: client `i` got every event, and by the scenario's deadline.
+pub(crate) fn reached_head(
+    scenario: &Scenario,
+    report: &Report,
+    i: usize,
+    c: &ClientRun,
+) -> Result<(), Violation> {
+    let total = scenario.total_events();
+    if c.ids.len() != total {
+        return Err(violation(
+            Class::Liveness,
+            Some(report.elapsed),
+            format!("client {i} got {} of {total} events", c.ids.len()),
+        ));
+    }
+    let deadline = scenario.deadline();
+    match c.done_at {
+        Some(done) if done > deadline => Err(violation(
+            Class::Liveness,
+            Some(done),
+            format!(
+                "client {i} reached the head at {} ms, later than {} ms",
+                done.as_millis(),
+                deadline.as_millis()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The class of a run that broke: turmoil gives up when clients never
+/// finish, which is liveness; an error or a panic is a crash.
+pub(crate) fn class_of(broke: &Broke) -> Class {
+    match broke {
+        Broke::OutOfTime(_) => Class::Liveness,
+        Broke::Error(_) | Broke::Panic(_) => Class::Crash,
+    }
 }
 
 /// Every event reaches the client exactly once, in order: ids 1, 2, 3, ...

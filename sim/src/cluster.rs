@@ -19,9 +19,9 @@ use stub::{MemoryService, NodeLog, NodeOptions, Pace, Stub};
 
 pub use draw::draw;
 
-use crate::harness::{SIM_DURATION, Shared, sim_clock_us, sim_for, step, subscriber};
+use crate::harness::{SIM_DURATION, Shared, link_fault, sim_clock_us, sim_for, step, subscriber};
 use crate::net;
-use crate::report::{Broke, FinalLog, Report, Start};
+use crate::report::{FinalLog, Report, Start};
 use crate::scenario::{Fault, Scenario, client_config};
 
 /// The turmoil host of node `i`: node 0 is `stub`, as in one-node runs.
@@ -150,34 +150,20 @@ pub fn run(scenario: &Scenario, seed: u64, payloads: Arc<[wire::Payload]>) -> Re
     let crashed = loop {
         while let Some((_, fault)) = schedule.next_if(|(at, _)| *at <= sim.elapsed()) {
             applied.push((sim.elapsed(), fault.clone()));
-            let targets = |c: &Option<usize>| -> Vec<String> {
-                match c {
-                    Some(i) => vec![clients[*i].clone()],
-                    None => clients.clone(),
-                }
-            };
+            if link_fault(&mut sim, &fault, &clients, &clients) {
+                continue;
+            }
             match &fault {
-                Fault::Partition(c) => targets(c).iter().for_each(|n| sim.partition("stub", n.as_str())),
-                Fault::Silence(c) => targets(c)
-                    .iter()
-                    .for_each(|n| sim.partition_oneway("stub", n.as_str())),
-                Fault::Repair(c) => targets(c).iter().for_each(|n| sim.repair("stub", n.as_str())),
-                Fault::Hold => clients.iter().for_each(|n| sim.hold("stub", n.as_str())),
-                Fault::Release => clients.iter().for_each(|n| sim.release("stub", n.as_str())),
                 Fault::Bounce | Fault::Restart => sim.bounce("stub"),
                 Fault::Crash | Fault::LoseDisk => sim.crash("stub"),
                 Fault::NodeCrash(i) => sim.crash(node_name(*i)),
                 Fault::NodeRestart(i) => sim.bounce(node_name(*i)),
                 Fault::LogDown => model.set_up(false),
                 Fault::LogUp => model.set_up(true),
-                Fault::Latency(max) => sim.set_max_message_latency((*max).max(Duration::from_millis(5))),
-                Fault::StreamingOff | Fault::StreamingOn | Fault::DiskFaults(_) => {}
+                _ => {}
             }
         }
-        if sim.elapsed() >= give_up {
-            break Some(Broke::OutOfTime(sim.elapsed()));
-        }
-        match step(&mut sim) {
+        match step(&mut sim, give_up) {
             Ok(true) => break None,
             Ok(false) => {}
             Err(broke) => break Some(broke),

@@ -6,29 +6,8 @@ use std::time::{Duration, Instant};
 use transport::policy::url_order;
 use transport::{ClientError, Failure, Next, Note, Policy, PolicyConfig, UrlOrder};
 
-#[allow(clippy::disallowed_methods)]
-fn t0() -> Instant {
-    // Only an origin: the policy never reads the clock itself.
-    Instant::now()
-}
-
-fn no_jitter() -> PolicyConfig {
-    PolicyConfig {
-        jitter: 0.0,
-        ..PolicyConfig::default()
-    }
-}
-
-fn fail(reason: &str) -> Failure {
-    Failure::Retry {
-        reason: reason.into(),
-        retry_after: None,
-    }
-}
-
-fn s(secs: f64) -> Duration {
-    Duration::from_secs_f64(secs)
-}
+mod common;
+use common::{fail, no_jitter, s, t0};
 
 /// Starts the first attempt.
 fn start(p: &mut Policy, now: Instant) {

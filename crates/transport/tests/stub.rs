@@ -3,6 +3,9 @@
 //! polling and the upgrade back, gaps, duplicates, silence, and the status
 //! answers. Each asserts exactly-once, in-order delivery where events flow.
 
+mod common;
+use common::collect;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +15,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use stub::{Config, Log, Pace, Source, Stub};
 use tokio::task::JoinHandle;
-use transport::{
-    Client, ClientConfig, ClientError, Failure, Lifecycle, PolicyConfig, Subscription, TokioConnect,
-    Transport,
-};
+use transport::{Client, ClientConfig, ClientError, Failure, Lifecycle, TokioConnect, Transport};
 use wire::{Event, Payload};
 
 fn fixture() -> Vec<Payload> {
@@ -75,33 +75,11 @@ impl Server {
     }
 }
 
+/// The shared client on one URL, probing to upgrade every 300 ms.
 fn config(url: &str, kind: Transport) -> ClientConfig {
-    let mut c = ClientConfig::new(url, Arc::new(|| 2));
-    c.policy = PolicyConfig {
-        transport: kind,
-        initial_delay: Duration::from_millis(50),
-        max_delay: Duration::from_millis(400),
-        probe_interval: Duration::from_millis(300),
-        ..PolicyConfig::default()
-    };
-    c.poll_wait = Duration::from_millis(500);
-    c.poll_interval = Duration::from_millis(20);
-    c.seed = 42;
+    let mut c = common::config(vec![url.to_owned()], kind);
+    c.policy.probe_interval = Duration::from_millis(300);
     c
-}
-
-/// Collects `n` events, failing the test on an error or a stall.
-async fn collect(sub: &mut Subscription, n: usize) -> Vec<Event> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        match tokio::time::timeout(Duration::from_secs(20), sub.next()).await {
-            Ok(Some(Ok(e))) => out.push(e),
-            Ok(Some(Err(e))) => panic!("client stopped after {} events: {e}", out.len()),
-            Ok(None) => panic!("subscription ended after {} events", out.len()),
-            Err(_) => panic!("no event for 20 s after {} events", out.len()),
-        }
-    }
-    out
 }
 
 /// A new epoch for every log a test makes, as a stub mints one per start.

@@ -4,8 +4,8 @@
 //! client delivers every event exactly once, in order, across its moves
 //! from node to node.
 
-use super::{Class, Invariant, Violation, exactly_once_in_order, violation};
-use crate::{Broke, Report, Scenario};
+use super::{Class, Invariant, Violation, class_of, exactly_once_in_order, reached_head, violation};
+use crate::{Report, Scenario};
 
 pub(super) fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
     stored_once(report)?;
@@ -53,10 +53,7 @@ pub(super) fn check(scenario: &Scenario, report: &Report) -> Result<(), Violatio
         }
     }
     if let Some(c) = &report.crashed {
-        let class = match c {
-            Broke::OutOfTime(_) => Class::Liveness,
-            Broke::Error(_) | Broke::Panic(_) => Class::Crash,
-        };
+        let class = class_of(c);
         let stuck: Vec<String> = report
             .clients
             .iter()
@@ -71,24 +68,7 @@ pub(super) fn check(scenario: &Scenario, report: &Report) -> Result<(), Violatio
         ));
     }
     for (i, c) in report.clients.iter().enumerate() {
-        if c.ids.len() != scenario.events {
-            return Err(violation(
-                Class::Liveness,
-                Some(report.elapsed),
-                format!("client {i} got {} of {} events", c.ids.len(), scenario.events),
-            ));
-        }
-        if let Some(done) = c.done_at.filter(|d| *d > scenario.deadline()) {
-            return Err(violation(
-                Class::Liveness,
-                Some(done),
-                format!(
-                    "client {i} reached the head at {} ms, later than {} ms",
-                    done.as_millis(),
-                    scenario.deadline().as_millis()
-                ),
-            ));
-        }
+        reached_head(scenario, report, i, c)?;
     }
     Ok(())
 }

@@ -3,11 +3,13 @@
 //! epoch) survives a restart.
 //!
 //! [`EventLog`] is what the server needs of a log; [`Log`] is the embedded
-//! one (memory, plus a journal on a [`Disk`] when durable). Events are
+//! one (memory, plus a journal on a [`Disk`] when durable), [`NodeLog`] a
+//! wire node's view of a shared log (`shared`, JetStream). Events are
 //! stored encoded (their JSON object, once), so serving a stream is copying
 //! bytes, not serializing; the same id in the same epoch is always the same
 //! bytes, `pub_us` included (a restarted journal serves what it wrote).
-//! Readers wait for new events on a `watch` of the head id.
+//! Readers wait for new events on the head's [`HeadWatch`]; both logs keep
+//! the newest events in a `window::Window`.
 
 mod api;
 mod head;
@@ -15,8 +17,8 @@ mod jetstream;
 mod journal;
 mod keys;
 mod shared;
+mod window;
 
-use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -34,39 +36,27 @@ pub(crate) use keys::digest;
 
 use journal::Journal;
 use keys::{Keys, Lookup};
+use window::Window;
 
 #[derive(Debug)]
 struct Inner {
-    events: VecDeque<Entry>,
-    head: u64,
-    retention: usize,
+    window: Window,
     fixture_done: usize,
 }
 
 impl Inner {
     fn empty(retention: usize) -> Inner {
         Inner {
-            events: VecDeque::new(),
-            head: 0,
-            retention: retention.max(1),
+            window: Window::new(0, retention),
             fixture_done: 0,
         }
-    }
-
-    fn oldest(&self) -> u64 {
-        self.events.front().map_or(self.head + 1, |e| e.id)
     }
 
     fn push(&mut self, source: Source, entries: Vec<Entry>) {
         if source == Source::Fixture {
             self.fixture_done += entries.len();
         }
-        if let Some(last) = entries.last() {
-            self.head = last.id;
-        }
-        self.events.extend(entries);
-        let excess = self.events.len().saturating_sub(self.retention);
-        self.events.drain(..excess);
+        self.window.extend(entries);
     }
 }
 
@@ -101,8 +91,8 @@ impl std::fmt::Debug for Log {
         let inner = self.read_lock();
         f.debug_struct("Log")
             .field("epoch", &self.0.epoch)
-            .field("head", &inner.head)
-            .field("oldest", &inner.oldest())
+            .field("head", &inner.window.head())
+            .field("oldest", &inner.window.oldest())
             .field("offload", &self.0.offload)
             .finish()
     }
@@ -172,7 +162,7 @@ impl Log {
     }
 
     fn build(epoch: Epoch, inner: Inner, journal: Option<Journal>, keys: Keys, offload: bool) -> Log {
-        let head = inner.head;
+        let head = inner.window.head();
         Log(Arc::new(Shared {
             epoch,
             inner: RwLock::new(inner),
@@ -257,11 +247,11 @@ impl EventLog for Log {
     }
 
     fn head(&self) -> u64 {
-        self.read_lock().head
+        self.read_lock().window.head()
     }
 
     fn oldest(&self) -> u64 {
-        self.read_lock().oldest()
+        self.read_lock().window.oldest()
     }
 
     fn fixture_done(&self) -> usize {
@@ -280,27 +270,7 @@ impl EventLog for Log {
     }
 
     fn read_with(&self, after: u64, max: usize, f: &mut dyn FnMut(&Entry)) -> Result<u64, Expired> {
-        let inner = self.read_lock();
-        let oldest = inner.oldest();
-        // `oldest` is at least 1, so this cannot overflow, whatever cursor a
-        // client sends (`after + 1` would, at u64::MAX).
-        if after < oldest - 1 {
-            return Err(Expired {
-                oldest,
-                head: inner.head,
-            });
-        }
-        if after >= inner.head {
-            return Ok(after);
-        }
-        // Here oldest - 1 <= after < head, so neither side overflows.
-        let skip = (after - (oldest - 1)) as usize;
-        let mut last = after;
-        for entry in inner.events.range(skip..).take(max) {
-            f(entry);
-            last = entry.id;
-        }
-        Ok(last)
+        self.read_lock().window.read_with(after, max, f)
     }
 
     /// With a journal, the record is written and synced first, on a

@@ -12,6 +12,7 @@ use futures_util::future::BoxFuture;
 use wire::Epoch;
 
 use super::{Ack, LogService, Record, Stored, Tag};
+use crate::log::window::Window;
 use crate::log::{
     Appended, Batch, Entry, EventLog, Expired, HeadWatch, IdempotencyKey, LogError, LogStatus, Miss, keys,
 };
@@ -74,18 +75,6 @@ impl Drop for Node {
     }
 }
 
-struct Window {
-    events: VecDeque<Entry>,
-    head: u64,
-    retention: usize,
-}
-
-impl Window {
-    fn oldest(&self) -> u64 {
-        self.events.front().map_or(self.head + 1, |e| e.id)
-    }
-}
-
 /// Keyed batches seen in the stream: key → (ids, digest), the oldest
 /// forgotten first.
 #[derive(Default)]
@@ -119,11 +108,7 @@ impl NodeLog {
         let node = Arc::new(Node {
             service: service.clone(),
             epoch: info.epoch,
-            window: RwLock::new(Window {
-                events: VecDeque::new(),
-                head: start,
-                retention: options.retention.max(1),
-            }),
+            window: RwLock::new(Window::new(start, options.retention)),
             head: HeadWatch::new(start),
             stored_first: AtomicU64::new(info.first),
             fixture_next: AtomicU64::new(info.fixture_next),
@@ -269,19 +254,19 @@ impl Node {
     fn take(&self, chunk: Vec<Stored>) {
         let mut window = self.window.write().unwrap_or_else(|p| p.into_inner());
         for stored in chunk {
-            if stored.seq <= window.head {
+            if stored.seq <= window.head() {
                 continue; // seen before following again
             }
-            if stored.seq != window.head + 1 {
+            if stored.seq != window.head() + 1 {
                 // The service dropped records (its retention) before this
                 // node saw them: the window restarts here, and older cursors
                 // are read from the service, which says they expired.
                 tracing::warn!(
-                    from = window.head + 1,
+                    from = window.head() + 1,
                     to = stored.seq - 1,
                     "the log service no longer holds records this node had not seen"
                 );
-                window.events.clear();
+                window.clear();
             }
             match &stored.record.tag {
                 Tag::Keyed { key, digest, count } => {
@@ -293,12 +278,10 @@ impl Node {
                 }
                 Tag::Ingest => {}
             }
-            window.head = stored.seq;
-            window.events.push_back(stored.entry());
+            window.push(stored.entry());
         }
-        let excess = window.events.len().saturating_sub(window.retention);
-        window.events.drain(..excess);
-        let head = window.head;
+        window.trim();
+        let head = window.head();
         drop(window);
         self.head.set(head);
     }
@@ -364,7 +347,7 @@ impl EventLog for NodeLog {
     }
 
     fn head(&self) -> u64 {
-        self.window().head
+        self.window().head()
     }
 
     fn oldest(&self) -> u64 {
@@ -381,24 +364,7 @@ impl EventLog for NodeLog {
     }
 
     fn read_with(&self, after: u64, max: usize, f: &mut dyn FnMut(&Entry)) -> Result<u64, Expired> {
-        let window = self.window();
-        let oldest = window.oldest();
-        if after < oldest - 1 {
-            return Err(Expired {
-                oldest,
-                head: window.head,
-            });
-        }
-        if after >= window.head {
-            return Ok(after);
-        }
-        let skip = (after - (oldest - 1)) as usize;
-        let mut last = after;
-        for entry in window.events.range(skip..).take(max) {
-            f(entry);
-            last = entry.id;
-        }
-        Ok(last)
+        self.window().read_with(after, max, f)
     }
 
     fn append(&self, batch: Batch) -> BoxFuture<'_, Result<Appended, LogError>> {
