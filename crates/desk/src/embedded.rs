@@ -50,7 +50,11 @@ pub async fn start(rate: Option<f64>, clock: stub::Clock, ready_through: u64) ->
     }
     let pace = rate.map_or(stub::Pace::NoPace, stub::Pace::Rate);
     tokio::spawn(stub::replay(stub.clone(), payloads, pace));
-    tokio::spawn(stub::serve(listener, stub.clone(), std::future::pending()));
+    tokio::spawn(stub::serve(
+        stub::nodelay(listener),
+        stub.clone(),
+        std::future::pending(),
+    ));
     Ok(Embedded {
         url: format!("http://{addr}"),
         last_id,

@@ -23,6 +23,9 @@ pub(crate) struct Feed {
     caught_up: bool,
     done: bool,
     last_write: Instant,
+    /// When events were last written while live: the next write waits for
+    /// `write_delay` after it.
+    last_events: Option<Instant>,
     behind_since: Option<Instant>,
 }
 
@@ -60,6 +63,7 @@ impl Feed {
             caught_up: false,
             done: false,
             last_write: Instant::now(),
+            last_events: None,
             behind_since: None,
         }
     }
@@ -107,6 +111,17 @@ impl Feed {
                 );
                 return Out::Control(Control::Overflow { last_id: self.cursor });
             }
+            // Live, a connection writes at most once per write delay: what
+            // arrives meanwhile goes out together. Replay is not delayed.
+            if let Some(at) = self.last_events.map(|t| t + shared.config.write_delay())
+                && at > Instant::now()
+            {
+                tokio::select! {
+                    biased;
+                    () = self.reg.conn.kill.cancelled() => continue,
+                    () = sleep_until(at) => {}
+                }
+            }
             let mut count = 0;
             let (drop_every, dup_every) = (shared.config.drop_every, shared.config.dup_every);
             let mut send = |e: &Entry| {
@@ -152,6 +167,9 @@ impl Feed {
                     return Out::End;
                 }
                 Ok(last) if count > 0 => {
+                    if self.caught_up && !shared.config.write_delay().is_zero() {
+                        self.last_events = Some(Instant::now());
+                    }
                     self.cursor = last;
                     self.reg.sent(last, count);
                     shared.metrics.sent(self.transport, count);

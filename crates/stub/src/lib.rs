@@ -29,7 +29,7 @@ pub use log::{
     MAX_KEY_LEN, MemoryService, Miss, NodeLog, NodeOptions, Record, ServiceInfo, Source, Stored, Tag,
 };
 pub use replay::{Pace, replay};
-pub use serve::{serve, serve_tls};
+pub use serve::{nodelay, serve, serve_tls};
 pub use tls::ServerTls;
 
 /// Microseconds since the Unix epoch. The binary passes the system clock;

@@ -77,6 +77,10 @@ struct Args {
     /// Heartbeat interval on idle streams, in ms.
     #[arg(long)]
     heartbeat_ms: Option<u64>,
+    /// The least time between two writes of events to one live stream, in
+    /// ms (default 0): events arriving meanwhile share the next write.
+    #[arg(long)]
+    write_delay_ms: Option<u64>,
     /// Logs as JSON lines (default: human-readable).
     #[arg(long)]
     log_json: bool,
@@ -128,6 +132,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(h) = args.heartbeat_ms {
         config.heartbeat_ms = h;
+    }
+    if let Some(d) = args.write_delay_ms {
+        config.write_delay_ms = d;
     }
     if config.token.as_deref() == Some("") {
         bail!("token: must not be empty");
@@ -217,8 +224,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(%local, epoch = %stub.log().epoch(), head = stub.log().head(), fixture_events = payloads.len(), ?pace, "serving");
     tokio::spawn(stub::replay(stub.clone(), payloads, pace));
     match tls {
-        None => stub::serve(listener, stub, cli::shutdown_signal()).await,
-        Some(tls) => stub::serve_tls(listener, stub, tls, cli::shutdown_signal()).await,
+        None => stub::serve(stub::nodelay(listener), stub, cli::shutdown_signal()).await,
+        Some(tls) => stub::serve_tls(stub::nodelay(listener), stub, tls, cli::shutdown_signal()).await,
     }
     tracing::info!("stopped");
     Ok(())
@@ -267,6 +274,13 @@ fn check_server(c: &Config) -> anyhow::Result<()> {
         if value > a_day {
             bail!("server.{key}: must be at most {a_day} (a day)");
         }
+    }
+    if c.write_delay_ms > 1_000 || c.write_delay_ms >= c.heartbeat_ms {
+        bail!(
+            "server.write_delay_ms: must be at most 1000 and under heartbeat_ms ({}), not {}",
+            c.heartbeat_ms,
+            c.write_delay_ms
+        );
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 
 use wire::Cursor;
 
@@ -17,6 +18,18 @@ use super::{ApiError, Conn, StreamQuery, parse_cursor, query, query_cursor, resu
 use crate::Stub;
 use crate::conns::Transport;
 use crate::feed::{Feed, Out};
+
+/// One chunk of blocks: the block itself when there is one (no copy), else
+/// the blocks side by side. A chunk per block would cost a write each once
+/// hyper's queue of buffers is full, and a write costs far more than a copy.
+fn join(mut blocks: Vec<Bytes>) -> Bytes {
+    if blocks.len() == 1 {
+        return blocks.pop().unwrap_or_default();
+    }
+    let mut out = BytesMut::with_capacity(blocks.iter().map(Bytes::len).sum());
+    blocks.iter().for_each(|b| out.extend_from_slice(b));
+    out.freeze()
+}
 
 /// The cursor of a stream: `Last-Event-ID` (what a browser sends on
 /// reconnect) wins over `?cursor=` (what the page was opened with) unless
@@ -62,16 +75,20 @@ pub(super) async fn stream(
         if let Some(first) = first {
             return Some((Ok::<_, Infallible>(Bytes::from(first)), (feed, None)));
         }
-        let mut buf = Vec::new();
-        let out = feed
-            .next(|e| wire::sse::encode_parts(&mut buf, &e.kind, wire::Cursor::new(epoch, e.id), &e.json))
-            .await;
-        match out {
-            Out::Events => {}
-            Out::Control(c) => wire::sse::encode_control(&mut buf, &c),
+        // Every pending event's block, as the log rendered it: one shared
+        // buffer each, written as one chunk (one write to the socket).
+        let mut blocks: Vec<Bytes> = Vec::new();
+        let out = feed.next(|e| blocks.push(e.sse(epoch).clone())).await;
+        let chunk = match out {
+            Out::Events => join(blocks),
+            Out::Control(c) => {
+                let mut buf = Vec::new();
+                wire::sse::encode_control(&mut buf, &c);
+                Bytes::from(buf)
+            }
             Out::End => return None,
-        }
-        Some((Ok(Bytes::from(buf)), (feed, None)))
+        };
+        Some((Ok(chunk), (feed, None)))
     });
     Ok((
         [

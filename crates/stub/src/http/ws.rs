@@ -8,6 +8,7 @@ use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use futures_util::SinkExt as _;
 use wire::Control;
 
 use super::{ApiError, Conn, StreamQuery, query, query_cursor, resume, streaming_on};
@@ -50,7 +51,7 @@ const WS_READ_BUFFER: usize = 4 << 10;
 
 /// Sends the feed; pongs are answered by the library.
 async fn session(mut socket: WebSocket, mut feed: Feed) {
-    let mut batch: Vec<String> = Vec::new();
+    let mut batch: Vec<WsMessage> = Vec::new();
     loop {
         batch.clear();
         let out = tokio::select! {
@@ -59,14 +60,14 @@ async fn session(mut socket: WebSocket, mut feed: Feed) {
                 Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => continue,
             },
-            out = feed.next(|e| batch.push(wire::ws::encode_event_json(&e.json))) => out,
+            out = feed.next(|e| batch.push(WsMessage::Text(e.ws().clone()))) => out,
         };
         let mut ping = false;
         match out {
             Out::Events => {}
             Out::Control(c) => {
                 ping = matches!(c, Control::Heartbeat { .. });
-                batch.push(wire::ws::encode_control(&c));
+                batch.push(WsMessage::Text(wire::ws::encode_control(&c).into()));
             }
             Out::End => break,
         }
@@ -93,13 +94,17 @@ async fn session(mut socket: WebSocket, mut feed: Feed) {
 /// How long a goodbye may take before the socket is simply dropped.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Sends a batch (and a ping after a heartbeat); false once the socket is
-/// gone.
-async fn send_all(socket: &mut WebSocket, batch: &mut Vec<String>, ping: bool) -> bool {
-    for text in batch.drain(..) {
-        if socket.send(WsMessage::Text(text.into())).await.is_err() {
+/// Sends a batch (and a ping after a heartbeat), flushed once: one write
+/// to the socket for the lot, not one per message. False once the socket
+/// is gone.
+async fn send_all(socket: &mut WebSocket, batch: &mut Vec<WsMessage>, ping: bool) -> bool {
+    if ping {
+        batch.push(WsMessage::Ping(Bytes::new()));
+    }
+    for message in batch.drain(..) {
+        if socket.feed(message).await.is_err() {
             return false;
         }
     }
-    !(ping && socket.send(WsMessage::Ping(Bytes::new())).await.is_err())
+    socket.flush().await.is_ok()
 }

@@ -5,6 +5,10 @@ use std::io;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
+use std::sync::OnceLock;
+
+use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use wire::{Epoch, Payload};
 
@@ -17,6 +21,50 @@ pub struct Entry {
     pub kind: String,
     /// The event's JSON object (`wire::Event::to_json`), `pub_us` included.
     pub json: String,
+    /// Its SSE block and WebSocket text, each rendered once and shared by
+    /// every connection: a connection writes these bytes, it never encodes.
+    frames: Frames,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Frames {
+    sse: OnceLock<Bytes>,
+    ws: OnceLock<Utf8Bytes>,
+}
+
+impl Entry {
+    pub fn new(id: u64, kind: String, json: String) -> Entry {
+        Entry {
+            id,
+            kind,
+            json,
+            frames: Frames::default(),
+        }
+    }
+
+    /// The event's SSE block (`event`, `id: <epoch>-<id>`, `data`), under
+    /// its log's `epoch`: rendered by the first caller (the log renders it
+    /// at append), shared by the rest. A log has one epoch, so the block
+    /// cached is the same whoever asks.
+    pub fn sse(&self, epoch: Epoch) -> &Bytes {
+        self.frames.sse.get_or_init(|| {
+            let mut out = Vec::with_capacity(self.json.len() + self.kind.len() + 40);
+            wire::sse::encode_parts(
+                &mut out,
+                &self.kind,
+                wire::Cursor::new(epoch, self.id),
+                &self.json,
+            );
+            Bytes::from(out)
+        })
+    }
+
+    /// The event's WebSocket text message (`wire::ws`), rendered once.
+    pub fn ws(&self) -> &Utf8Bytes {
+        self.frames
+            .ws
+            .get_or_init(|| Utf8Bytes::from(wire::ws::encode_event_json(&self.json)))
+    }
 }
 
 /// Where an event came from; recorded in the journal so a restart knows how

@@ -178,11 +178,11 @@ fn decode(line: &str) -> Result<Record, String> {
         .iter()
         .map(|ev| {
             let event = Event::from_json(ev.get()).map_err(|e| format!("bad event: {e}"))?;
-            Ok(Entry {
-                id: event.id,
-                kind: event.payload.kind().to_owned(),
-                json: ev.get().to_owned(),
-            })
+            Ok(Entry::new(
+                event.id,
+                event.payload.kind().to_owned(),
+                ev.get().to_owned(),
+            ))
         })
         .collect::<Result<Vec<_>, String>>()?;
     if entries.is_empty() {
@@ -375,11 +375,7 @@ fn migrate_v1(disk: &mut dyn Disk, epoch: Epoch) -> Result<(), LogError> {
             )));
         }
         head = event.id;
-        let entry = Entry {
-            id: event.id,
-            kind: event.payload.kind().to_owned(),
-            json: json.to_owned(),
-        };
+        let entry = Entry::new(event.id, event.payload.kind().to_owned(), json.to_owned());
         out.extend(encode(source, None, event.pub_us.unwrap_or(0), &[entry]));
     }
     drop(reader);
@@ -391,13 +387,13 @@ mod tests {
     use super::*;
 
     fn entry(id: u64) -> Entry {
-        Entry {
+        Entry::new(
             id,
-            kind: "news".into(),
-            json: format!(
+            "news".into(),
+            format!(
                 r#"{{"headline":"h","id":{id},"kind":"news","provider":"p","score":0.5,"symbol":"X","ts_utc":"2024-01-01T00:00:00Z"}}"#
             ),
-        }
+        )
     }
 
     #[test]

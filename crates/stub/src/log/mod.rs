@@ -207,11 +207,10 @@ impl Log {
                     pub_us: Some(pub_us),
                     payload,
                 };
-                Entry {
-                    id: event.id,
-                    kind,
-                    json: event.to_json(),
-                }
+                let entry = Entry::new(event.id, kind, event.to_json());
+                // Rendered here, once, not by each connection.
+                entry.sse(self.0.epoch);
+                entry
             })
             .collect();
         if let Some(journal) = writer.journal.as_mut() {

@@ -100,11 +100,7 @@ impl Stored {
                 }
             }
         };
-        Entry {
-            id: self.seq,
-            kind: event.payload.kind().to_owned(),
-            json: event.to_json(),
-        }
+        Entry::new(self.seq, event.payload.kind().to_owned(), event.to_json())
     }
 }
 

@@ -278,7 +278,10 @@ impl Node {
                 }
                 Tag::Ingest => {}
             }
-            window.push(stored.entry());
+            let entry = stored.entry();
+            // Rendered once here, not by each connection.
+            entry.sse(self.epoch);
+            window.push(entry);
         }
         window.trim();
         let head = window.head();
