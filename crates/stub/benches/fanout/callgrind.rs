@@ -20,8 +20,13 @@ const RATE: u64 = 100;
 pub fn run() {
     let out = std::env::temp_dir().join(format!("tickwire-fanout-callgrind-{}", std::process::id()));
     let mut source = 0u8;
+    let servers: &[Server] = match std::env::var("FANOUT_SERVERS").as_deref() {
+        Ok("tickwire") => &[Server::Tickwire],
+        Ok("axum") => &[Server::Baseline],
+        _ => &[Server::Tickwire, Server::Baseline],
+    };
     for transport in [Transport::Sse, Transport::Ws] {
-        for server in [Server::Tickwire, Server::Baseline] {
+        for &server in servers {
             let mut counts = Vec::new();
             for secs in [2u64, 4] {
                 source += 1;
@@ -44,7 +49,12 @@ pub fn run() {
                 let line = run_load(&plan, None, server.name());
                 stop(child);
                 let instructions = totals(&file);
-                let _ = std::fs::remove_file(&file);
+                // `FANOUT_CALLGRIND=keep`: the files stay, for callgrind_annotate.
+                if std::env::var("FANOUT_CALLGRIND").as_deref() == Ok("keep") {
+                    println!("  kept {}", file.display());
+                } else {
+                    let _ = std::fs::remove_file(&file);
+                }
                 counts.push((instructions, line.total));
             }
             let (a, b) = (counts[0], counts[1]);

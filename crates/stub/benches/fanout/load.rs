@@ -20,6 +20,7 @@ use memchr::memmem::Finder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::now;
 use crate::report::{Cpu, Sample};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,11 +68,6 @@ struct Shared {
     out_of_order: u64,
 }
 
-#[allow(clippy::disallowed_methods)]
-fn now() -> Instant {
-    Instant::now()
-}
-
 pub fn run(plan: &Plan) -> Outcome {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -89,13 +85,6 @@ async fn run_async(plan: &Plan) -> Outcome {
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async {
-            if std::env::var("FANOUT_SPIN").is_ok() {
-                tokio::task::spawn_local(async {
-                    loop {
-                        tokio::task::yield_now().await;
-                    }
-                });
-            }
             let mut connected = 0;
             let mut pending = Vec::new();
             for _ in 0..plan.clients {

@@ -19,6 +19,8 @@
 //! - `FANOUT_SATURATION=1`: also find, for SSE, the most deliveries/s each
 //!   server holds with p99 under 100 ms (1,000 events/s, clients doubled,
 //!   then bisected).
+//! - `FANOUT_FLOOR=1`: instead, the floor: what one write of one event to
+//!   one loopback socket costs the writing core, with no server at all.
 //! - `FANOUT_CALLGRIND=1`: instead, the server's user-space instructions
 //!   per delivery under valgrind's callgrind (the difference between two
 //!   runs, so start-up and connection set-up cancel out).
@@ -27,6 +29,7 @@
 //! 20 clients of each kind get every event, in order, from both servers.
 
 mod callgrind;
+mod floor;
 mod load;
 mod report;
 mod servers;
@@ -55,6 +58,13 @@ fn main() {
         },
         Err(_) => orchestrate(),
     }
+}
+
+/// The real clock, for the load generator's timings; the servers never
+/// read it.
+#[allow(clippy::disallowed_methods)]
+fn now() -> std::time::Instant {
+    std::time::Instant::now()
 }
 
 fn fail(message: &str) -> ! {
@@ -95,6 +105,9 @@ fn orchestrate() {
     }
     if std::env::var("FANOUT_CALLGRIND").is_ok() {
         return callgrind::run();
+    }
+    if std::env::var("FANOUT_FLOOR").is_ok() {
+        return floor::run();
     }
     let rows: Vec<(usize, u64)> = env_list("FANOUT_ROWS", "100x1000,1000x1000,10000x100,10000x1000")
         .iter()

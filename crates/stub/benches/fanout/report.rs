@@ -117,8 +117,14 @@ impl Sample {
     }
 
     pub fn row(&self, server: &str, transport: &str, clients: usize, rate: u64, ended: usize) -> String {
+        // `syscw` counts `writev`, hyper's; tungstenite's `send` is not in it.
+        let writes = if transport == "sse" && self.writes > 0.0 {
+            (si(self.writes), format!("{:.1}", self.achieved / self.writes))
+        } else {
+            ("-".to_owned(), "-".to_owned())
+        };
         format!(
-            "| {server} | {transport} | {clients} x {rate} | {} | {} | {:.2} | {:.2} | {:.2} | {:.0}% | {:.0}% | {:.0}% | {} | {:.0} | {} | {:.1} | {ended} |",
+            "| {server} | {transport} | {clients} x {rate} | {} | {} | {:.2} | {:.2} | {:.2} | {:.0}% | {:.0}% | {:.0}% | {} | {:.0} | {} | {} | {ended} |",
             si(self.offered),
             si(self.achieved),
             self.p(0.5),
@@ -129,12 +135,8 @@ impl Sample {
             self.load_cpu * 100.0,
             si(self.efficiency()),
             self.server_rss_kib as f64 / 1024.0,
-            si(self.writes),
-            if self.writes > 0.0 {
-                self.achieved / self.writes
-            } else {
-                0.0
-            },
+            writes.0,
+            writes.1,
         )
     }
 }

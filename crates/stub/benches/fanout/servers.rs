@@ -56,7 +56,14 @@ pub fn run(server: Server) {
         println!("listening {addr}");
         match server {
             Server::Tickwire => {
-                let config = Config::default();
+                // `FANOUT_WRITE_DELAY_MS`: the stub's `write_delay_ms`.
+                let config = Config {
+                    write_delay_ms: std::env::var("FANOUT_WRITE_DELAY_MS")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0),
+                    ..Config::default()
+                };
                 let log = Log::new(config.retention, wire::Epoch::from_random(0xfa17));
                 let stub = Stub::new(config, log, Arc::new(wall_us));
                 stub::serve(stub::nodelay(listener), stub, std::future::pending()).await;
