@@ -36,6 +36,14 @@ fn an_unknown_config_key_fails_at_start_naming_it() {
             "server:\n  heartbeat_ms: 18446744073709551615\n",
             "server.heartbeat_ms: must be at most",
         ),
+        (
+            "server:\n  write_delay_ms: 1001\n",
+            "server.write_delay_ms: must be at most 1000",
+        ),
+        (
+            "server:\n  heartbeat_ms: 500\n  write_delay_ms: 500\n",
+            "under heartbeat_ms (500), not 500",
+        ),
     ] {
         let path = temp_file("limits", &format!("addr: 127.0.0.1:0\n{yaml}"));
         let out = bin().arg("--config").arg(&path).output().unwrap();
