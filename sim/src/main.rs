@@ -167,17 +167,19 @@ fn replay(name: &'static str, seed: u64, html: Option<&Path>) -> i32 {
                 invariant: None,
             };
             println!("FAIL: {v}");
-            let page = sim::html::render_sweep(
-                &format!("{name} seed {seed}"),
-                &[sim::html::Failing {
+            let page = || {
+                let failing = sim::html::Failing {
                     name,
                     seed,
                     scenario: Some(&sc),
                     report: None,
                     verdict: &v,
-                }],
-            );
-            return runner::write_page(html, &page).unwrap_or(v.class.exit_code());
+                };
+                sim::html::render_sweep(&format!("{name} seed {seed}"), &[failing])
+            };
+            return html
+                .and_then(|_| runner::write_page(html, &page()))
+                .unwrap_or(v.class.exit_code());
         }
     };
     print!("{}", report.trace());
@@ -200,9 +202,6 @@ fn replay(name: &'static str, seed: u64, html: Option<&Path>) -> i32 {
             v.class.exit_code()
         }
     };
-    let page = || sim::html::render(&report, &sc, verdict.as_ref().err());
-    match html {
-        Some(_) => runner::write_page(html, &page()).unwrap_or(code),
-        None => code,
-    }
+    html.and_then(|_| runner::write_page(html, &sim::html::render(&report, &sc, verdict.as_ref().err())))
+        .unwrap_or(code)
 }
