@@ -16,12 +16,14 @@
 //!   stub on it; `publisher`: a keyed publisher retrying until acknowledged.
 //! - `swarm`: a whole configuration drawn from each seed.
 //! - `cluster`: several wire nodes on the model of a shared log service.
+//! - `html`: a run (or a sweep's failing seeds) as a self-contained page.
 
 pub mod check;
 mod cluster;
 pub mod disk;
 mod engine;
 mod harness;
+pub mod html;
 pub mod net;
 pub mod publisher;
 mod report;

@@ -7,8 +7,10 @@
 
 mod runner;
 
+use std::path::{Path, PathBuf};
+
 use clap::{Args, Parser, Subcommand};
-use sim::check::check;
+use sim::check::{Class, Violation, check};
 use sim::scenarios;
 
 use runner::Seeds;
@@ -37,6 +39,9 @@ enum Command {
         scenario: &'static str,
         #[arg(long)]
         seed: u64,
+        /// Also draw the run as a self-contained HTML page in this file.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
 }
 
@@ -60,6 +65,9 @@ struct RunArgs {
     /// last round added no new one.
     #[arg(long)]
     until_coverage: bool,
+    /// Also write one HTML page with a section per failing seed to this file.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 /// Names `for_seed` knows, `'static` as `names()` gives them.
@@ -118,9 +126,9 @@ fn main() {
                 },
                 (None, false) => Seeds::First(args.seeds.unwrap_or(8)),
             };
-            runner::run(&names, seeds, args.jobs as usize)
+            runner::run(&names, seeds, args.jobs as usize, args.html.as_deref())
         }
-        Command::Replay { scenario, seed } => replay(scenario, seed),
+        Command::Replay { scenario, seed, html } => replay(scenario, seed, html.as_deref()),
     };
     std::process::exit(code);
 }
@@ -143,7 +151,7 @@ fn list() {
     }
 }
 
-fn replay(name: &'static str, seed: u64) -> i32 {
+fn replay(name: &'static str, seed: u64, html: Option<&Path>) -> i32 {
     let Some(sc) = scenarios::for_seed(name, seed) else {
         eprintln!("{}", unknown(name, false));
         return 2;
@@ -152,24 +160,48 @@ fn replay(name: &'static str, seed: u64) -> i32 {
     let report = match catching(|| sim::run(&sc, seed)) {
         Ok(r) => r,
         Err(msg) => {
-            println!("FAIL: Crash: panic: {msg}");
-            return sim::check::Class::Crash.exit_code();
+            let v = Violation {
+                class: Class::Crash,
+                at: None,
+                what: format!("panic: {msg}"),
+                invariant: None,
+            };
+            println!("FAIL: {v}");
+            let page = || {
+                let failing = sim::html::Failing {
+                    name,
+                    seed,
+                    scenario: Some(&sc),
+                    report: None,
+                    verdict: &v,
+                };
+                sim::html::render_sweep(&format!("{name} seed {seed}"), &[failing])
+            };
+            return html
+                .and_then(|_| runner::write_page(html, &page()))
+                .unwrap_or(v.class.exit_code());
         }
     };
     print!("{}", report.trace());
     println!("trace hash {:016x}", report.hash());
-    match catching(|| check(&sc, &report)) {
-        Ok(Ok(())) => {
+    let verdict = catching(|| check(&sc, &report)).unwrap_or_else(|msg| {
+        Err(Violation {
+            class: Class::Crash,
+            at: None,
+            what: format!("panic in the checks: {msg}"),
+            invariant: None,
+        })
+    });
+    let code = match &verdict {
+        Ok(()) => {
             println!("ok: every invariant holds");
             0
         }
-        Ok(Err(v)) => {
+        Err(v) => {
             println!("FAIL: {v}");
             v.class.exit_code()
         }
-        Err(msg) => {
-            println!("FAIL: Crash: panic in the checks: {msg}");
-            sim::check::Class::Crash.exit_code()
-        }
-    }
+    };
+    html.and_then(|_| runner::write_page(html, &sim::html::render(&report, &sc, verdict.as_ref().err())))
+        .unwrap_or(code)
 }

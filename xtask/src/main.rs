@@ -14,8 +14,11 @@ commands:
   sim [--debug] [list | run ARGS | replay ARGS]
                        the deterministic simulation (release build unless --debug):
                        run [--scenario swarm|NAME|all] [--seeds N | --seed S] [--jobs J] [--until-coverage]
-                         (the swarm by default: every seed draws its own configuration)
-                       replay --scenario NAME --seed S
+                           [--html FILE]
+                         (the swarm by default: every seed draws its own configuration;
+                          --html: one page with a section per failing seed)
+                       replay --scenario NAME --seed S [--html FILE]
+                         (--html: the run as a timeline page: lanes, faults, marks, ids)
   tidy                 layout rules: a `//!` header on every .rs file, no source file over 450 lines";
 
 fn main() {

@@ -6,6 +6,7 @@ pub mod outcome;
 pub mod summary;
 pub mod sweep;
 
+use std::path::Path;
 use std::time::Instant;
 
 use sim::check::Class;
@@ -33,9 +34,10 @@ pub enum Seeds {
 const ROUND_PER_JOB: u64 = 8;
 
 /// Runs `names` over `seeds` on `jobs` workers, prints failures and the
-/// summary; returns the exit code (the worst failure's class; 6 when only
-/// coverage failed).
-pub fn run(names: &[&'static str], seeds: Seeds, jobs: usize) -> i32 {
+/// summary, and writes the failing seeds' page to `html` when given;
+/// returns the exit code (the worst failure's class; 6 when only coverage
+/// failed; 2 when the page could not be written).
+pub fn run(names: &[&'static str], seeds: Seeds, jobs: usize, html: Option<&Path>) -> i32 {
     let mut families = Vec::new();
     let mut worst: Option<Class> = None;
     let mut coverage_failed = false;
@@ -71,11 +73,53 @@ pub fn run(names: &[&'static str], seeds: Seeds, jobs: usize) -> i32 {
         families.push(family);
     }
     summarize(&families, jobs);
+    if let Some(code) = write_page(html, &failures_page(&families)) {
+        return code;
+    }
     match worst {
         Some(class) => class.exit_code(),
         // Only coverage failed: its own exit code.
         None if coverage_failed => 6,
         None => 0,
+    }
+}
+
+/// The sweep's page: a section per failing seed, in the order they ran.
+fn failures_page(families: &[Family]) -> String {
+    let failing: Vec<sim::html::Failing<'_>> = families
+        .iter()
+        .flat_map(|f| {
+            f.seeds.iter().filter_map(|s| {
+                Some(sim::html::Failing {
+                    name: f.name,
+                    seed: s.seed,
+                    scenario: s.scenario.as_ref(),
+                    report: s.outcome.report.as_ref(),
+                    verdict: s.outcome.verdict.as_ref().err()?,
+                })
+            })
+        })
+        .collect();
+    let runs: Vec<String> = families
+        .iter()
+        .map(|f| format!("{} ({} seeds)", f.name, f.seeds.len()))
+        .collect();
+    sim::html::render_sweep(&format!("sweep: {}", runs.join(", ")), &failing)
+}
+
+/// Writes `page` to `path` when there is one: `Some(2)` when that failed
+/// (said on stderr), `None` when it worked or there was no path.
+pub fn write_page(path: Option<&Path>, page: &str) -> Option<i32> {
+    let path = path?;
+    match std::fs::write(path, page) {
+        Ok(()) => {
+            eprintln!("wrote {} ({} bytes)", path.display(), page.len());
+            None
+        }
+        Err(e) => {
+            eprintln!("cannot write {}: {e}", path.display());
+            Some(2)
+        }
     }
 }
 
