@@ -10,7 +10,8 @@
 //! is the server's alone. The child reports its own delta (the client side),
 //! and `/proc/net/sockstat` gives the kernel's TCP buffer pages (both ends).
 //! `GET /metrics.json` (`"connections":{"sse":N}`) confirms that the stub
-//! really holds N streams.
+//! really holds N streams. Both processes use `wire-stub`'s allocator
+//! (jemalloc).
 //!
 //! Run: `cargo bench -p stub --bench idle_connections`.
 //! Each process needs N + 256 file descriptors: raise the limit first if
@@ -27,6 +28,11 @@ use std::time::Duration;
 use stub::{Config, Log, Source, Stub};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// What `wire-stub` allocates with (see its `main.rs`), so the memory
+/// measured here is the binary's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Set in the child: `<addr> <cursor> <n>`.
 const CLIENT_ENV: &str = "TICKWIRE_IDLE_CLIENT";

@@ -14,7 +14,8 @@ pub use wire::Transport;
 pub struct Conn {
     pub id: u64,
     pub transport: Transport,
-    pub peer: String,
+    /// Shared with the connection's other requests.
+    pub peer: Arc<str>,
     /// `HTTP/1.1`, `HTTP/1.1 over TLS` or `HTTP/2 over TLS`.
     pub protocol: &'static str,
     /// Microseconds since the Unix epoch, by the stub's clock.
@@ -77,7 +78,7 @@ impl Conns {
     pub fn register(
         self: &Arc<Self>,
         transport: Transport,
-        peer: String,
+        peer: Arc<str>,
         protocol: &'static str,
         since_us: u64,
         cursor: u64,
@@ -135,7 +136,7 @@ impl Conn {
         ConnView {
             id: self.id,
             transport: self.transport,
-            peer: self.peer.clone(),
+            peer: self.peer.to_string(),
             protocol: self.protocol.to_owned(),
             connected_since: since,
             last_id_sent: last,

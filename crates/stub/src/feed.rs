@@ -40,7 +40,7 @@ impl Feed {
     pub(crate) fn new(
         stub: Stub,
         transport: Transport,
-        peer: String,
+        peer: std::sync::Arc<str>,
         protocol: &'static str,
         kill: CancellationToken,
         cursor: u64,

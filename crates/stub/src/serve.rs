@@ -5,7 +5,8 @@
 
 use std::fmt::Debug;
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
 
 use axum::serve::Listener;
 use hyper::body::Incoming;
@@ -20,7 +21,7 @@ use crate::tls::ServerTls;
 /// The TCP connection a request arrived on.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnCtx {
-    pub peer: String,
+    pub peer: Arc<str>,
     /// `HTTP/1.1`, `HTTP/1.1 over TLS` or `HTTP/2 over TLS`, for `/connections`.
     pub protocol: &'static str,
     /// Cuts this connection; a child of the shutdown token, so shutdown
@@ -88,76 +89,18 @@ where
         };
         // Reap finished connection tasks so the set stays small.
         while tasks.try_join_next().is_some() {}
-        let peer = format!("{addr:?}");
-        let kill = stub.shutdown_token().child_token();
-        let (ctx_peer, ctx_kill, app) = (peer.clone(), kill.clone(), app.clone());
-        let service = move |protocol: &'static str| {
-            let ctx = ConnCtx {
-                peer: ctx_peer,
-                protocol,
-                kill: ctx_kill,
-            };
-            hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(ctx.clone());
-                app.clone().oneshot(req.map(axum::body::Body::new))
-            })
+        let accepted = Accepted {
+            app: app.clone(),
+            peer: format!("{addr:?}").into(),
+            kill: stub.shutdown_token().child_token(),
+            stub: stub.clone(),
         };
-        let stop = stub.shutdown_token().clone();
-        let grace = stub.config().shutdown_grace();
-        let buffer = stub.config().conn_buffer_bytes.max(8192);
-        let handshake = std::time::Duration::from_millis(stub.config().tls_handshake_timeout_ms);
-        let tls = tls.clone();
-        tasks.spawn(async move {
-            // Shutdown lets the connection finish within the grace period; a
-            // kill of this one client cuts it at once.
-            macro_rules! drive {
-                ($conn:expr) => {{
-                    let mut conn = pin!($conn);
-                    tokio::select! {
-                        biased;
-                        () = kill.cancelled() => {
-                            if stop.is_cancelled() {
-                                conn.as_mut().graceful_shutdown();
-                                let _ = tokio::time::timeout(grace, conn.as_mut()).await;
-                            }
-                        }
-                        _ = conn.as_mut() => {}
-                    }
-                }};
-            }
-            let Some(tls) = tls else {
-                drive!(
-                    hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .max_buf_size(buffer)
-                        .header_read_timeout(std::time::Duration::from_secs(30))
-                        .serve_connection(TokioIo::new(io), service("HTTP/1.1"))
-                        .with_upgrades()
-                );
-                return;
-            };
-            let io = tokio::select! {
-                biased;
-                () = kill.cancelled() => return,
-                io = tls.accept(io, handshake, &peer) => match io {
-                    Some(io) => io,
-                    None => return,
-                },
-            };
-            let protocol = if crate::tls::is_h2(&io) {
-                "HTTP/2 over TLS"
-            } else {
-                "HTTP/1.1 over TLS"
-            };
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .max_buf_size(buffer)
-                .header_read_timeout(std::time::Duration::from_secs(30));
-            builder.http2().timer(TokioTimer::new());
-            drive!(builder.serve_connection_with_upgrades(TokioIo::new(io), service(protocol)));
-        });
+        // One task type per path: a plain connection's task is not sized
+        // for the TLS handshake and HTTP/2 that it never uses.
+        match &tls {
+            None => tasks.spawn(plain(accepted, io)),
+            Some(tls) => tasks.spawn(secure(accepted, io, tls.clone())),
+        };
     }
     tracing::info!("shutting down: ending streams");
     stub.shutdown_token().cancel();
@@ -170,6 +113,146 @@ where
         );
         tasks.shutdown().await;
     }
+}
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// One accepted connection, before it is served.
+struct Accepted {
+    app: axum::Router,
+    peer: Arc<str>,
+    /// Cuts this connection; a child of the shutdown token.
+    kill: CancellationToken,
+    stub: Stub,
+}
+
+/// What a connection's task keeps besides hyper's connection: how it ends.
+struct Ending {
+    kill: CancellationToken,
+    /// The shutdown token and the grace period.
+    stub: Stub,
+}
+
+/// The router as one connection's service: each request gets the
+/// connection's [`ConnCtx`]. Small, for it sits in every connection's task:
+/// the context is behind one pointer, like the router. The router's future
+/// is boxed: hyper keeps the box that holds a request's future for the
+/// connection's life, so an idle stream keeps a pointer there rather than
+/// room for a finished router future.
+#[derive(Clone)]
+struct Routed {
+    app: axum::Router,
+    ctx: Arc<ConnCtx>,
+}
+
+impl hyper::service::Service<hyper::Request<Incoming>> for Routed {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<tower::util::Oneshot<axum::Router, axum::extract::Request>>>;
+
+    fn call(&self, mut req: hyper::Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(ConnCtx::clone(&self.ctx));
+        Box::pin(self.app.clone().oneshot(req.map(axum::body::Body::new)))
+    }
+}
+
+impl Accepted {
+    /// The connection's service, and what is left to end the connection.
+    fn split(self, protocol: &'static str) -> (Routed, Ending) {
+        let Accepted {
+            app,
+            peer,
+            kill,
+            stub,
+        } = self;
+        let ctx = Arc::new(ConnCtx {
+            peer,
+            protocol,
+            kill: kill.clone(),
+        });
+        (Routed { app, ctx }, Ending { kill, stub })
+    }
+
+    /// hyper's read and write buffers may grow to this; each starts at 8 KiB.
+    fn buffer(&self) -> usize {
+        self.stub.config().conn_buffer_bytes.max(8192)
+    }
+}
+
+/// Shutdown lets the connection finish within the grace period; a kill of
+/// this one client cuts it at once. `$conn` is the pinned connection.
+macro_rules! drive {
+    ($ending:expr, $conn:expr) => {{
+        let mut conn = $conn;
+        tokio::select! {
+            biased;
+            () = $ending.kill.cancelled() => {
+                if $ending.stub.shutdown_token().is_cancelled() {
+                    conn.as_mut().graceful_shutdown();
+                    // Boxed: room for a timer only while shutting down.
+                    let grace = $ending.stub.config().shutdown_grace();
+                    let _ = Box::pin(tokio::time::timeout(grace, conn.as_mut())).await;
+                }
+            }
+            _ = conn.as_mut() => {}
+        }
+    }};
+}
+
+/// Serves one plain HTTP/1.1 connection (with upgrades for WebSocket).
+///
+/// Not an `async fn`, whose arguments would keep their room in the task
+/// beside what is made of them: the connection is built here, and the task
+/// holds only it (in place: it is `Unpin`) and how it ends.
+fn plain<I>(accepted: Accepted, io: I) -> impl Future<Output = ()> + Send + 'static
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .max_buf_size(accepted.buffer())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let (service, ending) = accepted.split("HTTP/1.1");
+    let mut conn = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    async move { drive!(ending, Pin::new(&mut conn)) }
+}
+
+/// Serves one TLS connection: the handshake, bounded by
+/// `tls_handshake_timeout_ms`, then HTTP/1.1 or HTTP/2 as ALPN chose.
+async fn secure<I>(accepted: Accepted, io: I, tls: ServerTls)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let handshake = std::time::Duration::from_millis(accepted.stub.config().tls_handshake_timeout_ms);
+    let io = tokio::select! {
+        biased;
+        () = accepted.kill.cancelled() => return,
+        io = tls.accept(io, handshake, &accepted.peer) => match io {
+            Some(io) => io,
+            None => return,
+        },
+    };
+    let protocol = if crate::tls::is_h2(&io) {
+        "HTTP/2 over TLS"
+    } else {
+        "HTTP/1.1 over TLS"
+    };
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .max_buf_size(accepted.buffer())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let (service, ending) = accepted.split(protocol);
+    drive!(
+        ending,
+        pin!(builder.serve_connection_with_upgrades(TokioIo::new(io), service))
+    );
 }
 
 /// Drops streaming clients that are far behind and have not taken a single
