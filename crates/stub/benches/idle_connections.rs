@@ -31,6 +31,7 @@ use tokio::net::TcpStream;
 
 /// What `wire-stub` allocates with (see its `main.rs`), so the memory
 /// measured here is the binary's.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -20,6 +20,7 @@ use stub::{Config, EventLog, JetStream, JetStreamOptions, Log, NodeLog, NodeOpti
 /// bookkeeping outside the slab, so untouched pages stay non-resident, where
 /// glibc puts its chunk headers and the neighbouring chunks in a buffer's
 /// first and last pages.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -33,6 +33,7 @@ mod floor;
 mod load;
 mod report;
 mod servers;
+mod smoke;
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -42,6 +43,12 @@ use std::time::Duration;
 use load::{Plan, Transport};
 use report::Sample;
 use servers::Server;
+
+/// What `wire-stub` allocates with (see its `main.rs`): the server child
+/// measured here is the binary's, allocator included.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const ROLE_ENV: &str = "TICKWIRE_FANOUT_ROLE";
 const PLAN_ENV: &str = "TICKWIRE_FANOUT_PLAN";
@@ -101,7 +108,7 @@ fn parse_row(row: &str) -> (usize, u64) {
 fn orchestrate() {
     let full = std::env::args().any(|a| a == "--bench");
     if !full {
-        return smoke();
+        return smoke::run();
     }
     if std::env::var("FANOUT_CALLGRIND").is_ok() {
         return callgrind::run();
@@ -273,11 +280,14 @@ fn spawn_server(server: Server, wrap: Option<&[&str]>) -> Child {
 /// `taskset -c <core>` with the file limit raised, or no pinning where
 /// `taskset` is missing.
 fn pinned(core: usize) -> Command {
-    let have_taskset = Command::new("taskset")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    // `FANOUT_PIN=0`: no pinning (to see what pinning itself costs).
+    let pin_wanted = std::env::var("FANOUT_PIN").as_deref() != Ok("0");
+    let have_taskset = pin_wanted
+        && Command::new("taskset")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
     let mut cmd = Command::new("sh");
     let pin = if have_taskset {
         format!("taskset -c {core} ")
@@ -423,44 +433,4 @@ fn load_main() {
         s.published,
         s.out_of_order
     );
-}
-
-/// Under `cargo test --benches`: both servers, both transports, 20 clients
-/// at 200 events/s for a second: every client gets every event, in order.
-fn smoke() {
-    let mut runs = 0u8;
-    for server in [Server::Tickwire, Server::Baseline] {
-        for transport in [Transport::Sse, Transport::Ws] {
-            runs += 1;
-            let mut child = spawn_server(server, None);
-            let addr = server_addr(&mut child);
-            let plan = Plan {
-                addr,
-                server_pid: child.id(),
-                transport,
-                clients: 20,
-                rate: 200,
-                warmup: Duration::ZERO,
-                window: Duration::from_secs(1),
-                source: Ipv4Addr::new(127, 0, 2, runs),
-                drain: Duration::from_secs(10),
-            };
-            let line = run_load(&plan, None, server.name());
-            stop(child);
-            assert!(
-                line.published > 100,
-                "{}: published {}",
-                server.name(),
-                line.published
-            );
-            assert_eq!(
-                line.total,
-                line.published * 20,
-                "{} over {transport:?}: every client gets every event",
-                server.name()
-            );
-            assert_eq!(line.out_of_order, 0, "{} over {transport:?}", server.name());
-            println!("{}", line.row);
-        }
-    }
 }
