@@ -34,5 +34,5 @@ pub mod swarm;
 
 pub use engine::{engine_config, offline_audit};
 pub use harness::{TICK, run};
-pub use report::{Broke, ClientRun, Entry, FinalLog, Harness, Report, Start, ranges};
+pub use report::{Broke, ClientRun, Entry, FaultSpan, FinalLog, Harness, Report, Start, ranges};
 pub use scenario::{Expected, Fault, Scenario, Sometimes, client_config};

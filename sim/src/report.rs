@@ -172,7 +172,44 @@ impl std::fmt::Display for Broke {
     }
 }
 
+/// One applied fault and how long it lasted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultSpan {
+    /// Its place in [`Report::applied`].
+    pub index: usize,
+    pub from: Duration,
+    /// When the first later fault that heals it came (a bounce is a
+    /// moment), or the run's end.
+    pub to: Duration,
+    /// Whether something healed it (a bounce heals itself).
+    pub healed: bool,
+}
+
 impl Report {
+    /// The applied faults that `which` picks, each with its span: what the
+    /// checks excuse and what the pictures shade, paired the same way.
+    pub fn fault_spans(&self, which: impl Fn(&Fault) -> bool) -> Vec<FaultSpan> {
+        let applied = &self.applied;
+        let mut out = Vec::new();
+        for (k, (t, f)) in applied.iter().enumerate() {
+            if !which(f) {
+                continue;
+            }
+            let heal = applied[k + 1..]
+                .iter()
+                .find(|(_, h)| f.heals(h))
+                .map(|(at, _)| *at);
+            let bounce = *f == Fault::Bounce;
+            out.push(FaultSpan {
+                index: k,
+                from: *t,
+                to: if bounce { *t } else { heal.unwrap_or(self.elapsed) },
+                healed: heal.is_some() || bounce,
+            });
+        }
+        out
+    }
+
     /// A readable trace of the whole run; equal traces mean equal runs.
     pub fn trace(&self) -> String {
         let mut out = format!(

@@ -86,6 +86,21 @@ impl Fault {
                 | Fault::DiskFaults(false)
         ) && *self != Fault::Latency(Duration::ZERO)
     }
+
+    /// Whether `by` heals this fault.
+    pub fn heals(&self, by: &Fault) -> bool {
+        match (self, by) {
+            (Fault::Partition(a) | Fault::Silence(a), Fault::Repair(b)) => a == b,
+            (Fault::Hold, Fault::Release) => true,
+            (Fault::Crash | Fault::LoseDisk, Fault::Restart) => true,
+            (Fault::StreamingOff, Fault::StreamingOn) => true,
+            (Fault::Latency(_), Fault::Latency(d)) => d.is_zero(),
+            (Fault::DiskFaults(true), Fault::DiskFaults(false)) => true,
+            (Fault::NodeCrash(a), Fault::NodeRestart(b)) => a == b,
+            (Fault::LogDown, Fault::LogUp) => true,
+            _ => false,
+        }
+    }
 }
 
 /// A named situation to simulate.

@@ -297,35 +297,11 @@ fn windows_of(
     which: impl Fn(&Fault) -> bool,
 ) -> Vec<(Duration, Duration)> {
     let grace = Duration::from_secs(1) + scenario.tick * 2;
-    let mut out = Vec::new();
-    let applied = &report.applied;
-    for (k, (t, f)) in applied.iter().enumerate() {
-        if !which(f) {
-            continue;
-        }
-        let heal = applied[k + 1..]
-            .iter()
-            .find(|(_, h)| heals(f, h))
-            .map(|(at, _)| *at);
-        let end = match f {
-            Fault::Bounce => *t,
-            _ => heal.unwrap_or(report.elapsed),
-        };
-        out.push((*t, end + grace));
-    }
-    out
-}
-
-fn heals(fault: &Fault, by: &Fault) -> bool {
-    match (fault, by) {
-        (Fault::Partition(a) | Fault::Silence(a), Fault::Repair(b)) => a == b,
-        (Fault::Hold, Fault::Release) => true,
-        (Fault::Crash | Fault::LoseDisk, Fault::Restart) => true,
-        (Fault::StreamingOff, Fault::StreamingOn) => true,
-        (Fault::Latency(_), Fault::Latency(d)) => d.is_zero(),
-        (Fault::DiskFaults(true), Fault::DiskFaults(false)) => true,
-        _ => false,
-    }
+    report
+        .fault_spans(which)
+        .iter()
+        .map(|span| (span.from, span.to + grace))
+        .collect()
 }
 
 #[cfg(test)]

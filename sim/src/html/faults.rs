@@ -33,30 +33,21 @@ pub(crate) struct Span<'a> {
 /// Every fault that breaks something, paired with the first later fault
 /// that heals it (a bounce is a moment).
 pub(crate) fn spans(report: &Report) -> Vec<Span<'_>> {
-    let applied = &report.applied;
-    let mut out = Vec::new();
-    for (k, (t, f)) in applied.iter().enumerate() {
-        if !f.breaks() {
-            continue;
-        }
-        let heal = applied[k + 1..]
-            .iter()
-            .find(|(_, h)| heals(f, h))
-            .map(|(at, _)| *at);
-        let to = match f {
-            Fault::Bounce => *t,
-            _ => heal.unwrap_or(report.elapsed),
-        };
-        out.push(Span {
-            index: k,
-            from: *t,
-            to,
-            fault: f,
-            healed: heal.is_some() || *f == Fault::Bounce,
-            target: target(f),
-        });
-    }
-    out
+    report
+        .fault_spans(Fault::breaks)
+        .into_iter()
+        .map(|fs| {
+            let fault = &report.applied[fs.index].1;
+            Span {
+                index: fs.index,
+                from: fs.from,
+                to: fs.to,
+                fault,
+                healed: fs.healed,
+                target: target(fault),
+            }
+        })
+        .collect()
 }
 
 fn target(f: &Fault) -> Target {
@@ -66,22 +57,6 @@ fn target(f: &Fault) -> Target {
         Fault::NodeCrash(i) | Fault::NodeRestart(i) => Target::Host(*i),
         Fault::LogDown | Fault::LogUp => Target::Log,
         _ => Target::Host(0),
-    }
-}
-
-/// Whether `by` heals `fault` (as the checks' fault windows pair them, and
-/// the cluster's node and log faults).
-fn heals(fault: &Fault, by: &Fault) -> bool {
-    match (fault, by) {
-        (Fault::Partition(a) | Fault::Silence(a), Fault::Repair(b)) => a == b,
-        (Fault::Hold, Fault::Release) => true,
-        (Fault::Crash | Fault::LoseDisk, Fault::Restart) => true,
-        (Fault::StreamingOff, Fault::StreamingOn) => true,
-        (Fault::Latency(_), Fault::Latency(d)) => d.is_zero(),
-        (Fault::DiskFaults(true), Fault::DiskFaults(false)) => true,
-        (Fault::NodeCrash(a), Fault::NodeRestart(b)) => a == b,
-        (Fault::LogDown, Fault::LogUp) => true,
-        _ => false,
     }
 }
 
