@@ -183,8 +183,8 @@ impl Runner {
     ) -> Line {
         self.runs = self.runs.wrapping_add(1);
         // A profiler around the server (`FANOUT_WRAP="perf record -g --"`);
-        // the pid measured is then the wrapper's child's parent: CPU figures
-        // include the profiler.
+        // the pid measured is then the wrapper's, so the server CPU and RSS
+        // columns show the wrapper's, not the server's (use the profile).
         let wrap = std::env::var("FANOUT_WRAP").ok();
         let wrap: Option<Vec<&str>> = wrap.as_deref().map(|w| w.split_whitespace().collect());
         let mut child = spawn_server(server, wrap.as_deref());
