@@ -27,12 +27,9 @@ fn pin_this_thread(core: usize) {
     }
 }
 
-/// CPU time of the calling thread, from `/proc/thread-self/stat`.
+/// CPU time of the calling thread.
 fn thread_cpu() -> f64 {
-    let text = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let fields: Vec<&str> = text.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (field(11) + field(12)) / 100.0
+    crate::report::stat_seconds("/proc/thread-self/stat")
 }
 
 pub fn run() {

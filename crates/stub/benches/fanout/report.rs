@@ -52,7 +52,8 @@ fn ticks_per_second() -> f64 {
     100.0
 }
 
-fn stat_seconds(path: &str) -> f64 {
+/// User + system seconds from a `stat` file (a process's or a thread's).
+pub fn stat_seconds(path: &str) -> f64 {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command (which may hold spaces) in parentheses.
     let fields: Vec<&str> = text.rsplit(')').next().unwrap_or("").split_whitespace().collect();

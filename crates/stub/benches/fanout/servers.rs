@@ -65,20 +65,12 @@ pub fn run(server: Server) {
                     ..Config::default()
                 };
                 let log = Log::new(config.retention, wire::Epoch::from_random(0xfa17));
-                let stub = Stub::new(config, log, Arc::new(wall_us));
+                let stub = Stub::new(config, log, Arc::new(cli::system_clock_us));
                 stub::serve(stub::nodelay(listener), stub, std::future::pending()).await;
             }
             Server::Baseline => baseline(listener).await,
         }
     });
-}
-
-/// The stub's clock in the benchmark: the wall clock, as in `wire-stub`.
-#[allow(clippy::disallowed_methods)]
-fn wall_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }
 
 struct Hub {
@@ -121,7 +113,7 @@ async fn publish(State(hub): State<Arc<Hub>>, body: String) -> Response {
         let id = hub.next_id.fetch_add(1, Ordering::Relaxed);
         let json = wire::Event {
             id,
-            pub_us: Some(wall_us()),
+            pub_us: Some(cli::system_clock_us()),
             payload: payload.clone(),
         }
         .to_json();

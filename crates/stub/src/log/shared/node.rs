@@ -252,8 +252,18 @@ fn records(batch: &Batch, digest: Option<u32>) -> (Vec<Record>, bool) {
 impl Node {
     /// Takes records from the follower into the window; one wakeup.
     fn take(&self, chunk: Vec<Stored>) {
+        // Decoded and rendered before taking the lock readers wait on: once
+        // here, not by each connection.
+        let chunk: Vec<(Stored, Entry)> = chunk
+            .into_iter()
+            .map(|stored| {
+                let entry = stored.entry();
+                entry.sse(self.epoch);
+                (stored, entry)
+            })
+            .collect();
         let mut window = self.window.write().unwrap_or_else(|p| p.into_inner());
-        for stored in chunk {
+        for (stored, entry) in chunk {
             if stored.seq <= window.head() {
                 continue; // seen before following again
             }
@@ -278,9 +288,6 @@ impl Node {
                 }
                 Tag::Ingest => {}
             }
-            let entry = stored.entry();
-            // Rendered once here, not by each connection.
-            entry.sse(self.epoch);
             window.push(entry);
         }
         window.trim();
