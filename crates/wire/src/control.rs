@@ -10,10 +10,31 @@ use crate::{Epoch, Event};
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Control {
     /// The connection is alive; `head` is the newest id in the log, so a
-    /// client on a quiet stream can still see that it missed something.
-    Heartbeat { head: u64 },
+    /// client on a quiet stream can still see that it missed something. On
+    /// a filtered stream `scanned` is the id the server has looked through
+    /// and `prev` the last event up to it that matches the filter: a
+    /// reader whose last event is older has missed one.
+    Heartbeat {
+        head: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scanned: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prev: Option<u64>,
+    },
     /// The replay after (re)connecting reached the head: live from here.
-    CaughtUp { head: u64 },
+    /// `scanned` and `prev` as in a heartbeat.
+    CaughtUp {
+        head: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scanned: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prev: Option<u64>,
+    },
+    /// WebSocket only: a `subscribe` or `unsubscribe` took effect. Events
+    /// after `at` are chosen by the new filter, none at or before it by
+    /// it; `prev` is the last event up to `at` that the new filter matches,
+    /// from which the stream's `prev` chain continues.
+    Subscribed { at: u64, prev: u64 },
     /// The client read too slowly and is being disconnected; `last_id` is the
     /// last event sent to it. Resume after it.
     Overflow { last_id: u64 },
@@ -34,11 +55,30 @@ pub enum Control {
 }
 
 impl Control {
+    /// A heartbeat of an unfiltered stream.
+    pub fn heartbeat(head: u64) -> Control {
+        Control::Heartbeat {
+            head,
+            scanned: None,
+            prev: None,
+        }
+    }
+
+    /// A `caught_up` of an unfiltered stream.
+    pub fn caught_up(head: u64) -> Control {
+        Control::CaughtUp {
+            head,
+            scanned: None,
+            prev: None,
+        }
+    }
+
     /// The SSE event type and the WebSocket `type` of this message.
     pub fn name(&self) -> &'static str {
         match self {
             Control::Heartbeat { .. } => "heartbeat",
             Control::CaughtUp { .. } => "caught_up",
+            Control::Subscribed { .. } => "subscribed",
             Control::Overflow { .. } => "overflow",
             Control::CursorExpired { .. } => "cursor_expired",
             Control::Reset { .. } => "reset",
@@ -49,9 +89,10 @@ impl Control {
     /// walk is an exhaustive match, so a new variant does not compile until
     /// it is placed in it; the names of control messages come from here.
     pub fn every() -> impl Iterator<Item = Control> {
-        std::iter::successors(Some(Control::Heartbeat { head: 0 }), |c| match c {
-            Control::Heartbeat { .. } => Some(Control::CaughtUp { head: 0 }),
-            Control::CaughtUp { .. } => Some(Control::Overflow { last_id: 0 }),
+        std::iter::successors(Some(Control::heartbeat(0)), |c| match c {
+            Control::Heartbeat { .. } => Some(Control::caught_up(0)),
+            Control::CaughtUp { .. } => Some(Control::Subscribed { at: 0, prev: 0 }),
+            Control::Subscribed { .. } => Some(Control::Overflow { last_id: 0 }),
             Control::Overflow { .. } => Some(Control::CursorExpired {
                 cursor: 0,
                 oldest: 0,

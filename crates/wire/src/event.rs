@@ -24,6 +24,10 @@ pub struct Event {
     /// When the stub published it, in microseconds since the Unix epoch, by
     /// the stub's clock. For latency metrics only: decisions never read it.
     pub pub_us: Option<u64>,
+    /// On a filtered stream, the id of the previous event in the log that
+    /// matches the same filter (0: none); `None` on an unfiltered one,
+    /// where it is `id - 1`. See [`Filter::continues`](crate::Filter::continues).
+    pub prev: Option<u64>,
     pub payload: Payload,
 }
 
@@ -85,7 +89,7 @@ fn field_error(field: &str, reason: impl Into<String>) -> FieldError {
 }
 
 /// Keys the envelope owns; a payload cannot use them.
-const ENVELOPE_KEYS: [&str; 3] = ["id", "kind", "pub_us"];
+const ENVELOPE_KEYS: [&str; 4] = ["id", "kind", "prev", "pub_us"];
 
 impl Payload {
     /// The `kind` name: also the SSE event type.
@@ -147,7 +151,7 @@ impl Payload {
         }
         match self {
             Payload::Tick(t) => {
-                symbol(&t.symbol)?;
+                check_symbol(&t.symbol)?;
                 price("last", t.last)?;
                 if let Some(b) = t.bid {
                     price("bid", b)?;
@@ -158,7 +162,7 @@ impl Payload {
                 Ok(())
             }
             Payload::News(n) => {
-                symbol(&n.symbol)?;
+                check_symbol(&n.symbol)?;
                 if !(n.score.is_finite() && (-1.0..=1.0).contains(&n.score)) {
                     return Err(field_error(
                         "score",
@@ -211,7 +215,7 @@ impl Payload {
     }
 }
 
-fn symbol(s: &str) -> Result<(), FieldError> {
+pub(crate) fn check_symbol(s: &str) -> Result<(), FieldError> {
     let ok = !s.is_empty()
         && s.len() <= 32
         && s.bytes()
@@ -275,9 +279,18 @@ impl Event {
             return Err(field_error("id", "must be at least 1"));
         }
         let pub_us = take_u64(&mut map, "pub_us")?;
+        let prev = take_u64(&mut map, "prev")?;
+        if prev.is_some_and(|p| p >= id) {
+            return Err(field_error("prev", "must be below the event's id"));
+        }
         let kind = take_kind(&mut map)?;
         let payload = Payload::from_fields(&kind, map)?;
-        Ok(Event { id, pub_us, payload })
+        Ok(Event {
+            id,
+            pub_us,
+            prev,
+            payload,
+        })
     }
 
     /// The event's JSON object: `id`, `kind`, the payload's fields and
@@ -292,8 +305,34 @@ impl Event {
         if let Some(us) = self.pub_us {
             map.insert("pub_us".into(), us.into());
         }
+        if let Some(prev) = self.prev {
+            map.insert("prev".into(), prev.into());
+        }
         map
     }
+
+    /// The id before this one on its stream: `prev` on a filtered stream,
+    /// `id - 1` on a full one.
+    pub fn prev_id(&self) -> u64 {
+        self.prev.unwrap_or(self.id - 1)
+    }
+}
+
+/// An event's JSON object ([`Event::to_json`]) with `"prev":N` put first,
+/// for a server that keeps events encoded and serves a filtered stream:
+/// the one place that form is written.
+pub fn json_with_prev(json: &str, prev: u64) -> String {
+    let fields = json.trim_start().strip_prefix('{').unwrap_or("}").trim_start();
+    let mut digits = itoa::Buffer::new();
+    let prev = digits.format(prev);
+    let mut out = String::with_capacity(json.len() + prev.len() + 10);
+    out.push_str("{\"prev\":");
+    out.push_str(prev);
+    if !fields.starts_with('}') {
+        out.push(',');
+    }
+    out.push_str(fields);
+    out
 }
 
 impl Serialize for Payload {

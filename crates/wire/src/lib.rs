@@ -9,6 +9,7 @@
 mod control;
 mod cursor;
 mod event;
+mod filter;
 pub mod fixture;
 pub mod poll;
 pub mod sse;
@@ -17,5 +18,6 @@ pub mod ws;
 
 pub use control::{Control, Message, Problem};
 pub use cursor::{BadCursor, Cursor, EPOCH_HEADER, Epoch};
-pub use event::{Event, FieldError, News, Payload, Tick};
+pub use event::{Event, FieldError, News, Payload, Tick, json_with_prev};
+pub use filter::{Continuity, Filter, Kind, MAX_SYMBOLS};
 pub use transport::{Transport, UnknownTransport};

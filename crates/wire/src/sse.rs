@@ -32,6 +32,12 @@ pub fn encode_parts(out: &mut Vec<u8>, kind: &str, cursor: Cursor, json: &str) {
     debug_assert!(written.is_ok());
 }
 
+/// Appends an event block of a filtered stream: [`encode_parts`] with
+/// `prev` (the previous matching id) in the data.
+pub fn encode_filtered(out: &mut Vec<u8>, kind: &str, cursor: Cursor, json: &str, prev: u64) {
+    encode_parts(out, kind, cursor, &crate::json_with_prev(json, prev));
+}
+
 /// A cursor's text without allocating or formatting machinery: this runs
 /// once per event sent, so the epoch's 12 hex digits and the id's decimal
 /// ones are written by hand (`core::fmt` here cost a third of the stub's

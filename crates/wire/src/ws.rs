@@ -2,9 +2,47 @@
 //! its JSON object plus `"type": "event"`; a control message is its JSON
 //! (`"type": "heartbeat"`, ...).
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{Control, Event, FieldError, Message};
+
+/// What a client may send on a live connection: a change of its filter
+/// ([`Filter`](crate::Filter)), answered by [`Control::Subscribed`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Adds symbols and kinds (an empty filter, the full stream, becomes
+    /// exactly these).
+    Subscribe {
+        #[serde(default)]
+        symbols: Vec<String>,
+        #[serde(default)]
+        kinds: Vec<String>,
+    },
+    /// Removes them; no symbols left means every symbol again.
+    Unsubscribe {
+        #[serde(default)]
+        symbols: Vec<String>,
+        #[serde(default)]
+        kinds: Vec<String>,
+    },
+}
+
+impl Request {
+    pub fn to_text(&self) -> String {
+        // A tagged enum of strings serializes without failing.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a client's message, naming what is wrong.
+    pub fn from_text(text: &str) -> Result<Request, FieldError> {
+        serde_json::from_str(text).map_err(|e| FieldError {
+            field: "type".into(),
+            reason: format!("not a subscribe or unsubscribe message: {e}"),
+        })
+    }
+}
 
 pub fn encode(message: &Message) -> String {
     match message {

@@ -8,6 +8,7 @@ fn tick(id: u64) -> Event {
     Event {
         id,
         pub_us: Some(1_772_461_800_000_123),
+        prev: None,
         payload: Payload::Tick(Tick {
             symbol: "AAPL".into(),
             last: 191.25,
@@ -23,6 +24,7 @@ fn news(id: u64) -> Event {
     Event {
         id,
         pub_us: None,
+        prev: None,
         payload: Payload::News(News {
             symbol: "NVDA".into(),
             score: -0.75,
@@ -60,8 +62,8 @@ fn the_sse_form_is_event_kind_id_and_json() {
 #[test]
 fn events_and_controls_survive_every_form() {
     let controls = [
-        Control::Heartbeat { head: 9 },
-        Control::CaughtUp { head: 9 },
+        Control::heartbeat(9),
+        Control::caught_up(9),
         Control::Overflow { last_id: 4 },
         Control::CursorExpired {
             cursor: 1,
@@ -99,7 +101,7 @@ fn events_and_controls_survive_every_form() {
 fn control_messages_carry_no_sse_id() {
     let mut bytes = Vec::new();
     wire::sse::encode_event(&mut bytes, &tick(3));
-    wire::sse::encode_control(&mut bytes, &Control::Heartbeat { head: 3 });
+    wire::sse::encode_control(&mut bytes, &Control::heartbeat(3));
     let mut d = sse::Decoder::default();
     d.push(&bytes);
     while d.next_frame().is_some() {}
@@ -338,7 +340,12 @@ fn arb_event() -> impl Strategy<Value = Event> {
         proptest::option::of(any::<u64>()),
         prop_oneof![tick, news],
     )
-        .prop_map(|(id, pub_us, payload)| Event { id, pub_us, payload })
+        .prop_map(|(id, pub_us, payload)| Event {
+            id,
+            pub_us,
+            prev: None,
+            payload,
+        })
 }
 
 proptest! {
@@ -357,7 +364,14 @@ fn a_control_name_is_refused_as_an_event_kind_everywhere() {
     let names: Vec<&str> = Control::every().map(|c| c.name()).collect();
     assert_eq!(
         names,
-        ["heartbeat", "caught_up", "overflow", "cursor_expired", "reset"]
+        [
+            "heartbeat",
+            "caught_up",
+            "subscribed",
+            "overflow",
+            "cursor_expired",
+            "reset"
+        ]
     );
     for name in names {
         let payload = format!(r#"{{"kind":"{name}","head":3}}"#);
