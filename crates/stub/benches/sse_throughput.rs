@@ -78,6 +78,7 @@ fn start_axum(rt: &Runtime, payloads: &[wire::Payload]) -> (SocketAddr, u64) {
             let json = wire::Event {
                 id,
                 pub_us: Some(0),
+                prev: None,
                 payload: payload.clone(),
             }
             .to_json();

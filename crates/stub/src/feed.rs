@@ -3,14 +3,32 @@
 //! head, say `caught_up`, then go live; heartbeats on silence;
 //! `cursor_expired` or `overflow` when the client cannot be served without
 //! loss, and then the end.
+//!
+//! A filtered feed reads its events through the log's index, hands each
+//! with its `prev`, and waits on an [`Interest`] in its topics instead of
+//! the head; its cursor is how far it has looked, and its heartbeats and
+//! `caught_up` say so.
 
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
-use wire::Control;
+use wire::{Control, Filter};
 
 use crate::Stub;
 use crate::conns::{Registration, Transport};
-use crate::log::{Entry, HeadWatch, Miss};
+use crate::log::{Entry, HeadWatch, Interest, Miss};
+use crate::serve::ConnCtx;
+
+/// What a filtered feed carries beyond the full stream's state.
+struct Filtered {
+    filter: Filter,
+    interest: Interest,
+    /// The last match at or before the cursor: the next event's `prev`.
+    prev: u64,
+    /// The last read stopped at its batch size, short of the head.
+    full: bool,
+    /// The heartbeat's time came: look through to the head, then say so.
+    beat_due: bool,
+}
 
 pub(crate) struct Feed {
     stub: Stub,
@@ -27,6 +45,7 @@ pub(crate) struct Feed {
     /// `write_delay` after it.
     last_events: Option<Instant>,
     behind_since: Option<Instant>,
+    filtered: Option<Filtered>,
 }
 
 /// What the feed produced; events went to the caller's closure.
@@ -40,20 +59,27 @@ impl Feed {
     pub(crate) fn new(
         stub: Stub,
         transport: Transport,
-        peer: std::sync::Arc<str>,
-        protocol: &'static str,
-        kill: CancellationToken,
+        ctx: ConnCtx,
         cursor: u64,
         first: Option<Control>,
+        filter: Filter,
     ) -> Feed {
         let now_us = (stub.0.clock)();
         let reg = stub
             .0
             .conns
-            .register(transport, peer, protocol, now_us, cursor, kill);
+            .register(transport, ctx.peer, ctx.protocol, now_us, cursor, ctx.kill);
         stub.0.metrics.opened(transport);
         let head = stub.0.log.watch();
+        let filtered = (!filter.is_all()).then(|| Filtered {
+            interest: head.interest(&filter),
+            filter,
+            prev: cursor,
+            full: false,
+            beat_due: false,
+        });
         Feed {
+            filtered,
             stub,
             transport,
             reg,
@@ -72,9 +98,53 @@ impl Feed {
         &self.reg.conn.kill
     }
 
-    /// The next thing to send. Cancel-safe: nothing is consumed across an
+    /// Changes the feed's filter (a WebSocket `subscribe`): events after the
+    /// cursor are chosen by the new one, none before. Returns the
+    /// acknowledgement, to send before anything else.
+    pub(crate) fn refilter(&mut self, filter: Filter) -> Control {
+        let cursor = self.cursor;
+        if filter.is_all() {
+            // The full stream's `prev` is the id before: `cursor` itself.
+            self.filtered = None;
+            return Control::Subscribed {
+                at: cursor,
+                prev: cursor,
+            };
+        }
+        let prev = self
+            .stub
+            .0
+            .log
+            .read_filtered(cursor, &filter, 0, &mut |_, _| {})
+            .map_or(cursor, |scan| scan.prev);
+        match &mut self.filtered {
+            Some(f) => {
+                f.interest.change(&filter);
+                f.filter = filter;
+                f.prev = prev;
+            }
+            None => {
+                self.filtered = Some(Filtered {
+                    interest: self.head.interest(&filter),
+                    filter,
+                    prev,
+                    full: false,
+                    beat_due: false,
+                });
+            }
+        }
+        Control::Subscribed { at: cursor, prev }
+    }
+
+    /// The filter, when the feed has one.
+    pub(crate) fn filter(&self) -> Option<&Filter> {
+        self.filtered.as_ref().map(|f| &f.filter)
+    }
+
+    /// The next thing to send; events go to `on_event` with their `prev`
+    /// on a filtered feed. Cancel-safe: nothing is consumed across an
     /// await point, so a caller may drop it inside `select!`.
-    pub(crate) async fn next(&mut self, mut on_event: impl FnMut(&Entry)) -> Out {
+    pub(crate) async fn next(&mut self, mut on_event: impl FnMut(&Entry, Option<u64>)) -> Out {
         let out = self.step(&mut on_event).await;
         if !matches!(out, Out::End) {
             self.last_write = Instant::now();
@@ -82,7 +152,7 @@ impl Feed {
         out
     }
 
-    async fn step(&mut self, on_event: &mut impl FnMut(&Entry)) -> Out {
+    async fn step(&mut self, on_event: &mut impl FnMut(&Entry, Option<u64>)) -> Out {
         let stub = self.stub.clone();
         let shared = &stub.0;
         loop {
@@ -124,31 +194,52 @@ impl Feed {
             }
             let mut count = 0;
             let (drop_every, dup_every) = (shared.config.drop_every, shared.config.dup_every);
-            let mut send = |e: &Entry| {
+            let batch = shared.config.batch_events;
+            // Fault injection (`drop_every`, `dup_every`) acts on what is
+            // sent, never on what was read: a dropped event is still the
+            // next one's `prev`.
+            let mut send = |e: &Entry, prev: Option<u64>| {
                 count += 1;
                 if drop_every == 0 || !e.id.is_multiple_of(drop_every) {
-                    on_event(e);
+                    on_event(e, prev);
                 }
                 if dup_every != 0 && e.id.is_multiple_of(dup_every) {
-                    on_event(e);
+                    on_event(e, prev);
                 }
             };
-            let mut read = shared
-                .log
-                .read_with(self.cursor, shared.config.batch_events, &mut send)
-                .map_err(Miss::Expired);
+            let mut read = match &mut self.filtered {
+                None => shared.log.read_with(self.cursor, batch, &mut |e| send(e, None)),
+                Some(f) => shared
+                    .log
+                    .read_filtered(self.cursor, &f.filter, batch, &mut |e, prev| send(e, Some(prev)))
+                    .map(|scan| {
+                        f.prev = scan.prev;
+                        f.full = scan.scanned < head;
+                        scan.scanned
+                    }),
+            }
+            .map_err(Miss::Expired);
             if read.is_err() {
                 // Older than memory: a shared log reads it from its store.
                 // Taken and sent in one poll once it is here, so dropping
                 // this future loses nothing.
-                read = shared
-                    .log
-                    .fetch(self.cursor, shared.config.batch_events)
-                    .await
-                    .map(|entries| {
-                        entries.iter().for_each(&mut send);
-                        entries.last().map_or(self.cursor, |e| e.id)
-                    });
+                let cursor = self.cursor;
+                read = shared.log.fetch(cursor, batch).await.map(|entries| {
+                    let last = entries.last().map_or(cursor, |e| e.id);
+                    match &mut self.filtered {
+                        None => entries.iter().for_each(|e| send(e, None)),
+                        Some(f) => {
+                            for e in &entries {
+                                if e.matches(&f.filter) {
+                                    send(e, Some(f.prev));
+                                    f.prev = e.id;
+                                }
+                            }
+                            f.full = true;
+                        }
+                    }
+                    last
+                });
             }
             match read {
                 Err(Miss::Expired(expired)) => {
@@ -167,6 +258,10 @@ impl Feed {
                     return Out::End;
                 }
                 Ok(last) if count > 0 => {
+                    if let Some(f) = &mut self.filtered {
+                        // What was written keeps the connection alive.
+                        f.beat_due = false;
+                    }
                     if self.caught_up && !shared.config.write_delay().is_zero() {
                         self.last_events = Some(Instant::now());
                     }
@@ -175,20 +270,41 @@ impl Feed {
                     shared.metrics.sent(self.transport, count);
                     return Out::Events;
                 }
-                Ok(_) => {}
+                Ok(last) => {
+                    // A filtered read may look past events it does not want.
+                    if last > self.cursor {
+                        self.cursor = last;
+                        self.reg.sent(last, 0);
+                    }
+                }
             }
+            let scan = self.filtered.as_ref().map(|f| (Some(self.cursor), Some(f.prev)));
+            let (scanned, prev) = scan.unwrap_or((None, None));
             if !self.caught_up {
                 self.caught_up = true;
-                return Out::Control(Control::CaughtUp { head });
+                return Out::Control(Control::CaughtUp { head, scanned, prev });
+            }
+            if let Some(f) = self.filtered.as_mut().filter(|f| f.beat_due) {
+                f.beat_due = false;
+                return Out::Control(Control::Heartbeat { head, scanned, prev });
             }
             let heartbeat_at = self.last_write + shared.config.heartbeat();
-            tokio::select! {
-                biased;
-                () = self.reg.conn.kill.cancelled() => {}
-                _ = self.head.past(self.cursor) => {}
-                () = sleep_until(heartbeat_at) => {
-                    return Out::Control(Control::Heartbeat { head: shared.log.head() });
-                }
+            match &mut self.filtered {
+                None => tokio::select! {
+                    biased;
+                    () = self.reg.conn.kill.cancelled() => {}
+                    _ = self.head.past(self.cursor) => {}
+                    () = sleep_until(heartbeat_at) => {
+                        return Out::Control(Control::heartbeat(shared.log.head()));
+                    }
+                },
+                Some(f) => tokio::select! {
+                    biased;
+                    () = self.reg.conn.kill.cancelled() => {}
+                    () = f.interest.wait() => {}
+                    // Looked through to the head first, then said.
+                    () = sleep_until(heartbeat_at) => f.beat_due = true,
+                },
             }
         }
     }
@@ -197,7 +313,14 @@ impl Feed {
     /// than the grace period: a burst it drains in time is not slowness.
     fn lagging_too_long(&mut self, head: u64) -> bool {
         let config = &self.stub.0.config;
-        if head.saturating_sub(self.cursor) <= config.max_lag {
+        // A filtered feed is not woken for what it does not want, so its
+        // cursor trails the head while it is idle: it is behind only while
+        // its reads come back full.
+        let behind = match &self.filtered {
+            Some(f) if !f.full => 0,
+            _ => head.saturating_sub(self.cursor),
+        };
+        if behind <= config.max_lag {
             self.behind_since = None;
             return false;
         }

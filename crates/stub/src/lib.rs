@@ -22,11 +22,12 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 pub use conns::{ConnView, Transport};
-pub use http::app;
+pub use http::{app, dashboard};
 pub use log::{
     Ack, Appended, BadKey, Batch, Disk, Entry, EventLog, Expired, FileDisk, FixtureAt, HeadWatch,
-    IdempotencyKey, JetStream, JetStreamOptions, KeyWindow, Log, LogError, LogService, LogStatus,
-    MAX_KEY_LEN, MemoryService, Miss, NodeLog, NodeOptions, Record, ServiceInfo, Source, Stored, Tag,
+    IdempotencyKey, Interest, JetStream, JetStreamOptions, KeyWindow, Log, LogError, LogService, LogStatus,
+    MAX_KEY_LEN, MemoryService, Miss, NodeLog, NodeOptions, Record, Scan, ServiceInfo, Source, Stored, Tag,
+    Topic,
 };
 pub use replay::{Pace, replay};
 pub use serve::{nodelay, serve, serve_tls};

@@ -118,11 +118,26 @@ struct FileConfig {
     server: Config,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    cli::init_logs(args.log_json, "info");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run(args))
+/// Exit codes: 0 stopped by a signal; 2 a bad option, file or setup (a
+/// busy port, a bad key), said in one line on stderr (a JSON log line
+/// under --log-json).
+fn main() {
+    let args: Args = cli::parse_args("wire-stub");
+    let json = args.log_json;
+    cli::init_logs(json, "info");
+    let ran = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run(args)));
+    if let Err(e) = ran {
+        if json {
+            tracing::error!("wire-stub: {e:#}");
+        } else {
+            eprintln!("wire-stub: {e:#}");
+        }
+        std::process::exit(2);
+    }
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -233,7 +248,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let stub = Stub::on(config, log, Arc::new(cli::system_clock_us));
     let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("wire-stub listening on {scheme}://{local}");
+    // The line scripts wait for, on stdout; a log line under --log-json.
+    if args.log_json {
+        tracing::info!(url = %format!("{scheme}://{local}"), "wire-stub listening on {scheme}://{local}");
+    } else {
+        println!("wire-stub listening on {scheme}://{local}");
+    }
     tracing::info!(%local, epoch = %stub.log().epoch(), head = stub.log().head(), fixture_events = payloads.len(), ?pace, "serving");
     tokio::spawn(stub::replay(stub.clone(), payloads, pace));
     match tls {

@@ -1,5 +1,6 @@
-//! The stub's metrics: Prometheus text at `/metrics`, the same figures as
-//! JSON at `/metrics.json`.
+//! The stub's metrics: Prometheus text at `/metrics` (OpenMetrics, or the
+//! classic 0.0.4 text when the scraper prefers it; with `process_*` and
+//! `stub_build_info`), the same figures as JSON at `/metrics.json`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -15,9 +16,10 @@ pub struct TransportLabel {
     pub transport: &'static str,
 }
 
+/// Why a request was answered with an error: its problem code.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CodeLabel {
-    pub code: &'static str,
+pub struct ReasonLabel {
+    pub reason: String,
 }
 
 #[derive(Debug, Default)]
@@ -29,7 +31,7 @@ pub struct Metrics {
     pub cursor_expired: Counter,
     /// Streams whose cursor named another epoch, sent a `reset`.
     pub resets: Counter,
-    pub rejected: Family<CodeLabel, Counter>,
+    pub rejected: Family<ReasonLabel, Counter>,
 }
 
 impl Metrics {
@@ -49,12 +51,16 @@ impl Metrics {
             .inc();
     }
 
-    pub fn rejected(&self, code: &'static str) {
-        self.rejected.get_or_create(&CodeLabel { code }).inc();
+    pub fn rejected(&self, reason: &str) {
+        self.rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
     }
 
-    /// Prometheus / OpenMetrics text exposition.
-    pub fn prometheus(&self, log: &dyn EventLog, conns: &Conns) -> String {
+    /// The text exposition in `format`.
+    pub fn prometheus(&self, log: &dyn EventLog, conns: &Conns, format: exposition::Format) -> String {
         use prometheus_client::metrics::gauge::Gauge;
         let mut reg = Registry::with_prefix("stub");
         let head: Gauge = Gauge::default();
@@ -104,13 +110,11 @@ impl Metrics {
         );
         reg.register(
             "requests_rejected",
-            "Requests answered with an error, by code",
+            "Requests answered with an error, by reason (the problem code)",
             self.rejected.clone(),
         );
-        let mut out = String::new();
-        // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
-        out
+        let standard = exposition::standard("stub", env!("CARGO_PKG_VERSION"));
+        exposition::render(format, &[&reg, &standard])
     }
 
     pub fn json(&self, log: &dyn EventLog, conns: &Conns) -> Value {

@@ -181,3 +181,72 @@ fn the_token_comes_from_the_flag_then_tickwire_token_then_the_old_name() {
         child.wait().unwrap();
     }
 }
+
+/// A user's mistake is one line on stderr, `wire-stub: ...`, and exit 2:
+/// no `Error:` chain, no usage block; under --log-json a JSON line.
+#[test]
+fn a_busy_port_or_a_bad_key_is_one_line_and_exit_2() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let bad = temp_file("one-line", "server:\n  retension: 5\n");
+    for args in [
+        vec!["--addr", &addr, "--no-fixture"],
+        vec!["--config", bad.to_str().unwrap()],
+        vec!["--no-such-flag"],
+    ] {
+        let out = bin().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("wire-stub: "), "{args:?}: {err}");
+    }
+    let out = bin().args(["--addr", &addr, "--no-fixture"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with(&format!("wire-stub: binding {addr}: ")), "{err}");
+    let out = bin()
+        .args(["--addr", &addr, "--no-fixture", "--log-json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let line: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(line["level"], "ERROR", "{line}");
+}
+
+/// Under --log-json the `listening on` line is a JSON log line too.
+#[test]
+fn log_json_makes_the_listening_line_json() {
+    let mut child = bin()
+        .args(["--addr", "127.0.0.1:0", "--no-fixture", "--log-json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let listening = loop {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0,
+            "no listening line"
+        );
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if json["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("wire-stub listening on http://"))
+        {
+            break json;
+        }
+    };
+    assert!(
+        listening["fields"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -36,6 +36,7 @@ async fn stub(n: usize) -> (Stub, Vec<Event>) {
         .map(|(payload, id)| Event {
             id,
             pub_us: Some(PUB_US),
+            prev: None,
             payload,
         })
         .collect();
@@ -77,7 +78,7 @@ async fn the_sse_body_is_wires_sse_form() {
         let cursor = wire::Cursor::new(s.log().epoch(), e.id);
         wire::sse::encode_parts(&mut expected, e.payload.kind(), cursor, &e.to_json());
     }
-    wire::sse::encode_control(&mut expected, &Control::CaughtUp { head: 5 });
+    wire::sse::encode_control(&mut expected, &Control::caught_up(5));
 
     let mut body = get(&s, "/stream?cursor=2").await.into_body();
     let mut got = Vec::new();
@@ -106,7 +107,7 @@ async fn websocket_messages_are_wires_ws_form() {
         .iter()
         .map(|e| wire::ws::encode(&Message::Event(e.clone())))
         .collect();
-    expected.push(wire::ws::encode(&Message::Control(Control::CaughtUp { head: 4 })));
+    expected.push(wire::ws::encode(&Message::Control(Control::caught_up(4))));
 
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws?cursor=1"), stream)

@@ -87,7 +87,7 @@ async fn the_same_key_for_other_events_is_422() {
     let text = body_text(call(&s, get("/metrics")).await).await;
     assert!(
         text.lines()
-            .any(|l| l == "stub_requests_rejected_total{code=\"idempotency_key_reused\"} 1"),
+            .any(|l| l == "stub_requests_rejected_total{reason=\"idempotency_key_reused\"} 1"),
         "{text}"
     );
 }

@@ -166,7 +166,7 @@ async fn ws_from_another_epoch_gets_the_reset_as_its_first_message() {
     assert_eq!(ids, [8, 9, 10]);
     assert_eq!(
         ws_text(&mut ws).await,
-        wire::ws::encode_control(&Control::CaughtUp { head: 10 })
+        wire::ws::encode_control(&Control::caught_up(10))
     );
     assert_eq!(s.metrics_json()["resets"], 1);
     drop(ws);
@@ -192,7 +192,7 @@ async fn polling_from_another_epoch_is_409_epoch_changed() {
     let text = body_text(call(&s, get("/metrics")).await).await;
     assert!(
         text.lines()
-            .any(|l| l == "stub_requests_rejected_total{code=\"epoch_changed\"} 1"),
+            .any(|l| l == "stub_requests_rejected_total{reason=\"epoch_changed\"} 1"),
         "{text}"
     );
 }
@@ -234,7 +234,7 @@ async fn a_cursor_past_the_head_is_409_cursor_ahead_on_every_transport() {
     let text = body_text(call(&s, get("/metrics")).await).await;
     assert!(
         text.lines()
-            .any(|l| l == "stub_requests_rejected_total{code=\"cursor_ahead\"} 9"),
+            .any(|l| l == "stub_requests_rejected_total{reason=\"cursor_ahead\"} 9"),
         "{text}"
     );
     s.shutdown_token().cancel();
@@ -278,7 +278,7 @@ async fn bare_and_same_epoch_cursors_up_to_the_head_still_work() {
         let (mut ws, _) = ws_connect(addr, &query).await.unwrap();
         let first = ws_text(&mut ws).await;
         if query.ends_with('3') {
-            assert_eq!(first, wire::ws::encode_control(&Control::CaughtUp { head: 3 }));
+            assert_eq!(first, wire::ws::encode_control(&Control::caught_up(3)));
         } else {
             match wire::ws::decode(&first).unwrap() {
                 wire::Message::Event(e) => assert_eq!(e.id, 3, "{query}"),

@@ -161,6 +161,7 @@ async fn a_journal_of_the_first_form_is_rewritten_under_a_new_epoch_with_its_ids
         let e = wire::Event {
             id: i as u64 + 1,
             pub_us: Some(10),
+            prev: None,
             payload: p,
         };
         v1.push_str(if i == 0 { "f " } else { "i " });

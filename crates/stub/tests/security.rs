@@ -52,7 +52,7 @@ async fn only_json_and_ndjson_bodies_publish() {
     let text = body_text(call(&s, get("/metrics")).await).await;
     assert!(
         text.lines()
-            .any(|l| l.contains("rejected") && l.ends_with("{code=\"unsupported_media_type\"} 6")),
+            .any(|l| l.contains("rejected") && l.ends_with("{reason=\"unsupported_media_type\"} 6")),
         "{text}"
     );
 }

@@ -114,6 +114,7 @@ async fn publish(State(hub): State<Arc<Hub>>, body: String) -> Response {
         let json = wire::Event {
             id,
             pub_us: Some(cli::system_clock_us()),
+            prev: None,
             payload: payload.clone(),
         }
         .to_json();

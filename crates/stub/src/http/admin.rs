@@ -2,7 +2,7 @@
 //! drop one), and the metrics as Prometheus text and as JSON.
 
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, json_response};
@@ -44,13 +44,13 @@ pub(super) async fn drop_connection(
     }
 }
 
-pub(super) async fn metrics(State(stub): State<Stub>) -> Response {
+/// OpenMetrics, or the classic text when `Accept` prefers `text/plain`.
+pub(super) async fn metrics(State(stub): State<Stub>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = exposition::Format::negotiate(accept);
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        stub.0.metrics.prometheus(stub.log(), &stub.0.conns),
+        [(header::CONTENT_TYPE, format.content_type())],
+        stub.0.metrics.prometheus(stub.log(), &stub.0.conns, format),
     )
         .into_response()
 }

@@ -21,13 +21,6 @@ pub(super) async fn ingest(
     match publish(&stub, &headers, body).await {
         Ok(res) => res,
         Err(e) => {
-            stub.0.metrics.rejected(match e.status {
-                StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-                StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-                StatusCode::UNPROCESSABLE_ENTITY => "idempotency_key_reused",
-                StatusCode::SERVICE_UNAVAILABLE => "storage_error",
-                _ => "bad_request",
-            });
             let unavailable = e.status == StatusCode::SERVICE_UNAVAILABLE;
             let mut res = e.into_response();
             if unavailable {

@@ -3,6 +3,7 @@
 //! is an [`ApiError`] with a JSON body. Each endpoint family has its module.
 
 mod admin;
+pub mod dashboard;
 mod ingest;
 mod poll;
 mod stream;
@@ -37,14 +38,17 @@ pub fn app(stub: Stub) -> Router {
         .route("/connections/{id}", delete(admin::drop_connection))
         .route("/metrics", get(admin::metrics))
         .route("/metrics.json", get(admin::metrics_json))
+        .route("/dashboard/stream", dashboard::stream())
         .route_layer(middleware::from_fn_with_state(stub.clone(), auth));
     let mut app = Router::new()
         .route("/healthz", get(admin::healthz).layer(epoch()))
+        .route("/", get(dashboard::page))
         .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(middleware::from_fn_with_state(stub.clone(), host_check))
+        .layer(middleware::from_fn_with_state(stub.clone(), count_rejected))
         .with_state(stub);
     if !config.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = config
@@ -88,9 +92,32 @@ impl ApiError {
     }
 }
 
+/// An error answer's reason (its problem code), for [`count_rejected`].
+#[derive(Debug, Clone)]
+struct Rejected(String);
+
+/// The one place rejected requests are counted, by reason: every error
+/// answer (`ApiError`: 400, 401, 404, 405, 409, 410, 413, 421, 503 ...)
+/// under its problem code, any other 4xx or 5xx as `status_<code>`.
+async fn count_rejected(State(stub): State<Stub>, req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    match res.extensions().get::<Rejected>() {
+        Some(Rejected(reason)) => stub.0.metrics.rejected(reason),
+        None if res.status().is_client_error() || res.status().is_server_error() => {
+            stub.0
+                .metrics
+                .rejected(&format!("status_{}", res.status().as_u16()));
+        }
+        None => {}
+    }
+    res
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let reason = Rejected(self.problem.code.clone());
         let mut res = (self.status, self.problem.to_body()).into_response();
+        res.extensions_mut().insert(reason);
         res.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if self.status == StatusCode::UNAUTHORIZED {
@@ -140,7 +167,6 @@ async fn auth(State(stub): State<Stub>, req: Request, next: Next) -> Response {
     if ok {
         next.run(req).await
     } else {
-        stub.0.metrics.rejected("unauthorized");
         ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -171,7 +197,6 @@ async fn host_check(State(stub): State<Stub>, req: Request, next: Next) -> Respo
         .or_else(|| req.uri().host().map(str::to_owned));
     match host {
         Some(host) if !host_allowed(&host, &stub.config().allowed_hosts) => {
-            stub.0.metrics.rejected("misdirected_host");
             ApiError::new(
                 StatusCode::MISDIRECTED_REQUEST,
                 "misdirected_host",
@@ -266,7 +291,7 @@ async fn resume(stub: &Stub, cursor: Option<Cursor>) -> Result<Resume, ApiError>
         // A node of a shared log may follow a little behind the node the
         // client came from: wait for it to hold the cursor, when the log does.
         if let Err(Miss::Unavailable(reason)) = log.reach(c.id).await {
-            return Err(unavailable(stub, &reason));
+            return Err(unavailable(&reason));
         }
     }
     let (epoch, oldest, head) = (log.epoch(), log.oldest(), log.head());
@@ -283,7 +308,6 @@ async fn resume(stub: &Stub, cursor: Option<Cursor>) -> Result<Resume, ApiError>
     match cursor.epoch {
         Some(from) if from != epoch => Ok(start(oldest - 1, Some(from))),
         _ if cursor.id > head => {
-            stub.0.metrics.rejected("cursor_ahead");
             let mut e = ApiError::new(
                 StatusCode::CONFLICT,
                 "cursor_ahead",
@@ -303,8 +327,7 @@ async fn resume(stub: &Stub, cursor: Option<Cursor>) -> Result<Resume, ApiError>
 /// 503 `log_unavailable`: this node cannot answer now (its shared log's
 /// service is away, or it has not caught up); the client retries, here or
 /// on another node.
-fn unavailable(stub: &Stub, reason: &str) -> ApiError {
-    stub.0.metrics.rejected("log_unavailable");
+fn unavailable(reason: &str) -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "log_unavailable",
@@ -347,4 +370,12 @@ fn streaming_on(stub: &Stub) -> Result<(), ApiError> {
 #[derive(serde::Deserialize)]
 struct StreamQuery {
     cursor: Option<String>,
+    symbols: Option<String>,
+    kinds: Option<String>,
+}
+
+/// The filter of a query (`symbols=A,B&kinds=tick`); a bad one is a 400
+/// naming the value.
+fn query_filter(symbols: Option<&str>, kinds: Option<&str>) -> Result<wire::Filter, ApiError> {
+    wire::Filter::from_query(symbols, kinds).map_err(|e| ApiError::bad_request(e.to_string()))
 }

@@ -1,5 +1,7 @@
 //! `GET /events`: one page of events after a cursor, or a long-poll that
 //! waits up to `wait_ms` for the next one. The body is `wire::poll`'s form.
+//! With `symbols` / `kinds`, only matching events, each with its `prev`,
+//! and `next_cursor` is how far the server looked.
 
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use serde::Deserialize;
 
 use wire::{Cursor, Epoch};
 
-use super::{ApiError, Conn, Resume, json_response, query, query_cursor, resume, unavailable};
+use super::{ApiError, Conn, Resume, json_response, query, query_cursor, query_filter, resume, unavailable};
 use crate::Stub;
 use crate::conns::Transport;
 use crate::log::Miss;
@@ -21,6 +23,8 @@ pub(super) struct PollQuery {
     cursor: Option<String>,
     limit: Option<usize>,
     wait_ms: Option<u64>,
+    symbols: Option<String>,
+    kinds: Option<String>,
 }
 
 pub(super) async fn poll(
@@ -44,11 +48,17 @@ pub(super) async fn poll(
             config.max_wait_ms
         )));
     }
+    let filter = query_filter(q.symbols.as_deref(), q.kinds.as_deref())?;
     let start = resume(&stub, query_cursor(q.cursor.as_deref())?).await?;
     if let Some(from) = start.from {
-        return Err(epoch_changed(&stub, from, &start));
+        return Err(epoch_changed(from, &start));
     }
     let cursor = start.after;
+    if !filter.is_all() {
+        let wait = Duration::from_millis(wait_ms);
+        let read = filtered(&stub, &ctx, cursor, &filter, limit, wait).await;
+        return finish(&stub, cursor, read);
+    }
     if wait_ms > 0 && cursor >= stub.log().head() {
         // Long-poll: listed as a live client while it waits.
         let _reg = stub.0.conns.register(
@@ -89,16 +99,79 @@ pub(super) async fn poll(
                 .unwrap_or(last));
         }
     }
+    finish(&stub, cursor, read.map(|last| (page, last)))
+}
+
+/// A filtered page: matching events after `cursor` found by lookup, each
+/// with its `prev`; with a wait, until one matches (or the wait ends).
+async fn filtered(
+    stub: &Stub,
+    ctx: &super::ConnCtx,
+    cursor: u64,
+    filter: &wire::Filter,
+    limit: usize,
+    wait: Duration,
+) -> Result<(wire::poll::PageBody, u64), Miss> {
+    let log = stub.log();
+    // Registered before the first read: a match in between wakes it.
+    let interest = log.watch().interest(filter);
+    let read = |page: &mut wire::poll::PageBody| {
+        log.read_filtered(cursor, filter, limit, &mut |e, prev| {
+            page.push(&e.json_filtered(prev))
+        })
+        .map(|scan| scan.scanned)
+    };
+    let mut page = wire::poll::PageBody::default();
+    let mut last = read(&mut page);
+    if last.is_ok() && page.count() == 0 && !wait.is_zero() {
+        let _reg = stub.0.conns.register(
+            Transport::Poll,
+            ctx.peer.clone(),
+            ctx.protocol,
+            (stub.0.clock)(),
+            cursor,
+            ctx.kill.clone(),
+        );
+        tokio::select! {
+            biased;
+            () = ctx.kill.cancelled() => {}
+            _ = tokio::time::timeout(wait, interest.wait()) => {}
+        }
+        last = read(&mut page);
+    }
+    match last {
+        Ok(last) => Ok((page, last)),
+        Err(_) => {
+            // Older than memory: a shared log reads it from its store, and
+            // the page says how far that went.
+            let entries = log.fetch(cursor, limit).await?;
+            let mut prev = cursor;
+            for e in &entries {
+                if e.matches(filter) {
+                    page.push(&e.json_filtered(prev));
+                    prev = e.id;
+                }
+            }
+            Ok((page, entries.last().map_or(cursor, |e| e.id)))
+        }
+    }
+}
+
+/// The answer of a read: the page, or the error it met.
+fn finish(
+    stub: &Stub,
+    cursor: u64,
+    read: Result<(wire::poll::PageBody, u64), Miss>,
+) -> Result<Response, ApiError> {
     let head = stub.log().head();
     match read {
-        Ok(last) => {
+        Ok((page, last)) => {
             stub.0.metrics.sent(Transport::Poll, page.count() as u64);
             Ok(json_response(page.finish(last, head, Some(stub.log().epoch()))))
         }
-        Err(Miss::Unavailable(reason)) => Err(unavailable(&stub, &reason)),
+        Err(Miss::Unavailable(reason)) => Err(unavailable(&reason)),
         Err(Miss::Expired(expired)) => {
             stub.0.metrics.cursor_expired.inc();
-            stub.0.metrics.rejected("cursor_expired");
             let mut e = ApiError::new(
                 StatusCode::GONE,
                 "cursor_expired",
@@ -116,8 +189,7 @@ pub(super) async fn poll(
 
 /// A page cannot carry a reset: a cursor from another epoch is 409, and the
 /// client starts over in the new one.
-fn epoch_changed(stub: &Stub, from: Epoch, start: &Resume) -> ApiError {
-    stub.0.metrics.rejected("epoch_changed");
+fn epoch_changed(from: Epoch, start: &Resume) -> ApiError {
     let epoch = start.epoch;
     let mut e = ApiError::new(
         StatusCode::CONFLICT,

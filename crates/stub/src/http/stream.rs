@@ -14,7 +14,9 @@ use bytes::BytesMut;
 
 use wire::Cursor;
 
-use super::{ApiError, Conn, StreamQuery, parse_cursor, query, query_cursor, resume, streaming_on};
+use super::{
+    ApiError, Conn, StreamQuery, parse_cursor, query, query_cursor, query_filter, resume, streaming_on,
+};
 use crate::Stub;
 use crate::conns::Transport;
 use crate::feed::{Feed, Out};
@@ -57,28 +59,29 @@ pub(super) async fn stream(
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
     streaming_on(&stub)?;
+    let filter = query_filter(q.symbols.as_deref(), q.kinds.as_deref())?;
     let cursor = stream_cursor(&headers, q.cursor.as_deref())?;
     let start = resume(&stub, cursor).await?;
     let mut first = Vec::new();
     sse::encode::retry(&mut first, stub.config().retry_ms);
     let epoch = start.epoch;
-    let feed = Feed::new(
-        stub,
-        Transport::Sse,
-        ctx.peer,
-        ctx.protocol,
-        ctx.kill,
-        start.after,
-        start.reset(),
-    );
+    let feed = Feed::new(stub, Transport::Sse, ctx, start.after, start.reset(), filter);
     let body = futures_util::stream::unfold((feed, Some(first)), move |(mut feed, first)| async move {
         if let Some(first) = first {
             return Some((Ok::<_, Infallible>(Bytes::from(first)), (feed, None)));
         }
         // Every pending event's block, as the log rendered it: one shared
-        // buffer each, written as one chunk (one write to the socket).
+        // buffer each, written as one chunk (one write to the socket). A
+        // filtered stream's blocks carry `prev`: rendered here.
         let mut blocks: Vec<Bytes> = Vec::new();
-        let out = feed.next(|e| blocks.push(e.sse(epoch).clone())).await;
+        let out = feed
+            .next(|e, prev| {
+                blocks.push(match prev {
+                    None => e.sse(epoch).clone(),
+                    Some(prev) => e.sse_filtered(epoch, prev),
+                })
+            })
+            .await;
         let chunk = match out {
             Out::Events => join(blocks),
             Out::Control(c) => {

@@ -10,9 +10,9 @@ use std::sync::OnceLock;
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use wire::{Epoch, Payload};
+use wire::{Epoch, Filter, Kind, Payload};
 
-use super::{HeadWatch, IdempotencyKey};
+use super::{HeadWatch, IdempotencyKey, Scan, Topic};
 
 /// One stored event.
 #[derive(Debug, Clone)]
@@ -21,6 +21,9 @@ pub struct Entry {
     pub kind: String,
     /// The event's JSON object (`wire::Event::to_json`), `pub_us` included.
     pub json: String,
+    /// Its kind and symbol, for filtered readers; `None` for kinds without
+    /// a symbol.
+    pub topic: Option<Topic>,
     /// Its SSE block and WebSocket text, each rendered once and shared by
     /// every connection: a connection writes these bytes, it never encodes.
     frames: Frames,
@@ -33,13 +36,61 @@ struct Frames {
 }
 
 impl Entry {
+    /// An entry without a topic (no filter selects it).
     pub fn new(id: u64, kind: String, json: String) -> Entry {
         Entry {
             id,
             kind,
             json,
+            topic: None,
             frames: Frames::default(),
         }
+    }
+
+    /// The entry of `event`, whose JSON object is `json`.
+    pub fn of(event: &wire::Event, json: String) -> Entry {
+        let kind = event.payload.kind();
+        let topic = Kind::of(kind)
+            .zip(event.payload.symbol())
+            .map(|(kind, symbol)| Topic {
+                kind,
+                symbol: symbol.into(),
+            });
+        Entry {
+            topic,
+            ..Entry::new(event.id, kind.to_owned(), json)
+        }
+    }
+
+    /// Whether `filter` passes this event.
+    pub fn matches(&self, filter: &Filter) -> bool {
+        filter.matches(&self.kind, self.topic.as_ref().map(|t| &*t.symbol))
+    }
+
+    /// The block of a filtered stream: [`sse`](Entry::sse) with `prev`
+    /// in the data, rendered for this connection.
+    pub fn sse_filtered(&self, epoch: Epoch, prev: u64) -> Bytes {
+        let mut out = Vec::with_capacity(self.json.len() + self.kind.len() + 60);
+        wire::sse::encode_filtered(
+            &mut out,
+            &self.kind,
+            wire::Cursor::new(epoch, self.id),
+            &self.json,
+            prev,
+        );
+        Bytes::from(out)
+    }
+
+    /// The WebSocket text of a filtered stream, `prev` included.
+    pub fn ws_filtered(&self, prev: u64) -> Utf8Bytes {
+        Utf8Bytes::from(wire::ws::encode_event_json(&wire::json_with_prev(
+            &self.json, prev,
+        )))
+    }
+
+    /// The JSON object of a filtered page, `prev` included.
+    pub fn json_filtered(&self, prev: u64) -> String {
+        wire::json_with_prev(&self.json, prev)
     }
 
     /// The event's SSE block (`event`, `id: <epoch>-<id>`, `data`), under
@@ -151,6 +202,17 @@ pub trait EventLog: Send + Sync + 'static {
     /// Calls `f` with up to `max` events after `after`, in order; returns
     /// the last id passed to `f` (or `after` when none was).
     fn read_with(&self, after: u64, max: usize, f: &mut dyn FnMut(&Entry)) -> Result<u64, Expired>;
+    /// Calls `f` with up to `max` events after `after` that `filter`
+    /// matches, in order, each with the previous match's id (its `prev`),
+    /// found by lookup; returns how far it looked and the last match there.
+    /// Expired only when a match after `after` has left memory.
+    fn read_filtered(
+        &self,
+        after: u64,
+        filter: &Filter,
+        max: usize,
+        f: &mut dyn FnMut(&Entry, u64),
+    ) -> Result<Scan, Expired>;
     /// Publishes a batch under the next ids, all or nothing.
     fn append(&self, batch: Batch) -> BoxFuture<'_, Result<Appended, LogError>>;
 

@@ -178,11 +178,7 @@ fn decode(line: &str) -> Result<Record, String> {
         .iter()
         .map(|ev| {
             let event = Event::from_json(ev.get()).map_err(|e| format!("bad event: {e}"))?;
-            Ok(Entry::new(
-                event.id,
-                event.payload.kind().to_owned(),
-                ev.get().to_owned(),
-            ))
+            Ok(Entry::of(&event, ev.get().to_owned()))
         })
         .collect::<Result<Vec<_>, String>>()?;
     if entries.is_empty() {
@@ -375,7 +371,7 @@ fn migrate_v1(disk: &mut dyn Disk, epoch: Epoch) -> Result<(), LogError> {
             )));
         }
         head = event.id;
-        let entry = Entry::new(event.id, event.payload.kind().to_owned(), json.to_owned());
+        let entry = Entry::of(&event, json.to_owned());
         out.extend(encode(source, None, event.pub_us.unwrap_or(0), &[entry]));
     }
     drop(reader);

@@ -13,6 +13,7 @@
 
 mod api;
 mod head;
+mod index;
 mod jetstream;
 mod journal;
 mod keys;
@@ -26,7 +27,8 @@ use futures_util::future::BoxFuture;
 use wire::{Epoch, Event};
 
 pub use api::{Appended, Batch, Entry, EventLog, Expired, FixtureAt, LogError, LogStatus, Miss, Source};
-pub use head::HeadWatch;
+pub use head::{HeadWatch, Interest};
+pub use index::{Scan, Topic};
 pub use jetstream::{JetStream, JetStreamOptions};
 pub use journal::{Disk, FileDisk};
 pub use keys::{BadKey, IdempotencyKey, KeyWindow, MAX_KEY_LEN};
@@ -201,13 +203,13 @@ impl Log {
             .into_iter()
             .enumerate()
             .map(|(i, payload)| {
-                let kind = payload.kind().to_owned();
                 let event = Event {
                     id: first + i as u64,
                     pub_us: Some(pub_us),
+                    prev: None,
                     payload,
                 };
-                let entry = Entry::new(event.id, kind, event.to_json());
+                let entry = Entry::of(&event, event.to_json());
                 // Rendered here, once, not by each connection.
                 entry.sse(self.0.epoch);
                 entry
@@ -222,13 +224,14 @@ impl Log {
         if let Some((key, digest)) = key.zip(digest) {
             writer.keys.record(key, first..=last, digest, pub_us);
         }
+        let topics: Vec<Topic> = entries.iter().filter_map(|e| e.topic.clone()).collect();
         self.0
             .inner
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(source, entries);
         // Still under the writer lock, so the watched head only moves forward.
-        self.0.head.set(last);
+        self.0.head.set_with(last, &mut topics.iter());
         Ok(Appended {
             ids: first..=last,
             replayed: false,
@@ -270,6 +273,16 @@ impl EventLog for Log {
 
     fn read_with(&self, after: u64, max: usize, f: &mut dyn FnMut(&Entry)) -> Result<u64, Expired> {
         self.read_lock().window.read_with(after, max, f)
+    }
+
+    fn read_filtered(
+        &self,
+        after: u64,
+        filter: &wire::Filter,
+        max: usize,
+        f: &mut dyn FnMut(&Entry, u64),
+    ) -> Result<Scan, Expired> {
+        self.read_lock().window.read_filtered(after, filter, max, f)
     }
 
     /// With a journal, the record is written and synced first, on a

@@ -93,6 +93,7 @@ impl Stored {
                 Event {
                     id: self.seq,
                     pub_us: None,
+                    prev: None,
                     payload: Payload::Other {
                         kind: "undecodable".into(),
                         fields,
@@ -100,7 +101,7 @@ impl Stored {
                 }
             }
         };
-        Entry::new(self.seq, event.payload.kind().to_owned(), event.to_json())
+        Entry::of(&event, event.to_json())
     }
 }
 
@@ -171,6 +172,7 @@ mod tests {
         let expected = Event {
             id: 42,
             pub_us: Some(7),
+            prev: None,
             payload,
         };
         assert_eq!(entry.id, 42);

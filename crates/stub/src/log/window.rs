@@ -3,11 +3,16 @@
 
 use std::collections::VecDeque;
 
+use wire::Filter;
+
+use super::index::{Index, Scan};
 use super::{Entry, Expired};
 
 #[derive(Debug)]
 pub(crate) struct Window {
     events: VecDeque<Entry>,
+    /// The ids of `events` by topic, and what has left them.
+    index: Index,
     /// The newest id taken in (it may have left the window since).
     head: u64,
     retention: usize,
@@ -18,6 +23,7 @@ impl Window {
     pub(crate) fn new(head: u64, retention: usize) -> Window {
         Window {
             events: VecDeque::new(),
+            index: Index::new(head + 1),
             head,
             retention: retention.max(1),
         }
@@ -36,18 +42,26 @@ impl Window {
     /// [`clear`](Window::clear)); [`trim`](Window::trim) after a batch.
     pub(crate) fn push(&mut self, entry: Entry) {
         self.head = entry.id;
+        if let Some(topic) = &entry.topic {
+            self.index.push(entry.id, topic);
+        }
         self.events.push_back(entry);
     }
 
-    /// Forgets what is held: the next event pushed starts the window.
-    pub(crate) fn clear(&mut self) {
+    /// Forgets what is held: the next event pushed, `next`, starts the window.
+    pub(crate) fn clear(&mut self, next: u64) {
         self.events.clear();
+        self.index.clear(next);
     }
 
     /// Drops the oldest events past the retention.
     pub(crate) fn trim(&mut self) {
         let excess = self.events.len().saturating_sub(self.retention);
-        self.events.drain(..excess);
+        for entry in self.events.drain(..excess) {
+            if let Some(topic) = &entry.topic {
+                self.index.pop(entry.id, topic);
+            }
+        }
     }
 
     /// Takes in a batch of consecutive events and trims.
@@ -85,5 +99,41 @@ impl Window {
             last = entry.id;
         }
         Ok(last)
+    }
+
+    /// [`EventLog::read_filtered`](super::EventLog::read_filtered) on what
+    /// the window holds. Where the index cannot tell the match before
+    /// `after` (a node's window started later), `prev` is `after`: the
+    /// reader resumes from its last event, so that still says nothing it
+    /// wants lies between.
+    pub(crate) fn read_filtered(
+        &self,
+        after: u64,
+        filter: &Filter,
+        max: usize,
+        f: &mut dyn FnMut(&Entry, u64),
+    ) -> Result<Scan, Expired> {
+        let oldest = self.oldest();
+        if after < oldest - 1 && self.index.lost_after(filter, after) {
+            return Err(Expired {
+                oldest,
+                head: self.head,
+            });
+        }
+        let mut prev = self.index.last_match(filter, after).unwrap_or(after);
+        if after >= self.head {
+            return Ok(Scan { scanned: after, prev });
+        }
+        let end = self.index.matches_after(filter, after, max, &mut |id| {
+            // Indexed ids are in the window: oldest <= id <= head.
+            if let Some(entry) = self.events.get((id - oldest) as usize) {
+                f(entry, prev);
+            }
+            prev = id;
+        });
+        Ok(Scan {
+            scanned: end.unwrap_or(self.head),
+            prev,
+        })
     }
 }

@@ -262,6 +262,7 @@ impl Node {
                 (stored, entry)
             })
             .collect();
+        let topics: Vec<crate::log::Topic> = chunk.iter().filter_map(|(_, e)| e.topic.clone()).collect();
         let mut window = self.window.write().unwrap_or_else(|p| p.into_inner());
         for (stored, entry) in chunk {
             if stored.seq <= window.head() {
@@ -276,7 +277,7 @@ impl Node {
                     to = stored.seq - 1,
                     "the log service no longer holds records this node had not seen"
                 );
-                window.clear();
+                window.clear(stored.seq);
             }
             match &stored.record.tag {
                 Tag::Keyed { key, digest, count } => {
@@ -293,7 +294,7 @@ impl Node {
         window.trim();
         let head = window.head();
         drop(window);
-        self.head.set(head);
+        self.head.set_with(head, &mut topics.iter());
     }
 
     fn remember(&self, key: &str, ids: RangeInclusive<u64>, digest: u32) {
@@ -375,6 +376,16 @@ impl EventLog for NodeLog {
 
     fn read_with(&self, after: u64, max: usize, f: &mut dyn FnMut(&Entry)) -> Result<u64, Expired> {
         self.window().read_with(after, max, f)
+    }
+
+    fn read_filtered(
+        &self,
+        after: u64,
+        filter: &wire::Filter,
+        max: usize,
+        f: &mut dyn FnMut(&Entry, u64),
+    ) -> Result<crate::log::Scan, Expired> {
+        self.window().read_filtered(after, filter, max, f)
     }
 
     fn append(&self, batch: Batch) -> BoxFuture<'_, Result<Appended, LogError>> {
