@@ -53,6 +53,12 @@ pub struct ClientConfig {
     /// first answer; with an epoch, an answer from another one stops the
     /// client with [`ClientError::EpochChanged`].
     pub start_after: wire::Cursor,
+    /// The symbols and kinds to receive (all by default). The server sends
+    /// only those, each with the id of the previous match (`prev`), and the
+    /// client checks that chain instead of id contiguity: a break is
+    /// repaired from the polling endpoint with the same filter. Events the
+    /// filter leaves out never cross the network, so no metric counts them.
+    pub filter: wire::Filter,
     /// Bearer token, if the wire wants one.
     pub token: Option<String>,
     /// Whom to trust on `https://` and `wss://`: the platform's roots by
@@ -72,6 +78,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("url_order", &self.url_order)
             .field("policy", &self.policy)
             .field("start_after", &self.start_after)
+            .field("filter", &self.filter)
             .finish_non_exhaustive()
     }
 }
@@ -92,6 +99,7 @@ impl ClientConfig {
             poll_interval: Duration::from_secs(1),
             poll_limit: 1000,
             start_after: wire::Cursor::bare(0),
+            filter: wire::Filter::all(),
             token: None,
             tls: Tls::platform(),
             seed: 0,
@@ -122,6 +130,7 @@ impl ClientConfig {
 pub(crate) type Item = Result<Event, ClientError>;
 
 /// A running client. Dropping it stops the driver and its connections.
+#[doc = include_str!("client.md")]
 #[derive(Debug)]
 pub struct Client {
     events: Option<mpsc::Receiver<Item>>,
@@ -163,6 +172,7 @@ impl Client {
             token: config.token.clone(),
             timeouts: config.timeouts,
             tls: config.tls.clone(),
+            filter: config.filter.to_query(),
         };
         let driver = Driver::new(
             (link, endpoints),
@@ -198,6 +208,7 @@ impl Client {
             token: config.token.clone(),
             timeouts: config.timeouts,
             tls: config.tls.clone(),
+            filter: config.filter.to_query(),
         };
         let mut answer = Err(ClientError::BadUrl("no wire URL given".into()));
         for endpoint in endpoints {

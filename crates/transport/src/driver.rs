@@ -84,7 +84,6 @@ pub(crate) struct Driver<C: Connect> {
     timeline: Timeline,
     /// This session's state; the heartbeat rule reads it.
     state: State,
-    first_attempt: bool,
 }
 
 impl<C: Connect> Driver<C> {
@@ -117,7 +116,6 @@ impl<C: Connect> Driver<C> {
             reconnect,
             timeline,
             state: State::Connecting,
-            first_attempt: true,
         };
         driver.use_current_url();
         driver
@@ -177,9 +175,7 @@ impl<C: Connect> Driver<C> {
     }
 
     fn attempting(&mut self, kind: Transport) {
-        if !std::mem::take(&mut self.first_attempt) {
-            self.metrics.reconnected((self.config.clock)());
-        }
+        self.metrics.attempting();
         self.metrics.set_transport(kind);
         self.set_state(State::Connecting);
         let after = self.gate.last();
@@ -192,6 +188,7 @@ impl<C: Connect> Driver<C> {
 
     fn connected(&mut self, kind: Transport) {
         self.policy.connected(Instant::now().into_std());
+        self.metrics.connected((self.config.clock)());
         self.set_state(State::Replaying);
         self.timeline.record(Lifecycle::Connected { transport: kind });
         tracing::info!(transport = kind.as_str(), last_id = self.gate.last(), "connected");
@@ -303,16 +300,19 @@ impl<C: Connect> Driver<C> {
                 self.set_state(State::Live);
                 Ok(())
             }
-            Message::Control(Control::Heartbeat { head }) => {
+            Message::Control(Control::Heartbeat { head, prev, .. }) => {
                 self.metrics.heartbeat();
-                // A quiet stream whose head moved past us lost something.
+                // A quiet stream whose head (a filtered one's last match)
+                // moved past us lost something.
                 if self.state == State::Live
-                    && let Some(missing) = self.gate.behind(head)
+                    && let Some(missing) = self.gate.behind(prev.unwrap_or(head))
                 {
                     self.repair(*missing.end()).await?;
                 }
                 Ok(())
             }
+            // Only in answer to a `subscribe`, which this client does not send.
+            Message::Control(Control::Subscribed { .. }) => Ok(()),
             Message::Control(Control::Overflow { last_id }) => Err(End::Failed(retry(&format!(
                 "the server dropped us as a slow consumer after id {last_id}"
             )))),
@@ -345,7 +345,7 @@ impl<C: Connect> Driver<C> {
     async fn deliver(&mut self, event: Event) -> Result<(), End> {
         loop {
             let slot = self.tx.reserve().await.map_err(|_| End::Gone)?;
-            match self.gate.offer(event.id) {
+            match self.gate.offer(event.id, event.prev_id()) {
                 Offer::Deliver => {
                     self.metrics.delivered(event.pub_us, (self.config.clock)());
                     slot.send(Ok(event));
@@ -409,7 +409,7 @@ impl<C: Connect> Driver<C> {
             self.learn(got.epoch)?;
             for event in got.events {
                 let slot = self.tx.reserve().await.map_err(|_| End::Gone)?;
-                if self.gate.feed(event.id) == Repaired::Deliver {
+                if self.gate.feed(event.id, event.prev_id()) == Repaired::Deliver {
                     self.metrics.delivered(event.pub_us, (self.config.clock)());
                     slot.send(Ok(event));
                 }

@@ -7,6 +7,8 @@
 
 use std::ops::RangeInclusive;
 
+use wire::Continuity;
+
 /// What to do with an id from a live stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Offer {
@@ -79,21 +81,25 @@ impl Gate {
         self.repair.map(|r| self.last + 1..=r.upto)
     }
 
-    /// An id from a stream (or a polling page read as the stream).
-    pub fn offer(&mut self, id: u64) -> Offer {
-        if id <= self.last {
-            Offer::Duplicate
-        } else if id == self.last + 1 {
-            self.advance(id);
-            Offer::Deliver
-        } else {
-            Offer::Gap(self.last + 1..=id - 1)
+    /// An event from a stream (or a polling page read as the stream): its
+    /// id, and the id of the previous event its stream carries
+    /// ([`wire::Event::prev_id`]: `id - 1` on a full stream, `prev` on a
+    /// filtered one). The rule is [`wire::Filter::continues`].
+    pub fn offer(&mut self, id: u64, prev: u64) -> Offer {
+        match wire::Filter::continues(self.last, id, prev) {
+            Continuity::Duplicate => Offer::Duplicate,
+            Continuity::Next => {
+                self.advance(id);
+                Offer::Deliver
+            }
+            Continuity::Missing { after, upto } => Offer::Gap(after + 1..=upto),
         }
     }
 
-    /// The ids missing before a server head (from a heartbeat), if any.
-    pub fn behind(&self, head: u64) -> Option<RangeInclusive<u64>> {
-        (head > self.last).then(|| self.last + 1..=head)
+    /// The ids missing before what a heartbeat says the stream holds: the
+    /// head of a full stream, the last match (`prev`) of a filtered one.
+    pub fn behind(&self, upto: u64) -> Option<RangeInclusive<u64>> {
+        (upto > self.last).then(|| self.last + 1..=upto)
     }
 
     /// Starts (or extends) a repair of every id up to `upto`. Returns the
@@ -122,12 +128,13 @@ impl Gate {
         })
     }
 
-    /// An event from a repair page, in the page's order.
-    pub fn feed(&mut self, id: u64) -> Repaired {
+    /// An event from a repair page, in the page's order, with its
+    /// previous id as in [`offer`](Gate::offer).
+    pub fn feed(&mut self, id: u64, prev: u64) -> Repaired {
         match self.repair {
             _ if id <= self.last => Repaired::Duplicate,
             // Past the repair's end is Skip: the repair ends at `upto`.
-            Some(_) if id == self.last + 1 => {
+            Some(_) if prev <= self.last => {
                 self.advance(id);
                 Repaired::Deliver
             }

@@ -1,22 +1,26 @@
 //! The client's metrics: `prometheus-client` metrics made once and updated
 //! in place; the JSON [`Snapshot`] reads the same ones, and `register` adds
-//! them, live, to any registry under the `wire_` prefix. Figures derived at
-//! read time (rate, latency quantiles) come from one collector.
+//! them, live, to any registry under the `wire_` prefix. Latency is split
+//! into live delivery and replay catch-up (so a backlog never looks like
+//! slowness): a `wire_delivery_latency_seconds{phase}` histogram, and
+//! quantiles for the JSON. Connection attempts and successful reconnects
+//! are counted apart. The rate is derived at read time by one collector.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use hdrhistogram::Histogram;
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::policy::Transport;
+
+mod parts;
+use parts::{Derived, Labels, OneHot, Phase, RATE_WINDOW_S, Rate, hdr, latency_histogram, latency_ms, lock};
 
 /// Where the client is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,43 +59,24 @@ impl State {
     }
 }
 
-/// The one label of the one-hot families: `wire_transport{value="sse"}`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Label {
-    value: &'static str,
-}
-
-/// One-hot gauges: 1 for the current value, 0 for the others.
-#[derive(Debug, Clone, Default)]
-struct OneHot(Family<Label, Gauge>);
-
-impl OneHot {
-    fn set(&self, values: &[&'static str], current: &str) {
-        // The new value first: a scrape in between sees two, never none.
-        for v in values.iter().filter(|v| **v == current) {
-            self.0.get_or_create(&Label { value: v }).set(1);
-        }
-        for v in values.iter().filter(|v| **v != current) {
-            self.0.get_or_create(&Label { value: v }).set(0);
-        }
-    }
-
-    fn get(&self, values: &[&'static str]) -> usize {
-        values
-            .iter()
-            .rposition(|v| self.0.get_or_create(&Label { value: v }).get() == 1)
-            .unwrap_or(0)
-    }
-}
-
 #[derive(Debug)]
 pub struct Metrics {
     transport: OneHot,
     state: OneHot,
+    /// Every connection attempt, the first included.
+    attempts: Counter,
+    /// Successful connections after the first successful one.
     reconnects: Counter,
-    /// Unix time in seconds (0 before the first reconnect).
+    /// When the last successful reconnect was made: Unix time in seconds
+    /// (0 before the first).
     last_reconnect: Gauge<f64, AtomicU64>,
+    /// When the current connection opened (µs since the epoch; 0: none yet).
+    connected_at_us: AtomicU64,
+    /// The transports a connection was made on (bits of `Transport::ALL`).
+    used: AtomicU8,
     received: Counter,
+    replayed: Counter,
+    latency: Family<Labels, Histogram, fn() -> Histogram>,
     duplicates: Counter,
     gaps_repaired: Counter,
     fallbacks: Counter,
@@ -104,23 +89,6 @@ pub struct Metrics {
     derived: Arc<Derived>,
 }
 
-/// What is computed when read: latency quantiles and the event rate.
-#[derive(Debug)]
-struct Derived {
-    latency_us: Mutex<Histogram<u64>>,
-    rate: Mutex<Rate>,
-}
-
-/// Events per second over the last ten whole seconds.
-#[derive(Debug)]
-struct Rate {
-    start: Instant,
-    /// (second since start, count), newest last.
-    buckets: std::collections::VecDeque<(u64, u64)>,
-}
-
-const RATE_WINDOW_S: u64 = 10;
-
 fn transports() -> [&'static str; 3] {
     Transport::ALL.map(Transport::as_str)
 }
@@ -132,11 +100,16 @@ fn state_names() -> [&'static str; 6] {
 impl Default for Metrics {
     fn default() -> Self {
         let m = Metrics {
-            transport: OneHot::default(),
-            state: OneHot::default(),
+            transport: OneHot::new("transport"),
+            state: OneHot::new("state"),
+            attempts: Counter::default(),
             reconnects: Counter::default(),
             last_reconnect: Gauge::default(),
+            connected_at_us: AtomicU64::new(0),
+            used: AtomicU8::new(0),
             received: Counter::default(),
+            replayed: Counter::default(),
+            latency: Family::new_with_constructor(latency_histogram),
             duplicates: Counter::default(),
             gaps_repaired: Counter::default(),
             fallbacks: Counter::default(),
@@ -147,35 +120,52 @@ impl Default for Metrics {
             url_index: Gauge::default(),
             url: Mutex::default(),
             derived: Arc::new(Derived {
-                // 1 µs to 1 hour at 3 significant digits; cannot fail.
-                latency_us: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap_or_else(
-                    |_| Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant digits are valid")),
-                )),
+                live_us: hdr(),
+                replay_us: hdr(),
                 rate: Mutex::new(Rate {
                     start: Instant::now(),
                     buckets: Default::default(),
                 }),
             }),
         };
+        // Both phases are there from the start, at zero.
+        for phase in [Phase::Live, Phase::Replay] {
+            let _ = m.latency.get_or_create(&vec![("phase", phase.as_str())]);
+        }
         m.set_transport(Transport::ALL[0]);
         m.set_state(State::Connecting);
         m
     }
 }
 
-/// A copy of every figure, for `/metrics.json` and summaries.
+/// A copy of every figure, for `/metrics.json` and summaries. The latency
+/// figures without a prefix are the live ones; `replay_*` is catch-up.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Snapshot {
     pub wire_transport: &'static str,
+    /// Every transport a connection was made on, in `Transport::ALL` order
+    /// (a fallback to polling makes it `["sse", "poll"]`).
+    pub transports_used: Vec<&'static str>,
     pub connection_state: State,
+    /// Every connection attempt, the first included, failed ones too.
+    pub connection_attempts: u64,
+    /// Connection attempts after the first.
     pub reconnect_attempts: u64,
-    /// RFC 3339, or null before the first reconnect.
+    /// Successful reconnects: connections made after the first one.
+    pub reconnects: u64,
+    /// RFC 3339 time of the last successful reconnect, or null before one.
     pub last_reconnect: Option<String>,
     pub messages_received: u64,
+    /// Of `messages_received`, those delivered as catch-up (replay).
+    pub messages_replayed: u64,
     pub message_rate: f64,
+    /// Live delivery latency (events published while connected and caught up).
     pub average_latency_ms: f64,
     pub p50_latency_ms: f64,
     pub p99_latency_ms: f64,
+    /// Replay catch-up: the age of events older than the connection.
+    pub replay_average_latency_ms: f64,
+    pub replay_p99_latency_ms: f64,
     pub gaps_repaired: u64,
     pub duplicates_dropped: u64,
     pub fallbacks: u64,
@@ -188,63 +178,6 @@ pub struct Snapshot {
     pub upgrades: u64,
     pub heartbeats: u64,
     pub repairing_gap: bool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Derived {
-    /// (average, p50, p99) in ms; zeros before any latency.
-    fn latency_ms(&self) -> (f64, f64, f64) {
-        let h = lock(&self.latency_us);
-        if h.is_empty() {
-            return (0.0, 0.0, 0.0);
-        }
-        let ms = |us: f64| us / 1000.0;
-        (
-            ms(h.mean()),
-            ms(h.value_at_quantile(0.5) as f64),
-            ms(h.value_at_quantile(0.99) as f64),
-        )
-    }
-
-    fn message_rate(&self) -> f64 {
-        let rate = lock(&self.rate);
-        let now = rate.start.elapsed().as_secs();
-        // Whole seconds only: the current one is still filling.
-        let sum: u64 = rate
-            .buckets
-            .iter()
-            .filter(|(s, _)| *s < now && *s + RATE_WINDOW_S >= now)
-            .map(|(_, n)| n)
-            .sum();
-        sum as f64 / RATE_WINDOW_S.min(now.max(1)) as f64
-    }
-}
-
-impl Collector for Derived {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let (avg, p50, p99) = self.latency_ms();
-        for (name, help, v) in [
-            (
-                "message_rate",
-                "Events per second over the last 10 s",
-                self.message_rate(),
-            ),
-            ("latency_average_ms", "Mean publish-to-receipt latency", avg),
-            ("latency_p50_ms", "Median publish-to-receipt latency", p50),
-            (
-                "latency_p99_ms",
-                "99th percentile publish-to-receipt latency",
-                p99,
-            ),
-        ] {
-            let g = ConstGauge::new(v);
-            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
-        }
-        Ok(())
-    }
 }
 
 impl Metrics {
@@ -261,15 +194,29 @@ impl Metrics {
     }
 
     /// Set by the client's driver; public so that what reads the state (a
-    /// readiness check) can be tested without a client.
+    /// readiness check) can be tested without a client. `Replaying` means
+    /// a connection (or an upgrade's) was made on the current transport.
     pub fn set_state(&self, state: State) {
+        if state == State::Replaying
+            && let Some(i) = Transport::ALL.iter().position(|t| *t == self.transport())
+        {
+            self.used.fetch_or(1 << i, Ordering::Relaxed);
+        }
         self.state.set(&state_names(), state.as_str());
     }
 
-    /// A reconnect (an attempt after the first) at `now_us` (µs since the epoch).
-    pub(crate) fn reconnected(&self, now_us: u64) {
-        self.reconnects.inc();
-        self.last_reconnect.set(now_us as f64 / 1e6);
+    /// A connection attempt (each one, the first included).
+    pub(crate) fn attempting(&self) {
+        self.attempts.inc();
+    }
+
+    /// A connection made at `now_us` (µs since the epoch): after the first,
+    /// a successful reconnect. Events older than it are catch-up.
+    pub(crate) fn connected(&self, now_us: u64) {
+        if self.connected_at_us.swap(now_us.max(1), Ordering::Relaxed) != 0 {
+            self.reconnects.inc();
+            self.last_reconnect.set(now_us as f64 / 1e6);
+        }
     }
 
     pub(crate) fn duplicate(&self) {
@@ -307,11 +254,26 @@ impl Metrics {
     }
 
     /// One event handed to the subscriber, published at `pub_us`, received
-    /// at `now_us` (both µs since the epoch).
+    /// at `now_us` (both µs since the epoch): live if the client is caught
+    /// up and the event is no older than the connection, else replay.
     pub(crate) fn delivered(&self, pub_us: Option<u64>, now_us: u64) {
         self.received.inc();
+        let since = self.connected_at_us.load(Ordering::Relaxed);
+        let live = self.state() == State::Live && pub_us.is_none_or(|p| p >= since);
+        let phase = if live { Phase::Live } else { Phase::Replay };
+        if phase == Phase::Replay {
+            self.replayed.inc();
+        }
         if let Some(p) = pub_us {
-            let _ = lock(&self.derived.latency_us).record(now_us.saturating_sub(p).max(1));
+            let us = now_us.saturating_sub(p).max(1);
+            let hdr = match phase {
+                Phase::Live => &self.derived.live_us,
+                Phase::Replay => &self.derived.replay_us,
+            };
+            let _ = lock(hdr).record(us);
+            self.latency
+                .get_or_create(&vec![("phase", phase.as_str())])
+                .observe(us as f64 / 1e6);
         }
         let mut rate = lock(&self.derived.rate);
         let second = rate.start.elapsed().as_secs();
@@ -328,22 +290,45 @@ impl Metrics {
         }
     }
 
+    /// The transports a connection was made on, in `Transport::ALL` order.
+    pub fn transports_used(&self) -> Vec<Transport> {
+        let used = self.used.load(Ordering::Relaxed);
+        Transport::ALL
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| used & (1 << i) != 0)
+            .map(|(_, t)| t)
+            .collect()
+    }
+
     pub fn snapshot(&self) -> Snapshot {
-        let (avg, p50, p99) = self.derived.latency_ms();
+        let (avg, p50, p99) = latency_ms(&self.derived.live_us);
+        let (replay_avg, _, replay_p99) = latency_ms(&self.derived.replay_us);
         let last = (self.last_reconnect.get() * 1e6).round() as i64;
+        let attempts = self.attempts.get();
         Snapshot {
             wire_transport: self.transport().as_str(),
+            transports_used: self
+                .transports_used()
+                .into_iter()
+                .map(Transport::as_str)
+                .collect(),
             connection_state: self.state(),
-            reconnect_attempts: self.reconnects.get(),
+            connection_attempts: attempts,
+            reconnect_attempts: attempts.saturating_sub(1),
+            reconnects: self.reconnects.get(),
             last_reconnect: (last > 0)
                 .then(|| jiff::Timestamp::from_microsecond(last).ok())
                 .flatten()
                 .map(|t| t.to_string()),
             messages_received: self.received.get(),
+            messages_replayed: self.replayed.get(),
             message_rate: self.derived.message_rate(),
             average_latency_ms: avg,
             p50_latency_ms: p50,
             p99_latency_ms: p99,
+            replay_average_latency_ms: replay_avg,
+            replay_p99_latency_ms: replay_p99,
             gaps_repaired: self.gaps_repaired.get(),
             duplicates_dropped: self.duplicates.get(),
             fallbacks: self.fallbacks.get(),
@@ -363,23 +348,33 @@ impl Metrics {
         reg.register(
             "transport",
             "The transport in use (1 for the current one)",
-            self.transport.0.clone(),
+            self.transport.family.clone(),
         );
         reg.register(
             "connection_state",
             "The connection state (1 for the current one)",
-            self.state.0.clone(),
+            self.state.family.clone(),
         );
         for (name, help, c) in [
             (
-                "reconnect_attempts",
-                "Connection attempts after the first",
+                "connection_attempts",
+                "Connection attempts, the first and failed ones included",
+                &self.attempts,
+            ),
+            (
+                "reconnects",
+                "Successful reconnects: connections made after the first",
                 &self.reconnects,
             ),
             (
                 "messages_received",
                 "Events delivered to the subscriber",
                 &self.received,
+            ),
+            (
+                "messages_replayed",
+                "Events delivered as replay catch-up (part of messages_received)",
+                &self.replayed,
             ),
             (
                 "gaps_repaired",
@@ -407,6 +402,11 @@ impl Metrics {
             reg.register(name, help, c.clone());
         }
         reg.register(
+            "delivery_latency_seconds",
+            "Publish-to-receipt latency: phase live (caught up) or replay (catch-up, the age of older events)",
+            self.latency.clone(),
+        );
+        reg.register(
             "repairing_gap",
             "1 while a gap is being repaired from the polling endpoint",
             self.repairing.clone(),
@@ -418,13 +418,13 @@ impl Metrics {
         );
         reg.register(
             "last_reconnect_timestamp_seconds",
-            "When the client last reconnected (Unix time)",
+            "When the client last reconnected successfully (Unix time; 0 before)",
             self.last_reconnect.clone(),
         );
         reg.register_collector(Box::new(self.derived.clone()));
     }
 
-    /// Prometheus text of these metrics alone.
+    /// Prometheus text of these metrics alone (OpenMetrics).
     pub fn prometheus(&self) -> String {
         let mut registry = Registry::default();
         self.register(&mut registry);
@@ -462,14 +462,18 @@ mod tests {
         for line in [
             "wire_messages_received_total 2",
             "wire_duplicates_dropped_total 1",
-            "wire_transport{value=\"ws\"} 1",
-            "wire_transport{value=\"sse\"} 0",
-            "wire_connection_state{value=\"live\"} 1",
-            "wire_connection_state{value=\"connecting\"} 0",
+            "wire_transport{transport=\"ws\"} 1",
+            "wire_transport{transport=\"sse\"} 0",
+            "wire_connection_state{state=\"live\"} 1",
+            "wire_connection_state{state=\"connecting\"} 0",
             "wire_repairing_gap 1",
             "wire_failovers_total 1",
             "wire_url_index 1",
-            "wire_latency_p99_ms 2.0",
+            "wire_delivery_latency_seconds_count{phase=\"live\"} 1",
+            "wire_delivery_latency_seconds_sum{phase=\"live\"} 0.002",
+            "wire_delivery_latency_seconds_bucket{le=\"0.0025\",phase=\"live\"} 1",
+            "wire_delivery_latency_seconds_bucket{le=\"0.001\",phase=\"live\"} 0",
+            "wire_delivery_latency_seconds_count{phase=\"replay\"} 0",
         ] {
             assert!(t.lines().any(|l| l.starts_with(line)), "{line} in\n{t}");
         }
@@ -487,17 +491,81 @@ mod tests {
     }
 
     #[test]
-    fn the_last_reconnect_keeps_its_microseconds() {
+    fn reconnects_count_successes_and_attempts_count_every_try() {
         let m = Metrics::default();
         assert_eq!(m.snapshot().last_reconnect, None);
+        // The first connection, then three failed attempts, then one that
+        // connects: one reconnect, five attempts, the success's time.
+        m.attempting();
+        m.connected(1_772_461_700_000_000);
+        assert_eq!((m.snapshot().reconnects, m.snapshot().last_reconnect), (0, None));
+        for _ in 0..4 {
+            m.attempting();
+        }
         let us = 1_772_461_800_123_456;
-        m.reconnected(us);
+        m.connected(us);
         let s = m.snapshot();
-        assert_eq!(s.reconnect_attempts, 1);
+        assert_eq!(
+            (s.connection_attempts, s.reconnect_attempts, s.reconnects),
+            (5, 4, 1)
+        );
         assert_eq!(
             s.last_reconnect,
             Some(jiff::Timestamp::from_microsecond(us as i64).unwrap().to_string())
         );
+        let t = m.prometheus();
+        assert!(t.contains("wire_connection_attempts_total 5\n"), "{t}");
+        assert!(t.contains("wire_reconnects_total 1\n"), "{t}");
+        assert!(
+            t.contains("wire_last_reconnect_timestamp_seconds 1772461800.123456"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn backlog_is_replay_and_only_caught_up_news_is_live() {
+        let m = Metrics::default();
+        let at = 1_000_000_000;
+        m.attempting();
+        m.connected(at);
+        m.set_state(State::Replaying);
+        // Read before caught_up: replay, however fresh.
+        m.delivered(Some(at + 10), at + 20);
+        m.set_state(State::Live);
+        // Caught up but older than the connection (a polling backlog): replay.
+        m.delivered(Some(at - 30_000_000), at + 30);
+        // Published after the connection, caught up: live, 300 µs.
+        m.delivered(Some(at + 100), at + 400);
+        let s = m.snapshot();
+        assert_eq!((s.messages_received, s.messages_replayed), (3, 2));
+        assert_eq!(s.p50_latency_ms, 0.3);
+        assert!(s.replay_p99_latency_ms > 29_000.0, "{s:?}");
+        let t = m.prometheus();
+        assert!(
+            t.contains("wire_delivery_latency_seconds_count{phase=\"live\"} 1\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("wire_delivery_latency_seconds_count{phase=\"replay\"} 2\n"),
+            "{t}"
+        );
+        assert!(t.contains("wire_messages_replayed_total 2\n"), "{t}");
+    }
+
+    #[test]
+    fn the_transports_used_are_those_connected_on() {
+        let m = Metrics::default();
+        assert!(m.transports_used().is_empty());
+        m.set_transport(Transport::Sse);
+        m.set_state(State::Connecting);
+        m.set_state(State::Replaying);
+        // Attempted on WebSocket, never connected: not used.
+        m.set_transport(Transport::Ws);
+        m.set_state(State::Connecting);
+        m.set_transport(Transport::Poll);
+        m.set_state(State::Replaying);
+        assert_eq!(m.transports_used(), [Transport::Sse, Transport::Poll]);
+        assert_eq!(m.snapshot().transports_used, ["sse", "poll"]);
     }
 
     #[test]
@@ -506,14 +574,20 @@ mod tests {
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         let mut want = vec![
             "wire_transport",
+            "transports_used",
             "connection_state",
+            "connection_attempts",
             "reconnect_attempts",
+            "reconnects",
             "last_reconnect",
             "messages_received",
+            "messages_replayed",
             "message_rate",
             "average_latency_ms",
             "p50_latency_ms",
             "p99_latency_ms",
+            "replay_average_latency_ms",
+            "replay_p99_latency_ms",
             "gaps_repaired",
             "duplicates_dropped",
             "fallbacks",

@@ -183,6 +183,19 @@ pub(crate) struct Link<C> {
     pub timeouts: crate::http::Timeouts,
     /// Whom to trust on `https`/`wss` (and on a redirect to `https`).
     pub tls: crate::tls::Tls,
+    /// The subscription's query (`symbols=A,B&kinds=tick`), empty for all.
+    pub filter: String,
+}
+
+impl<C> Link<C> {
+    /// `path` (which has a query) with the subscription's filter added.
+    pub(crate) fn filtered(&self, path: &str) -> String {
+        if self.filter.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}&{}", self.filter)
+        }
+    }
 }
 
 impl<C: Connect> Link<C> {

@@ -108,7 +108,10 @@ pub(crate) async fn fetch<C: Connect>(
     wait: Duration,
     body_timeout: Duration,
 ) -> Result<wire::poll::Page, Failure> {
-    let path = format!("/events?cursor={at}&limit={limit}&wait_ms={}", wait.as_millis());
+    let path = link.filtered(&format!(
+        "/events?cursor={at}&limit={limit}&wait_ms={}",
+        wait.as_millis()
+    ));
     let timeouts = Timeouts {
         connect: link.timeouts.connect,
         headers: link.timeouts.headers + wait,

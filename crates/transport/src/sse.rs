@@ -51,7 +51,11 @@ pub(crate) async fn open<C: Connect>(link: &Link<C>, at: Cursor, idle: Duration)
         headers.push((header::HeaderName::from_static("last-event-id"), at.to_string()));
     }
     let reply = link
-        .get(&format!("/stream?cursor={at}"), &headers, link.timeouts)
+        .get(
+            &link.filtered(&format!("/stream?cursor={at}")),
+            &headers,
+            link.timeouts,
+        )
         .await?;
     let status = reply.response.status();
     if status == hyper::StatusCode::OK && http::is_event_stream(reply.response.headers()) {

@@ -41,7 +41,7 @@ pub(crate) async fn open<C: Connect>(
         "{}://{}{}",
         if link.endpoint.is_tls() { "wss" } else { "ws" },
         link.endpoint.authority(),
-        link.endpoint.path(&format!("/ws?cursor={at}"))
+        link.endpoint.path(&link.filtered(&format!("/ws?cursor={at}")))
     );
     let mut req = url
         .into_client_request()

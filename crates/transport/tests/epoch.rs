@@ -35,6 +35,7 @@ fn event(id: u64) -> Event {
     Event {
         id,
         pub_us: Some(1),
+        prev: None,
         payload: day[id as usize - 1].clone(),
     }
 }

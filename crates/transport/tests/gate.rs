@@ -8,7 +8,12 @@ use transport::{Gate, Offer, PageRequest, Repaired, Stalled};
 /// One call on the gate and the answer it must give.
 #[derive(Debug)]
 enum Call {
+    /// An event of a full stream (its previous id is `id - 1`).
     Offer(u64, Offer),
+    /// An event of a filtered stream: id, `prev`.
+    Chain(u64, u64, Offer),
+    /// A filtered repair page's event: id, `prev`.
+    FeedChain(u64, u64, Repaired),
     Behind(u64, Option<RangeInclusive<u64>>),
     Start(u64, Option<RangeInclusive<u64>>),
     /// `next_page` with a page limit of 3.
@@ -36,11 +41,13 @@ fn check(start_after: u64, calls: &[Call], last: u64, repairing: Option<RangeInc
     for (i, call) in calls.iter().enumerate() {
         let at = format!("call #{i} {call:?} on {g:?}");
         match call {
-            Offer(id, want) => assert_eq!(&g.offer(*id), want, "{at}"),
+            Offer(id, want) => assert_eq!(&g.offer(*id, id - 1), want, "{at}"),
+            Chain(id, prev, want) => assert_eq!(&g.offer(*id, *prev), want, "{at}"),
+            FeedChain(id, prev, want) => assert_eq!(&g.feed(*id, *prev), want, "{at}"),
             Behind(head, want) => assert_eq!(&g.behind(*head), want, "{at}"),
             Start(upto, want) => assert_eq!(&g.start_repair(*upto), want, "{at}"),
             Page(want) => assert_eq!(&g.next_page(LIMIT), want, "{at}"),
-            Feed(id, want) => assert_eq!(&g.feed(*id), want, "{at}"),
+            Feed(id, want) => assert_eq!(&g.feed(*id, id - 1), want, "{at}"),
             Done(want) => assert_eq!(&g.page_done(), want, "{at}"),
             Failed => g.repair_failed(),
         }
@@ -267,6 +274,68 @@ fn a_head_past_the_cursor_is_a_gap_to_repair() {
         3,
         &[Behind(3, None), Behind(2, None), Behind(5, Some(4..=5))],
         3,
+        None,
+    );
+}
+
+#[test]
+fn a_filtered_stream_has_holes_in_ids_but_an_unbroken_prev_chain() {
+    check(
+        0,
+        &[
+            Chain(4, 0, Deliver),
+            Chain(9, 4, Deliver),
+            Chain(9, 4, Duplicate),
+            Chain(30, 9, Deliver),
+        ],
+        30,
+        None,
+    );
+}
+
+#[test]
+fn a_prev_older_than_the_start_says_nothing_was_missed() {
+    // Started after 20: the last match before 25 was 12, before it.
+    check(20, &[Chain(25, 12, Deliver)], 25, None);
+}
+
+#[test]
+fn a_broken_chain_is_a_gap_up_to_the_prev_it_names() {
+    check(
+        4,
+        &[
+            // 7 matched and never came: the gap ends at it.
+            Chain(11, 7, Gap(5..=7)),
+            Start(7, Some(5..=7)),
+            page(4, 3),
+            // The filtered page: 7 (prev 4), then 11 again.
+            FeedChain(7, 4, Repaired::Deliver),
+            Chain(11, 7, Deliver),
+        ],
+        11,
+        None,
+    );
+}
+
+#[test]
+fn a_filtered_heartbeat_names_the_last_match_it_scanned() {
+    check(9, &[Behind(9, None), Behind(15, Some(10..=15))], 9, None);
+}
+
+#[test]
+fn a_filtered_repair_page_skips_what_does_not_follow() {
+    check(
+        4,
+        &[
+            Start(12, Some(5..=12)),
+            page(4, 3),
+            // 12's prev is 8, which is not delivered: skipped.
+            FeedChain(12, 8, Repaired::Skip),
+            FeedChain(8, 2, Repaired::Deliver),
+            FeedChain(12, 8, Repaired::Deliver),
+            Done(Ok(())),
+        ],
+        12,
         None,
     );
 }

@@ -96,6 +96,7 @@ async fn commenting_server() -> (String, mpsc::UnboundedReceiver<tokio::time::In
         &wire::Event {
             id: 1,
             pub_us: None,
+            prev: None,
             payload,
         },
     );

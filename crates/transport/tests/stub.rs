@@ -152,6 +152,9 @@ async fn restart_mid_stream(kind: Transport) {
     assert_exactly_once_in_order(&events, &f);
     let m = client.metrics().snapshot();
     assert!(m.reconnect_attempts >= 1, "{m:?}");
+    // The restart was survived: at least one reconnect succeeded, and no
+    // more than were attempted.
+    assert!((1..=m.reconnect_attempts).contains(&m.reconnects), "{m:?}");
     assert!(m.last_reconnect.is_some());
     client.close().await;
     server.crash().await;
@@ -316,6 +319,7 @@ async fn gappy_server() -> SocketAddr {
     let event = move |id: u64| Event {
         id,
         pub_us: Some(1),
+        prev: None,
         payload: f[id as usize - 1].clone(),
     };
     let mut sse_body = Vec::new();
@@ -477,6 +481,7 @@ async fn broken_repair_server(status: u16, events: &'static str) -> SocketAddr {
         let event = Event {
             id,
             pub_us: Some(1),
+            prev: None,
             payload: f[id as usize - 1].clone(),
         };
         wire::sse::encode_event(&mut sse_body, &event);

@@ -184,4 +184,46 @@ async fn wire_tail_takes_several_urls_and_fails_over() {
     }
     let (_, stderr, ok) = tail(&["--url", &url, "--url-order", "sideways"], &[]).await;
     assert!(!ok && stderr.contains("in-order or random"), "{stderr}");
+    // One line, no usage block.
+    assert!(
+        stderr.starts_with("wire-tail: invalid value 'sideways'") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn wire_tail_prints_only_the_symbols_and_kinds_asked_for() {
+    let (stub, url) = start(Config::default()).await;
+    let f = fixture();
+    stub.publish(Source::Fixture, &f[..1000]).await.unwrap();
+    let filter = wire::Filter::from_query(Some("NVDA,TSLA"), Some("tick")).unwrap();
+    let want: Vec<u64> = (1..)
+        .zip(&f[..1000])
+        .filter(|(_, p)| filter.matches_payload(p))
+        .map(|(id, _)| id)
+        .take(25)
+        .collect();
+    let (ids, err, ok) = tail(
+        &[
+            "--url",
+            &url,
+            "--symbols",
+            "NVDA,TSLA",
+            "--kinds",
+            "tick",
+            "--max-events",
+            "25",
+        ],
+        &[],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(ids, want);
+    // A bad kind is a clear error, before anything is asked of the wire.
+    let (ids, err, ok) = tail(&["--url", &url, "--kinds", "trade"], &[]).await;
+    assert!(!ok && ids.is_empty());
+    assert!(
+        err.contains("--symbols/--kinds") && err.contains("\"trade\""),
+        "{err}"
+    );
 }

@@ -74,10 +74,17 @@ struct Args {
     /// is read when neither is given).
     #[arg(long, env = "TICKWIRE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Receive only these symbols (comma-separated, at most 1,024): the
+    /// server sends nothing else, and each event's `prev` chain is checked.
+    #[arg(long, value_name = "A,B,...", conflicts_with = "raw")]
+    symbols: Option<String>,
+    /// Receive only these kinds (tick, news; comma-separated).
+    #[arg(long, value_name = "KIND,...", conflicts_with = "raw")]
+    kinds: Option<String>,
 }
 
 fn main() {
-    let mut args = Args::parse();
+    let mut args: Args = cli::parse_args("wire-tail");
     // clap's `env` takes one name: the old one is an alias read here.
     if args.token.is_none() {
         args.token = std::env::var("WIRE_TOKEN").ok().filter(|t| !t.is_empty());
@@ -157,6 +164,13 @@ async fn tail(args: &Args) -> i32 {
         tracing::warn!("{warning}");
     }
     config.token = args.token.clone();
+    config.filter = match wire::Filter::from_query(args.symbols.as_deref(), args.kinds.as_deref()) {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!("wire-tail: --symbols/--kinds: {e}");
+            return 2;
+        }
+    };
     config.tls = match tls(args) {
         Ok(t) => t,
         Err(code) => return code,
