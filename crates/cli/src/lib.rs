@@ -17,6 +17,26 @@ pub enum ConfigFileError {
     Parse { path: PathBuf, message: String },
 }
 
+/// The command line parsed, or, for a user's mistake, one line on stderr
+/// (`NAME: the error (see --help)`, no usage block, no backtrace) and exit
+/// code 2; `--help` and `--version` print and exit 0 as usual.
+pub fn parse_args<T: clap::Parser>(name: &str) -> T {
+    T::try_parse().unwrap_or_else(|e| {
+        use clap::error::ErrorKind;
+        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            e.exit();
+        }
+        eprintln!("{name}: {} (see --help)", one_line(&e.to_string()));
+        std::process::exit(2);
+    })
+}
+
+/// clap's message without its `error: ` prefix, tips and usage: its first line.
+fn one_line(message: &str) -> &str {
+    let first = message.lines().next().unwrap_or(message).trim();
+    first.strip_prefix("error: ").unwrap_or(first)
+}
+
 /// Logs to stderr: `RUST_LOG` or `default_level`; JSON lines when `json`;
 /// colours only on a terminal.
 pub fn init_logs(json: bool, default_level: &str) {
@@ -33,6 +53,13 @@ pub fn init_logs(json: bool, default_level: &str) {
     }
 }
 
+#[cfg(test)]
+#[test]
+fn a_clap_error_is_its_first_line() {
+    let text = "error: unexpected argument '--nope' found\n\n  tip: to pass '--nope' as a value, use '-- --nope'\n\nUsage: x [OPTIONS]\n";
+    assert_eq!(one_line(text), "unexpected argument '--nope' found");
+}
+
 /// Reads a YAML config file, or the defaults when there is none. Errors
 /// name the file and, from the parser, the key and line at fault.
 pub fn load_yaml<T: DeserializeOwned + Default>(path: Option<&Path>) -> Result<T, ConfigFileError> {
@@ -43,9 +70,11 @@ pub fn load_yaml<T: DeserializeOwned + Default>(path: Option<&Path>) -> Result<T
         path: path.to_owned(),
         source,
     })?;
+    // The parser's first line names the line, column and key; the source
+    // snippet it adds below would make a multi-line error.
     serde_saphyr::from_str(&text).map_err(|e| ConfigFileError::Parse {
         path: path.to_owned(),
-        message: e.to_string(),
+        message: e.to_string().lines().next().unwrap_or_default().trim().to_owned(),
     })
 }
 

@@ -49,6 +49,12 @@ pub struct StrategyConfig {
     /// Notional of an opening order; the quantity is this divided by the
     /// price, rounded down to whole shares. Default 10,000.
     pub target_notional: f64,
+    /// The symbols traded; empty (the default) trades every one. The
+    /// engine passes over events of other symbols as if they were not
+    /// there (they do not even move its clock), so its decisions are the
+    /// same whether the wire filtered them out or not; the `decision`
+    /// binary subscribes the wire to these (at most 1,024).
+    pub symbols: std::collections::BTreeSet<String>,
 }
 
 impl Default for StrategyConfig {
@@ -63,6 +69,7 @@ impl Default for StrategyConfig {
             take_profit_pct: 4.0,
             max_hold_secs: 1800,
             target_notional: 10_000.0,
+            symbols: Default::default(),
         }
     }
 }
@@ -185,7 +192,18 @@ impl StrategyConfig {
         }
         positive("strategy.take_profit_pct", self.take_profit_pct)?;
         nonzero("strategy.max_hold_secs", self.max_hold_secs)?;
+        if let Err(e) = wire::Filter::new(&self.symbols, None::<&str>) {
+            fail("strategy.symbols", &e.reason)?;
+        }
         positive("strategy.target_notional", self.target_notional)
+    }
+
+    /// The wire subscription the strategy needs: its symbols (all when
+    /// none are named).
+    pub fn filter(&self) -> wire::Filter {
+        // Checked by `validate`; an unchecked bad list asks for everything
+        // rather than for nothing.
+        wire::Filter::new(&self.symbols, None::<&str>).unwrap_or_default()
     }
 }
 

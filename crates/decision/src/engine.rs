@@ -24,6 +24,7 @@ use wire::{Event, Payload, Tick};
 
 use crate::broker::{self, Portfolio, Position};
 use crate::config::{Config, ConfigError};
+pub use crate::counts::Counts;
 use crate::epoch::EpochChange;
 use crate::market::Market;
 use crate::risk::{self, FeedHealth, OrderLog, TradingState, Verdict, Violation};
@@ -73,28 +74,6 @@ impl AuditRecord {
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).expect("an audit record always serializes")
     }
-}
-
-/// Running counts, kept in the checkpoint.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Counts {
-    /// Events applied (repeated ids are not).
-    pub events: u64,
-    pub ticks: u64,
-    pub news: u64,
-    /// Unknown kinds and invalid payloads.
-    pub ignored: u64,
-    /// Events skipped because their id was not above the last one applied.
-    pub repeated: u64,
-    pub decisions: u64,
-    pub accepts: u64,
-    pub denials: u64,
-    pub denials_by_code: BTreeMap<String, u64>,
-    pub accepts_by_reason: BTreeMap<String, u64>,
-    pub kill_switch_trips: u64,
-    /// Moves to a new epoch of the wire (absent from older checkpoints).
-    #[serde(default)]
-    pub epoch_changes: u64,
 }
 
 /// Where the engine stands: counts, state, P&L and positions.
@@ -260,6 +239,11 @@ impl Engine {
             return Vec::new();
         }
         self.state.last_event_id = Some(event.id);
+        let traded = &self.config.strategy.symbols;
+        if !traded.is_empty() && !event.payload.symbol().is_some_and(|s| traded.contains(s)) {
+            self.state.counts.not_traded += 1;
+            return Vec::new();
+        }
         self.state.counts.events += 1;
         if event.payload.validate().is_err() {
             self.state.counts.ignored += 1;
@@ -461,6 +445,7 @@ mod tests {
         Event {
             id,
             pub_us: None,
+            prev: None,
             payload: Payload::Tick(Tick {
                 symbol: symbol.into(),
                 last,
@@ -476,6 +461,7 @@ mod tests {
         Event {
             id,
             pub_us: None,
+            prev: None,
             payload: Payload::News(News {
                 symbol: symbol.into(),
                 score,
@@ -638,6 +624,7 @@ mod tests {
         let other = Event {
             id: 6,
             pub_us: None,
+            prev: None,
             payload: Payload::Other {
                 kind: "halt".into(),
                 fields: BTreeMap::new(),

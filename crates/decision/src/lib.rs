@@ -20,6 +20,7 @@
 pub mod broker;
 pub mod checkpoint;
 pub mod config;
+pub mod counts;
 pub mod engine;
 pub mod epoch;
 pub mod market;
@@ -29,7 +30,8 @@ pub mod strategy;
 pub use broker::{Portfolio, Position};
 pub use checkpoint::CheckpointError;
 pub use config::{BrokerConfig, Config, ConfigError, RiskConfig, StrategyConfig};
-pub use engine::{AuditRecord, Counts, Engine, State, Summary};
+pub use counts::Counts;
+pub use engine::{AuditRecord, Engine, State, Summary};
 pub use epoch::EpochChange;
 pub use market::Market;
 pub use risk::{Code, FeedHealth, OrderLog, TradingState, Verdict, Violation};

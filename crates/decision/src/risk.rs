@@ -113,6 +113,25 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, for a family that shows each reason from the start.
+    pub const ALL: [Code; 15] = [
+        Code::Halted,
+        Code::InvalidOrder,
+        Code::NoReferencePrice,
+        Code::ReduceOnly,
+        Code::FeedDisconnected,
+        Code::FeedRepairing,
+        Code::FeedStale,
+        Code::FeedDegraded,
+        Code::DailyLossLimit,
+        Code::PriceBand,
+        Code::DuplicateOrder,
+        Code::RateLimit,
+        Code::MaxOrderNotional,
+        Code::MaxPosition,
+        Code::MaxGrossExposure,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::Halted => "halted",
@@ -460,6 +479,15 @@ mod tests {
 
     const BUY: Side = Side::Buy;
     const SELL: Side = Side::Sell;
+
+    #[test]
+    fn every_code_is_listed_once_with_its_serialized_name() {
+        let names: std::collections::BTreeSet<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), Code::ALL.len());
+        for c in Code::ALL {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+    }
 
     #[test]
     fn a_plain_order_is_accepted() {

@@ -15,6 +15,7 @@ fn events() -> Vec<wire::Event> {
         .map(|(i, payload)| wire::Event {
             id: i as u64 + 1,
             pub_us: None,
+            prev: None,
             payload,
         })
         .collect()
@@ -285,6 +286,7 @@ fn a_checkpoint_no_engine_could_write_is_refused_naming_the_field() {
         let event = wire::Event {
             id: i as u64 + 1,
             pub_us: None,
+            prev: None,
             payload,
         };
         engine.on_event(&event, decision::FeedHealth::Live);

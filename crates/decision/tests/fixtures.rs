@@ -15,6 +15,7 @@ fn run(config: Config, name: &str, text: &str) -> (Vec<AuditRecord>, Summary) {
         let event = wire::Event {
             id: i as u64 + 1,
             pub_us: None,
+            prev: None,
             payload,
         };
         log.extend(engine.on_event(&event, FeedHealth::Live));

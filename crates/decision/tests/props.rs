@@ -96,6 +96,7 @@ fn events(steps: &[Step]) -> Vec<Event> {
             Event {
                 id: i as u64 + 1,
                 pub_us: None,
+                prev: None,
                 payload,
             }
         })

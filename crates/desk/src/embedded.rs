@@ -10,7 +10,8 @@ use crate::Error;
 pub struct Embedded {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
-    /// The fixture's last id: the run is done once it is processed.
+    /// The fixture's last id the run's filter matches: the run is done
+    /// once it is processed.
     pub last_id: u64,
     pub stub: stub::Stub,
 }
@@ -31,10 +32,19 @@ fn fixture_epoch(fixture: &str) -> wire::Epoch {
 /// `rate` events/s or all at once. The first `ready_through` events (a
 /// checkpoint's last id) are published before it serves: a resumed run
 /// finds its cursor within the log (one past the head is `cursor_ahead`),
-/// and the pace applies to the rest.
-pub async fn start(rate: Option<f64>, clock: stub::Clock, ready_through: u64) -> Result<Embedded, Error> {
+/// and the pace applies to the rest. The run subscribes with `filter`.
+pub async fn start(
+    rate: Option<f64>,
+    clock: stub::Clock,
+    ready_through: u64,
+    filter: &wire::Filter,
+) -> Result<Embedded, Error> {
     let payloads = wire::fixture::parse(wire::fixture::DEFAULT_NAME, wire::fixture::DEFAULT)?;
-    let last_id = payloads.len() as u64;
+    let last_id = (1..)
+        .zip(&payloads)
+        .filter(|(_, p)| filter.matches_payload(p))
+        .last()
+        .map_or(0, |(id, _)| id);
     let config = stub::Config::default();
     let log = stub::Log::new(config.retention, fixture_epoch(wire::fixture::DEFAULT));
     let stub = stub::Stub::new(config.clone(), log, clock);

@@ -10,9 +10,11 @@
 //!   is given.
 //! - `metrics`: `app(live)`, the `/metrics`, `/metrics.json`, `/healthz` and `/readyz`
 //!   router.
+//! - `dashboard`: the live page at `/` and its `/dashboard/stream`.
 //! - `options`: the binary's options resolved, flags over environment over
 //!   file, as one pure function.
 //! - `config`: the YAML file's shape (`wire`, `strategy`, `risk`, `broker`).
+//! - `report`: the summary (text and JSON) and the 10 s status line.
 //! - `session`: all of it put together for the `decision` binary, which
 //!   only parses options, sets up logs and binds.
 
@@ -20,9 +22,11 @@ use std::path::PathBuf;
 
 mod audit;
 pub mod config;
+pub mod dashboard;
 pub mod embedded;
 pub mod metrics;
 pub mod options;
+pub mod report;
 pub mod run;
 pub mod session;
 

@@ -72,7 +72,7 @@ struct Args {
     #[arg(long)]
     state_dir: Option<PathBuf>,
     /// /metrics, /metrics.json, /healthz and /readyz; port 0 picks a free
-    /// port; or TICKWIRE_METRICS_ADDR. Default 127.0.0.1:9090.
+    /// port; or TICKWIRE_METRICS_ADDR. Default 127.0.0.1:9464.
     #[arg(long)]
     metrics_addr: Option<SocketAddr>,
     /// Exit cleanly after this many events.
@@ -81,40 +81,70 @@ struct Args {
     /// Events between checkpoints (at least 1).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     checkpoint_every: u64,
-    /// Embedded wire only: publish the fixture at this many events/s
-    /// (default: all at once).
-    #[arg(long, value_parser = events_per_second)]
-    fixture_rate: Option<f64>,
-    /// Logs as JSON lines.
+    /// Embedded wire only: publish the built-in day at this many events/s
+    /// (about 3 s at the default), so the engine reads it live, as from a
+    /// wire; `all`: everything at once (a burst, whose latency is queueing).
+    #[arg(long, value_name = "N|all", default_value = "2000", value_parser = events_per_second)]
+    fixture_rate: FixtureRate,
+    /// Every line as JSON: logs, the start banner and advice on stderr,
+    /// and the summary on stdout as one JSON object.
     #[arg(long)]
     log_json: bool,
+    /// At exit, also write the summary as JSON (engine figures, the wire
+    /// client's, how the run ended and its exit code) to this file.
+    #[arg(long, value_name = "FILE")]
+    summary_json: Option<PathBuf>,
 }
 
-/// A rate that ends: finite and above 0 (0, a negative or NaN would
-/// schedule the day's events forever away).
-fn events_per_second(text: &str) -> Result<f64, String> {
+/// Logs: warnings, and the desk's info lines (the 10 s status line, the
+/// banner under --log-json); RUST_LOG overrides.
+const DEFAULT_LOGS: &str = "warn,desk=info,decision=info";
+
+/// `--fixture-rate`: events per second, or none (all at once).
+#[derive(Debug, Clone, Copy)]
+struct FixtureRate(Option<f64>);
+
+/// `all`, or a rate that ends: finite and above 0 (0, a negative or NaN
+/// would schedule the day's events forever away).
+fn events_per_second(text: &str) -> Result<FixtureRate, String> {
     match text.parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
-        _ => Err(format!("{text:?} is not a positive number of events per second")),
+        _ if text == "all" => Ok(FixtureRate(None)),
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(FixtureRate(Some(r))),
+        _ => Err(format!(
+            "{text:?} is not a positive number of events per second, nor all"
+        )),
     }
 }
 
 fn main() {
-    let args = Args::parse();
-    cli::init_logs(args.log_json, "warn");
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
+    let args: Args = cli::parse_args("decision");
+    let json = args.log_json;
+    cli::init_logs(json, DEFAULT_LOGS);
+    let code = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(args)).unwrap_or_else(|e| {
+            say(json, Say::Error, &format!("decision: {e:#}"));
+            2
+        }),
         Err(e) => {
-            eprintln!("decision: {e}");
-            std::process::exit(2);
+            say(json, Say::Error, &format!("decision: {e}"));
+            2
         }
     };
-    match runtime.block_on(run(args)) {
-        Ok(code) => std::process::exit(code),
-        Err(e) => {
-            eprintln!("decision: {e:#}");
-            std::process::exit(2);
-        }
+    std::process::exit(code);
+}
+
+enum Say {
+    Info,
+    Error,
+}
+
+/// A line for the operator on stderr: as it is, or under --log-json as a
+/// log line (JSON like every other).
+fn say(json: bool, level: Say, line: &str) {
+    match (json, level) {
+        (false, _) => eprintln!("{line}"),
+        (true, Say::Info) => tracing::info!("{line}"),
+        (true, Say::Error) => tracing::error!("{line}"),
     }
 }
 
@@ -157,15 +187,24 @@ async fn run(args: Args) -> anyhow::Result<i32> {
             accept_new_epoch: o.accept_new_epoch,
             on_event: None,
         },
-        fixture_rate: args.fixture_rate,
+        fixture_rate: args.fixture_rate.0,
         clock: Arc::new(cli::system_clock_us),
     };
     let session = desk::start(options, metrics).await?;
-    eprintln!("{}", session.banner());
+    say(args.log_json, Say::Info, &session.banner());
     let ended = session.run(cli::shutdown_signal()).await?;
-    print!("{}", session.summary(&ended));
+    let summary = session.summary_json(&ended);
+    if args.log_json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        print!("{}", session.summary(&ended));
+    }
+    if let Some(path) = &args.summary_json {
+        let text = serde_json::to_string_pretty(&summary)? + "\n";
+        std::fs::write(path, text).with_context(|| format!("--summary-json {}", path.display()))?;
+    }
     if let Some(advice) = session.advice(&ended) {
-        eprintln!("{advice}");
+        say(args.log_json, Say::Error, &advice);
     }
     Ok(desk::session::exit_code(&ended))
 }

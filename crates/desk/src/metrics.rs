@@ -1,5 +1,6 @@
-//! The desk's HTTP endpoints: `/metrics` (OpenMetrics text: the client's
-//! `wire_*` and the engine's `decision_*`), `/metrics.json` (the client's
+//! The desk's HTTP endpoints: `/metrics` (the client's `wire_*`, the
+//! engine's `decision_*`, `decision_build_info` and `process_*`; OpenMetrics,
+//! or the classic 0.0.4 text when the scraper's `Accept` prefers it), `/metrics.json` (the client's
 //! snapshot plus the engine's summary under `engine`), `/healthz` (liveness:
 //! the process answers) and `/readyz` (readiness: 200 only while the feed
 //! is live, 503 with a JSON reason otherwise, for load balancers and
@@ -12,11 +13,11 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use decision::{Summary, TradingState};
-use prometheus_client::encoding::{EncodeLabelSet, text};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
 use prometheus_client::registry::Registry;
 
@@ -25,9 +26,11 @@ use crate::Live;
 /// The router, on `live`; serve it with `axum::serve`, or drive it in a
 /// test with `tower::ServiceExt::oneshot`.
 pub fn app(live: Live) -> Router {
+    let dashboard = crate::dashboard::router(live.clone());
     let state = App {
         live,
         engine: Arc::new(Mutex::new(EngineMetrics::new())),
+        standard: Arc::new(exposition::standard("decision", env!("CARGO_PKG_VERSION"))),
     };
     Router::new()
         .route("/metrics", get(prometheus))
@@ -35,6 +38,7 @@ pub fn app(live: Live) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(state)
+        .merge(dashboard)
 }
 
 #[derive(Debug, Clone)]
@@ -43,20 +47,27 @@ struct App {
     /// Locked by a scrape while it sets and encodes them, so two scrapes
     /// cannot both add the same increase to a counter.
     engine: Arc<Mutex<EngineMetrics>>,
+    /// `decision_build_info` and `process_*`.
+    standard: Arc<Registry>,
 }
 
 async fn metrics_json(State(app): State<App>) -> impl IntoResponse {
+    axum::Json(document(&app.live))
+}
+
+/// `/metrics.json`'s document; the dashboard's stream sends the same.
+pub fn document(live: &Live) -> serde_json::Value {
     let mut out = serde_json::Map::new();
-    if let Some(m) = app.live.wire_metrics()
+    if let Some(m) = live.wire_metrics()
         && let Ok(serde_json::Value::Object(w)) = serde_json::to_value(m.snapshot())
     {
         out.extend(w);
     }
-    let summary = app.live.engine().summary();
+    let summary = live.engine().summary();
     if let Ok(v) = serde_json::to_value(summary) {
         out.insert("engine".into(), v);
     }
-    axum::Json(serde_json::Value::Object(out))
+    serde_json::Value::Object(out)
 }
 
 /// Ready only while the client is `Live`: connected, caught up, not in
@@ -89,9 +100,16 @@ fn readiness(state: Option<transport::State>) -> (StatusCode, serde_json::Value)
     )
 }
 
+/// A denial's reason code.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Label {
-    code: String,
+struct ReasonLabel {
+    reason: String,
+}
+
+/// A trading state, the label name the client's state family uses too.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
 }
 
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -104,9 +122,9 @@ struct EngineMetrics {
     events: Counter,
     decisions: Counter,
     accepts: Counter,
-    denials: Family<Label, Counter>,
+    denials: Family<ReasonLabel, Counter>,
     kill_switch_trips: Counter,
-    trading_state: Family<Label, Gauge>,
+    trading_state: Family<StateLabel, Gauge>,
     realised_pnl: FloatGauge,
     unrealised_pnl: FloatGauge,
     gross_exposure: FloatGauge,
@@ -131,6 +149,13 @@ impl EngineMetrics {
         reg.register("decisions", "Orders proposed", m.decisions.clone());
         reg.register("accepts", "Orders accepted by risk", m.accepts.clone());
         reg.register("denials", "Orders denied, by reason code", m.denials.clone());
+        // Every reason at 0 from the start: a rate has a baseline, and a
+        // dashboard a series, before the first denial.
+        for code in decision::Code::ALL {
+            let _ = m.denials.get_or_create(&ReasonLabel {
+                reason: code.as_str().to_owned(),
+            });
+        }
         reg.register(
             "kill_switch_trips",
             "Times the daily loss limit halted trading",
@@ -157,11 +182,12 @@ impl EngineMetrics {
         set(&self.accepts, s.counts.accepts);
         set(&self.kill_switch_trips, s.counts.kill_switch_trips);
         for (code, n) in &s.counts.denials_by_code {
-            set(&self.denials.get_or_create(&Label { code: code.clone() }), *n);
+            let label = ReasonLabel { reason: code.clone() };
+            set(&self.denials.get_or_create(&label), *n);
         }
         for state in TradingState::ALL {
-            let label = Label {
-                code: state.as_str().into(),
+            let label = StateLabel {
+                state: state.as_str(),
             };
             self.trading_state
                 .get_or_create(&label)
@@ -173,7 +199,9 @@ impl EngineMetrics {
     }
 }
 
-async fn prometheus(State(app): State<App>) -> impl IntoResponse {
+async fn prometheus(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = exposition::Format::negotiate(accept);
     // The client's figures come as a snapshot registered per scrape.
     let mut wire = Registry::default();
     if let Some(m) = app.live.wire_metrics() {
@@ -182,17 +210,8 @@ async fn prometheus(State(app): State<App>) -> impl IntoResponse {
     let summary = app.live.engine().summary();
     let engine = app.engine.lock().unwrap_or_else(|p| p.into_inner());
     engine.set(&summary);
-    let mut out = String::new();
-    let _ = text::encode_registry(&mut out, &wire)
-        .and_then(|()| text::encode_registry(&mut out, &engine.registry))
-        .and_then(|()| text::encode_eof(&mut out));
-    (
-        [(
-            "content-type",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        out,
-    )
+    let out = exposition::render(format, &[&wire, &engine.registry, &app.standard]);
+    ([(header::CONTENT_TYPE, format.content_type())], out)
 }
 
 #[cfg(test)]
@@ -240,7 +259,7 @@ mod tests {
                 .iter()
                 .map(|s| {
                     format!(
-                        "decision_trading_state{{code=\"{s}\"}} {}",
+                        "decision_trading_state{{state=\"{s}\"}} {}",
                         i64::from(*s == current)
                     )
                 })
@@ -264,6 +283,34 @@ mod tests {
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
         assert!(!text.contains("wire_"), "no client yet: {text}");
+    }
+
+    #[tokio::test]
+    async fn the_classic_text_when_the_scraper_asks_with_build_info_and_every_reason() {
+        let live = live(|_| {});
+        let request = Request::get("/metrics")
+            .header("accept", "text/plain; version=0.0.4")
+            .body(Body::empty())
+            .unwrap();
+        let response = app(live).oneshot(request).await.unwrap();
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        for line in [
+            "# TYPE decision_events_total counter",
+            "decision_denials_total{reason=\"price_band\"} 0",
+            "decision_denials_total{reason=\"max_position\"} 0",
+            &format!(
+                "decision_build_info{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            ),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert!(!text.contains("# EOF"), "{text}");
     }
 
     #[tokio::test]
@@ -322,6 +369,7 @@ mod tests {
         let tick = |id: u64, last: f64| wire::Event {
             id,
             pub_us: None,
+            prev: None,
             payload: wire::Payload::Tick(wire::Tick {
                 symbol: "X".into(),
                 last,

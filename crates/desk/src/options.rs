@@ -56,7 +56,7 @@ pub struct Resolved {
     pub accept_new_epoch: bool,
 }
 
-pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9090";
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 
 fn var<'a>(env: &'a Env, name: &str) -> Option<&'a str> {
     env.get(name).map(String::as_str).filter(|v| !v.is_empty())
@@ -344,8 +344,8 @@ mod tests {
             "{}",
             |r| r.metrics_addr,
             [
-                a("127.0.0.1:9090"),
-                a("127.0.0.1:9090"),
+                a("127.0.0.1:9464"),
+                a("127.0.0.1:9464"),
                 a("127.0.0.1:2"),
                 a("127.0.0.1:2"),
                 a("127.0.0.1:3"),

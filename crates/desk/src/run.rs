@@ -95,11 +95,13 @@ impl std::fmt::Display for Ended {
     }
 }
 
-/// The engine and the client's metrics, shared with the metrics endpoint.
+/// The engine and the client's metrics, shared with the metrics endpoint;
+/// the latest decisions, for the dashboard.
 #[derive(Debug, Clone)]
 pub struct Live {
     pub engine: Arc<Mutex<Engine>>,
     pub wire: Arc<Mutex<Option<Arc<Metrics>>>>,
+    pub decisions: Arc<Mutex<crate::dashboard::Recent>>,
 }
 
 impl Live {
@@ -107,6 +109,7 @@ impl Live {
         Live {
             engine: Arc::new(Mutex::new(engine)),
             wire: Arc::default(),
+            decisions: Arc::default(),
         }
     }
 
@@ -331,6 +334,7 @@ async fn feed(
             let records = engine.on_event(&event, FeedHealth::Live);
             (records, engine.last_event_id() != before)
         };
+        live.decided(&records);
         if applied && let Some(hook) = &options.on_event {
             (hook.0)(event.id);
         }
@@ -447,6 +451,7 @@ mod tests {
             let event = wire::Event {
                 id,
                 pub_us: None,
+                prev: None,
                 payload: wire::Payload::Tick(wire::Tick {
                     symbol: format!("S{id}"),
                     last: 100.0,

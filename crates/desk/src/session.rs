@@ -94,7 +94,8 @@ pub async fn start(options: Options, metrics: TcpListener) -> Result<Session, Er
         urls if !urls.is_empty() => (urls, None),
         _ => {
             let resume_after = live.engine().last_event_id().unwrap_or(0);
-            let wire = embedded::start(fixture_rate, clock.clone(), resume_after).await?;
+            let wire =
+                embedded::start(fixture_rate, clock.clone(), resume_after, &file.strategy.filter()).await?;
             run.until_id = Some(wire.last_id);
             (vec![wire.url.clone()], Some(wire))
         }
@@ -114,6 +115,7 @@ pub async fn start(options: Options, metrics: TcpListener) -> Result<Session, Er
         client.tls = Tls::from_ca_file(path).map_err(Error::Wire)?;
     }
     client.token = token;
+    client.filter = file.strategy.filter();
     client.policy.initial_delay = Duration::from_millis(file.wire.reconnect.initial_delay_ms);
     client.policy.max_delay = Duration::from_millis(file.wire.reconnect.max_delay_ms);
     client.policy.max_attempts = file.wire.reconnect.max_attempts;
@@ -177,7 +179,7 @@ impl Session {
     /// The line the binary prints at start.
     pub fn banner(&self) -> String {
         format!(
-            "decision: {} over {} ({}), metrics on http://{}/metrics{}",
+            "decision: {} over {} ({}), metrics on http://{}/metrics, dashboard on http://{}/{}",
             self.urls.join(","),
             self.transport.as_str(),
             if self.embedded.is_some() {
@@ -185,6 +187,7 @@ impl Session {
             } else {
                 "live wire"
             },
+            self.metrics_addr,
             self.metrics_addr,
             resuming(&self.live.engine()),
         )
@@ -196,71 +199,39 @@ impl Session {
         advice(ended, &self.run)
     }
 
-    /// Runs the engine on the wire until done, `interrupt`, or the wire stops.
+    /// Runs the engine on the wire until done, `interrupt`, or the wire
+    /// stops; against a live wire, logs a status line every 10 s meanwhile.
     pub async fn run(&self, interrupt: impl Future<Output = ()>) -> Result<Ended, Error> {
-        crate::run(
+        let run = crate::run(
             TokioConnect,
             self.client.clone(),
             &self.live,
             &self.run,
             interrupt,
-        )
-        .await
+        );
+        if self.embedded.is_some() {
+            return run.await;
+        }
+        let status = crate::report::report_status(
+            self.live.clone(),
+            crate::report::STATUS_EVERY,
+            crate::report::log_status,
+        );
+        tokio::select! {
+            biased;
+            ended = run => ended,
+            () = status => unreachable!("the status loop never ends"),
+        }
     }
 
     /// The summary the binary prints at the end.
     pub fn summary(&self, ended: &Ended) -> String {
-        use std::fmt::Write;
-        let s = self.live.engine().summary();
-        let c = &s.counts;
-        let mut out = String::new();
-        let denials: Vec<String> = c
-            .denials_by_code
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
-        let denials = if denials.is_empty() {
-            "none".into()
-        } else {
-            denials.join(", ")
-        };
-        let _ = writeln!(
-            out,
-            "tickwire decision: {} over {}",
-            self.urls.join(","),
-            self.transport.as_str()
-        );
-        let _ = writeln!(out, "  ended         {ended}");
-        let _ = writeln!(
-            out,
-            "  events        {} (ticks {}, news {}, ignored {})",
-            c.events, c.ticks, c.news, c.ignored
-        );
-        let _ = writeln!(
-            out,
-            "  decisions     {}: {} accepted, {} denied",
-            c.decisions, c.accepts, c.denials
-        );
-        let _ = writeln!(out, "  denials       {denials}");
-        let _ = writeln!(
-            out,
-            "  P&L           realised {:.2}, unrealised {:.2}; state {}, kill switch trips {}",
-            s.realised_pnl, s.unrealised_pnl, s.state, c.kill_switch_trips
-        );
-        if let Some(m) = self.live.wire_metrics() {
-            let m = m.snapshot();
-            let _ = writeln!(
-                out,
-                "  latency       avg {:.3} ms, p50 {:.3} ms, p99 {:.3} ms",
-                m.average_latency_ms, m.p50_latency_ms, m.p99_latency_ms
-            );
-            let _ = writeln!(
-                out,
-                "  wire          reconnects {}, gaps repaired {}, duplicates dropped {}, fallbacks {}, failovers {}",
-                m.reconnect_attempts, m.gaps_repaired, m.duplicates_dropped, m.fallbacks, m.failovers
-            );
-        }
-        out
+        crate::report::summary_text(&self.live, &self.urls, self.transport, ended)
+    }
+
+    /// The same, machine-readable (`--summary-json`).
+    pub fn summary_json(&self, ended: &Ended) -> crate::report::SummaryJson {
+        crate::report::summary_json(&self.live, &self.urls, self.transport, ended)
     }
 }
 

@@ -24,6 +24,7 @@ fn leave(dir: &Path, events: usize) -> (RunOptions, Vec<String>) {
         let event = wire::Event {
             id: i as u64 + 1,
             pub_us: None,
+            prev: None,
             payload,
         };
         for r in engine.on_event(&event, FeedHealth::Live) {

@@ -62,6 +62,7 @@ fn leave(dir: &Path) -> Vec<String> {
         let event = Event {
             id: i as u64 + 1,
             pub_us: None,
+            prev: None,
             payload,
         };
         lines.extend(
@@ -105,6 +106,7 @@ fn sse(epoch: Epoch, controls: &[Control], ids: std::ops::RangeInclusive<u64>) -
         let e = Event {
             id,
             pub_us: Some(1),
+            prev: None,
             payload: day[id as usize - 1].clone(),
         };
         wire::sse::encode_parts(&mut body, e.payload.kind(), Cursor::new(epoch, id), &e.to_json());

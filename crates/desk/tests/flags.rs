@@ -20,6 +20,7 @@ fn decision(args: &[&str]) -> (i32, String) {
 fn values_that_would_hang_or_crash_are_refused_naming_them() {
     for (args, named) in [
         (&["--fixture-rate", "0"][..], "--fixture-rate"),
+        (&["--fixture-rate", "some"][..], "--fixture-rate"),
         (&["--fixture-rate=-3"][..], "--fixture-rate"),
         (&["--fixture-rate", "NaN"][..], "--fixture-rate"),
         (&["--checkpoint-every", "0"][..], "--checkpoint-every"),

@@ -32,6 +32,7 @@ fn offline_audit() -> String {
         let event = wire::Event {
             id: i as u64 + 1,
             pub_us: None,
+            prev: None,
             payload,
         };
         for r in engine.on_event(&event, FeedHealth::Live) {
@@ -92,6 +93,14 @@ async fn wire_mode_sse_ws_and_polling_write_the_same_audit_log() {
         let (audit, live) = run_over(kind, true, &dir).await;
         assert_eq!(audit, expected, "{kind:?}");
         assert_eq!(live.engine().summary().counts.events, fixture().len() as u64);
+        // The dashboard's ring: the audit log's last lines, in order.
+        let recent: Vec<String> = live.decisions_after(0).into_iter().map(|(_, l)| l).collect();
+        let lines: Vec<&str> = expected.lines().collect();
+        assert_eq!(
+            recent,
+            lines[lines.len().saturating_sub(desk::dashboard::RECENT)..],
+            "{kind:?}"
+        );
         assert_eq!(
             live.wire_metrics().unwrap().snapshot().wire_transport,
             kind.as_str()
@@ -106,6 +115,11 @@ async fn wire_mode_falls_back_to_polling_and_writes_the_same_audit_log() {
     assert_eq!(audit, offline_audit());
     let m = live.wire_metrics().unwrap().snapshot();
     assert_eq!((m.fallbacks, m.wire_transport), (1, "poll"));
+    // Streaming was off: the one transport used is polling, and the
+    // summary's header says so, not the SSE that was asked for first.
+    assert_eq!(m.transports_used, ["poll"]);
+    let header = desk::report::transports(Some(&m), transport::Preference::Auto);
+    assert_eq!(header, "poll (--transport auto)");
 }
 
 /// The real binary, killed (SIGKILL) mid-stream and restarted from its
