@@ -147,13 +147,18 @@ pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
     }
     if let Some(c) = &report.crashed {
         let class = class_of(c);
-        let total = scenario.total_events();
         let mut stuck: Vec<String> = report
             .clients
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.ids.len() < total && r.error.is_none())
-            .map(|(i, r)| format!("client {i} has {} of {total} events", r.ids.len()))
+            .filter(|(i, r)| r.ids.len() < scenario.events_for(*i) && r.error.is_none())
+            .map(|(i, r)| {
+                format!(
+                    "client {i} has {} of {} events",
+                    r.ids.len(),
+                    scenario.events_for(i)
+                )
+            })
             .collect();
         let short_fixture =
             report.final_log.epoch.is_some() && report.final_log.fixture_done < scenario.events;
@@ -208,7 +213,10 @@ pub fn check(scenario: &Scenario, report: &Report) -> Result<(), Violation> {
     let oracle = scenario.engine.map(|_| crate::offline_audit(scenario.events));
     let exact_server = scenario.stub.dup_every == 0 && scenario.stub.drop_every == 0;
     for (i, c) in report.clients.iter().enumerate() {
-        exactly_once_in_order(i, c)?;
+        match scenario.filters.get(&i) {
+            None => exactly_once_in_order(i, c)?,
+            Some(filter) => exactly_once_filtered(i, c, filter, report)?,
+        }
         // A correct server never resends what a client resumed past: a
         // duplicate means the client resumed from the wrong place.
         if exact_server && c.duplicates > 0 {
@@ -265,7 +273,7 @@ pub(crate) fn reached_head(
     i: usize,
     c: &ClientRun,
 ) -> Result<(), Violation> {
-    let total = scenario.total_events();
+    let total = scenario.events_for(i);
     if c.ids.len() != total {
         return Err(violation(
             Class::Liveness,
@@ -310,6 +318,40 @@ pub fn exactly_once_in_order(i: usize, c: &ClientRun) -> Result<(), Violation> {
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// A filtered client got exactly the events of the final log its filter
+/// matches, once each, in order.
+pub fn exactly_once_filtered(
+    i: usize,
+    c: &ClientRun,
+    filter: &wire::Filter,
+    report: &Report,
+) -> Result<(), Violation> {
+    let log = &report.final_log;
+    let want: Vec<u64> = log
+        .topics
+        .iter()
+        .filter(|(_, kind, symbol)| filter.matches(kind, symbol.as_deref()))
+        .map(|(id, _, _)| *id)
+        .collect();
+    // A client stops early only with an error; what it got is a prefix.
+    let prefix = &want[..c.ids.len().min(want.len())];
+    if c.ids.len() > want.len() || c.ids != prefix {
+        let k = c.ids.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        return Err(violation(
+            Class::Safety,
+            c.done_at,
+            format!(
+                "client {i} ({}): event #{} has id {:?}, the filter's next event in the log is {:?} (lost, doubled or out of order)",
+                filter.to_query(),
+                k + 1,
+                c.ids.get(k),
+                want.get(k)
+            ),
+        ));
     }
     Ok(())
 }

@@ -54,6 +54,7 @@ fn compute_offline_audit(events: usize) -> String {
         let event = wire::Event {
             id: i as u64 + 1,
             pub_us: None,
+            prev: None,
             payload: payload.clone(),
         };
         for r in engine.on_event(&event, decision::FeedHealth::Live) {

@@ -232,6 +232,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
                 scenario.fallback,
                 seed.wrapping_mul(31).wrapping_add(i as u64),
             );
+            config.filter = scenario.filters.get(&i).cloned().unwrap_or_default();
+            let total = scenario.events_for(i) as u64;
             if slow.is_some() {
                 // A slow reader with little buffer: the server sees it fall behind.
                 config.buffer = 16;
@@ -399,6 +401,8 @@ fn read_back(disk: &SimDisk, fresh: wire::Epoch) -> FinalLog {
         ..FinalLog::default()
     };
     let read = log.read_with(0, usize::MAX, &mut |e| {
+        let symbol = e.topic.as_ref().map(|t| t.symbol.to_string());
+        out.topics.push((e.id, e.kind.clone(), symbol));
         if let Ok(event) = wire::Event::from_json(&e.json)
             && let wire::Payload::News(n) = &event.payload
             && let Some((batch, item)) = n.headline.as_deref().and_then(publisher::parse_marker)

@@ -74,7 +74,7 @@ fn body(batch: usize, items: usize) -> String {
     let items: Vec<String> = (0..items)
         .map(|i| {
             format!(
-                r#"{{"kind":"news","symbol":"SIM","score":0.25,"provider":"publisher","headline":"{}","ts_utc":"2026-03-02T14:30:00Z"}}"#,
+                r#"{{"kind":"news","symbol":"{SYMBOL}","score":0.25,"provider":"publisher","headline":"{}","ts_utc":"2026-03-02T14:30:00Z"}}"#,
                 marker(batch, i)
             )
         })
@@ -83,6 +83,9 @@ fn body(batch: usize, items: usize) -> String {
 }
 
 /// How long one attempt may take, connect to answer.
+/// The symbol of every item the publisher sends (news).
+pub const SYMBOL: &str = "SIM";
+
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Publishes every batch, each until acknowledged; `record` sees each batch

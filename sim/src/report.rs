@@ -147,6 +147,9 @@ pub struct FinalLog {
     pub fixture_done: usize,
     /// The publisher's items in it: `(id, batch, item)`, in id order.
     pub markers: Vec<(u64, usize, usize)>,
+    /// Every event's id, kind and symbol, in id order: what a filtered
+    /// client must receive is read from here.
+    pub topics: Vec<(u64, String, Option<String>)>,
     /// The journal did not open (or not every event was readable).
     pub error: Option<String>,
 }

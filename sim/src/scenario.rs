@@ -119,6 +119,9 @@ pub struct Scenario {
     /// Quiet spells in the publishing: after fixture event `n` (counted
     /// from 0), nothing for this long.
     pub quiet: Vec<(usize, Duration)>,
+    /// The clients that subscribe to part of the wire, by index (the rest
+    /// receive everything): each must get exactly its filter's events.
+    pub filters: std::collections::BTreeMap<usize, wire::Filter>,
     /// Faults at simulated times; the last one heals everything.
     pub faults: Vec<(Duration, Fault)>,
     pub stub: Config,
@@ -187,6 +190,8 @@ pub enum Sometimes {
     /// A client moved to another wire node.
     Failover,
     GapRepair,
+    /// A filtered client found a break in its `prev` chain and repaired it.
+    FilteredGapRepair,
     DuplicateDropped,
     Fallback,
     Upgrade,
@@ -237,6 +242,11 @@ impl Sometimes {
             Sometimes::Reconnect => any(&|c| c.reconnects),
             Sometimes::Failover => any(&|c| c.failovers),
             Sometimes::GapRepair => seen().repaired_skip,
+            Sometimes::FilteredGapRepair => report
+                .clients
+                .iter()
+                .enumerate()
+                .any(|(i, c)| scenario.filters.contains_key(&i) && c.gaps_repaired > 0),
             Sometimes::DuplicateDropped => any(&|c| c.duplicates),
             Sometimes::Fallback => any(&|c| c.fallbacks),
             Sometimes::Upgrade => any(&|c| c.upgrades),
@@ -292,6 +302,7 @@ impl Scenario {
             nodes: 1,
             url_order: transport::UrlOrder::InOrder,
             quiet: Vec::new(),
+            filters: Default::default(),
         }
     }
 
@@ -308,6 +319,25 @@ impl Scenario {
     /// Events every client must get: the fixture's and the publisher's.
     pub fn total_events(&self) -> usize {
         self.events + self.publishing.map_or(0, |p| p.total())
+    }
+
+    /// The events client `i` must get: all of them, or those its filter
+    /// matches (the fixture's, and the publisher's news about `SIM`).
+    pub fn events_for(&self, i: usize) -> usize {
+        let Some(filter) = self.filters.get(&i) else {
+            return self.total_events();
+        };
+        let day = crate::engine::day();
+        let fixture = day[..self.events.min(day.len())]
+            .iter()
+            .filter(|p| filter.matches_payload(p))
+            .count();
+        let published = if filter.matches("news", Some(crate::publisher::SYMBOL)) {
+            self.publishing.map_or(0, |p| p.total())
+        } else {
+            0
+        };
+        fixture + published
     }
 
     /// Every client must be at the head by then.

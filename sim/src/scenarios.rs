@@ -2,6 +2,8 @@
 //! Fault times are fixed so the snapshots read as timelines; the seed varies
 //! jitter, latency and (where enabled) message order.
 
+mod filtered;
+
 use std::time::Duration;
 
 use rand::rngs::ChaCha8Rng;
@@ -40,6 +42,8 @@ pub fn all() -> Vec<Scenario> {
         engine_faults(),
         engine_restart(),
         lossy_stream(),
+        filtered::filtered(),
+        filtered::filtered_lossy(),
         duplicating_stream(),
         full_disk(),
         crash_mid_append(),

@@ -65,6 +65,16 @@ impl EventLog for HostLog {
         self.log.read_with(after, max, f)
     }
 
+    fn read_filtered(
+        &self,
+        after: u64,
+        filter: &wire::Filter,
+        max: usize,
+        f: &mut dyn FnMut(&Entry, u64),
+    ) -> Result<stub::Scan, Expired> {
+        self.log.read_filtered(after, filter, max, f)
+    }
+
     fn append(&self, batch: Batch) -> Pin<Box<dyn Future<Output = Result<Appended, LogError>> + Send + '_>> {
         Box::pin(async move {
             let result = self.log.append(batch).await;

@@ -183,8 +183,38 @@ pub fn draw(seed: u64) -> Scenario {
         d * sc.events as u32 + Duration::from_secs(25) * drops
     });
     sc.liveness = Duration::from_secs(45) + slow;
+    draw_filters(&mut sc, seed);
     sc.drawn = Some(describe(&sc));
     sc
+}
+
+/// The symbols a filter is drawn from: the day's and the publisher's.
+const SYMBOLS: [&str; 6] = ["AAPL", "MSFT", "NVDA", "SPY", "TSLA", crate::publisher::SYMBOL];
+
+/// About a third of the subscribers (never the engine) take part of the
+/// wire: one to five symbols, and ticks, news or both. Drawn from a stream
+/// of their own, so the rest of a seed's story is as it was before filters.
+fn draw_filters(sc: &mut Scenario, seed: u64) {
+    let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0x6669_6c74_6572_0001);
+    for i in 0..sc.clients.len() {
+        if (i == 0 && sc.engine.is_some()) || !r.random_bool(0.3) {
+            continue;
+        }
+        let mask: u32 = r.random_range(1..(1 << SYMBOLS.len()) - 1);
+        let symbols = SYMBOLS
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| mask & (1 << k) != 0)
+            .map(|(_, s)| *s);
+        let kinds: &[&str] = match r.random_range(0..3) {
+            0 => &[],
+            1 => &["tick"],
+            _ => &["news"],
+        };
+        if let Ok(filter) = wire::Filter::new(symbols, kinds) {
+            sc.filters.insert(i, filter);
+        }
+    }
 }
 
 /// The drawn configuration in one line, printed with the seed.
@@ -222,6 +252,9 @@ pub fn describe(sc: &Scenario) -> String {
     }
     if sc.random_order {
         out += "; random order";
+    }
+    for (i, f) in &sc.filters {
+        let _ = write!(out, "; client {i} {}", f.to_query());
     }
     let _ = write!(out, "; client delay {} ms; faults", sc.client_delay.as_millis());
     if sc.faults.is_empty() {

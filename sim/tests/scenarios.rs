@@ -225,6 +225,41 @@ fn lossy_stream() {
 }
 
 #[test]
+fn filtered() {
+    let r = scenario("filtered");
+    let sc = for_seed("filtered", 1);
+    for report in &r {
+        for (i, c) in report.clients.iter().enumerate() {
+            let want = sc.events_for(i);
+            assert_eq!(c.ids.len(), want, "client {i}");
+            // The filtered ones got part of the wire, the rest all of it.
+            assert_eq!(
+                sc.filters.contains_key(&i),
+                want < sc.total_events(),
+                "client {i}"
+            );
+        }
+    }
+    assert!(sum(&r, |c| c.reconnects) > 0, "sometimes: a reconnect");
+}
+
+#[test]
+fn filtered_lossy() {
+    let r = scenario("filtered_lossy");
+    let sc = for_seed("filtered_lossy", 1);
+    for report in &r {
+        for i in sc.filters.keys() {
+            // Ids have holes by design: only the prev chain shows the drops.
+            assert!(
+                report.clients[*i].gaps_repaired > 0,
+                "seed {}: filtered client {i} repaired nothing",
+                report.seed
+            );
+        }
+    }
+}
+
+#[test]
 fn every_scenario_names_its_interesting_path_or_is_plain() {
     let plain = [
         "normal_sse",

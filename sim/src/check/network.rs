@@ -95,7 +95,7 @@ fn walk(scenario: &Scenario, report: &Report, seen: &mut Seen) -> Result<(), Vio
     for (i, kind) in scenario.clients.iter().enumerate() {
         let conns: Vec<&Conn> = report.conns.iter().filter(|c| c.client == i).collect();
         let run = &report.clients[i];
-        let done = run.done_at.filter(|_| run.ids.len() >= scenario.total_events());
+        let done = run.done_at.filter(|_| run.ids.len() >= scenario.events_for(i));
         // A client that stopped with an error closed its last connection
         // doing so.
         let stopped = run
