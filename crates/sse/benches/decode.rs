@@ -14,11 +14,12 @@ fn stream() -> (Vec<u8>, u64) {
         let event = wire::Event {
             id: i as u64 + 1,
             pub_us: Some(1_772_461_800_000_000 + i as u64 * 1_000),
+            prev: None,
             payload,
         };
         wire::sse::encode_event(&mut bytes, &event);
         if i % 100 == 99 {
-            wire::sse::encode_control(&mut bytes, &wire::Control::Heartbeat { head: i as u64 + 1 });
+            wire::sse::encode_control(&mut bytes, &wire::Control::heartbeat(i as u64 + 1));
         }
     }
     let events = bytes.windows(2).filter(|w| w == b"\n\n").count() as u64;
