@@ -42,7 +42,7 @@ impl fmt::Display for Epoch {
 
 /// A cursor or epoch that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a cursor: expected an event id (42) or an epoch and an id (0a1b2c3d4e5f-42)")]
+#[error("{} is not a cursor: expected an event id (42) or an epoch and an id (0a1b2c3d4e5f-42)", crate::event::quoted(.0))]
 pub struct BadCursor(pub String);
 
 impl FromStr for Epoch {
@@ -173,6 +173,16 @@ mod tests {
         ] {
             assert!(bad.parse::<Cursor>().is_err(), "{bad:?} parsed");
         }
+        // The message names a bad cursor, but never echoes a huge one back.
+        let huge = "9".repeat(100_000);
+        let e = huge.parse::<Cursor>().unwrap_err().to_string();
+        assert!(e.len() < 200 && e.contains("(100000 bytes)"), "{e}");
+        assert!(
+            "x".parse::<Cursor>()
+                .unwrap_err()
+                .to_string()
+                .starts_with("\"x\" is not a cursor")
+        );
     }
 
     #[test]

@@ -225,8 +225,18 @@ pub(crate) fn check_symbol(s: &str) -> Result<(), FieldError> {
     } else {
         Err(field_error(
             "symbol",
-            format!("must be 1 to 32 of A-Z a-z 0-9 . _ - / :, got {s:?}"),
+            format!("must be 1 to 32 of A-Z a-z 0-9 . _ - / :, got {}", quoted(s)),
         ))
+    }
+}
+
+/// `s` quoted for an error message, cut to its first 40 characters (with
+/// its length in bytes) so an error never echoes a huge value back.
+pub(crate) fn quoted(s: &str) -> String {
+    const SHOWN: usize = 40;
+    match s.char_indices().nth(SHOWN) {
+        None => format!("{s:?}"),
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &s[..cut], s.len()),
     }
 }
 

@@ -199,7 +199,10 @@ pub enum Continuity {
 fn parse_kind(k: &str) -> Result<Kind, FieldError> {
     Kind::of(k).ok_or_else(|| FieldError {
         field: "kinds".into(),
-        reason: format!("unknown kind {k:?}: a filter names tick or news"),
+        reason: format!(
+            "unknown kind {}: a filter names tick or news",
+            crate::event::quoted(k)
+        ),
     })
 }
 
@@ -228,6 +231,13 @@ mod tests {
         let e = Filter::new(&many, None::<&str>).unwrap_err();
         assert!(e.reason.contains("at most 1024"), "{e}");
         assert!(Filter::new(&many[..MAX_SYMBOLS], None::<&str>).is_ok());
+        // A huge value is named by its start and its length, not echoed.
+        let huge = "A".repeat(20_000);
+        let e = Filter::from_query(Some(&huge), None).unwrap_err();
+        assert!(e.reason.len() < 200, "{e}");
+        assert!(e.reason.contains("(20000 bytes)"), "{e}");
+        let e = Filter::from_query(None, Some(&huge)).unwrap_err();
+        assert!(e.reason.len() < 200 && e.reason.contains("(20000 bytes)"), "{e}");
     }
 
     #[test]

@@ -44,7 +44,7 @@ impl std::fmt::Display for Transport {
 
 /// A name that is not a transport.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("transport must be sse, ws or poll (or http), not {0:?}")]
+#[error("transport must be sse, ws or poll (or http), not {}", crate::event::quoted(.0))]
 pub struct UnknownTransport(pub String);
 
 impl std::str::FromStr for Transport {
