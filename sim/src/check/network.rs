@@ -300,8 +300,31 @@ fn windows_of(
     report
         .fault_spans(which)
         .iter()
-        .map(|span| (span.from, span.to + grace))
+        .map(|span| {
+            (
+                span.from,
+                span.to + grace + latency_during(report, span.from, span.to),
+            )
+        })
         .collect()
+}
+
+/// The longest link latency in effect at any moment from `from` to `to`:
+/// what a fault sends (a reset, say) in a latency spike arrives that much
+/// later, so its effects may be seen that much after it healed.
+fn latency_during(report: &Report, from: Duration, to: Duration) -> Duration {
+    let mut at_start = Duration::ZERO;
+    let mut within = Duration::ZERO;
+    for (t, f) in &report.applied {
+        if let Fault::Latency(d) = f {
+            if *t <= from {
+                at_start = *d;
+            } else if *t <= to {
+                within = within.max(*d);
+            }
+        }
+    }
+    at_start.max(within)
 }
 
 #[cfg(test)]
