@@ -5,11 +5,12 @@
 //! be a sample name one of them exports: a gauge's own name, a counter's
 //! `_total`, a histogram's `_bucket`, `_sum` and `_count`.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use desk::{EventHook, Options, RunOptions};
-use stub::{Log, Source, Stub};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use transport::Preference;
 
@@ -166,18 +167,7 @@ fn the_expression_parser_finds_metric_names_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_query_names_an_exported_metric() {
     // The wire server, on a real port, with events to deliver.
-    let config = stub::Config::default();
-    let clock: stub::Clock = Arc::new(cli::system_clock_us);
-    let stub = Stub::new(
-        config.clone(),
-        Log::new(config.retention, wire::Epoch::from_random(0x5eed)),
-        clock.clone(),
-    );
-    let day = wire::fixture::parse(wire::fixture::DEFAULT_NAME, wire::fixture::DEFAULT).unwrap();
-    stub.publish(Source::Fixture, &day[..200]).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let stub_addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(stub::serve(listener, stub.clone(), std::future::pending()));
+    let (_stub, stub_addr, clock) = common::wire_with_day(200).await;
 
     // The engine on it, its metrics served; awaited until it has applied
     // an event, so the client's families are there.

@@ -3,12 +3,12 @@
 //! with a backlog), `--summary-json` writes the summary for machines, and
 //! `--log-json` makes every line JSON, the banner and the summary included.
 
+mod common;
+
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use desk::{Ended, Options, RunOptions};
-use stub::{Log, Source, Stub};
 use transport::Preference;
 
 fn temp(name: &str) -> std::path::PathBuf {
@@ -74,18 +74,8 @@ fn the_built_in_days_summary_reports_live_latency() {
 /// every event is catch-up: counted as replayed, none passed off as live.
 #[tokio::test]
 async fn a_backlog_is_counted_as_replayed_not_as_latency() {
-    let config = stub::Config::default();
-    let clock: stub::Clock = Arc::new(cli::system_clock_us);
-    let stub = Stub::new(
-        config.clone(),
-        Log::new(config.retention, wire::Epoch::from_random(0x5eed)),
-        clock.clone(),
-    );
-    let day = wire::fixture::parse(wire::fixture::DEFAULT_NAME, wire::fixture::DEFAULT).unwrap();
-    stub.publish(Source::Fixture, &day[..40]).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(stub::serve(listener, stub.clone(), std::future::pending()));
+    let (_stub, addr, clock) = common::wire_with_day(40).await;
+    let url = format!("http://{addr}");
     let options = Options {
         file: desk::FileConfig::default(),
         wire_urls: vec![url],
