@@ -48,21 +48,8 @@ pub(crate) fn day() -> &'static [wire::Payload] {
 }
 
 fn compute_offline_audit(events: usize) -> String {
-    let mut engine = decision::Engine::new(engine_config()).unwrap_or_else(|e| panic!("engine config: {e}"));
-    let mut out = String::new();
-    for (i, payload) in day().iter().take(events).enumerate() {
-        let event = wire::Event {
-            id: i as u64 + 1,
-            pub_us: None,
-            prev: None,
-            payload: payload.clone(),
-        };
-        for r in engine.on_event(&event, decision::FeedHealth::Live) {
-            out += &r.to_json_line();
-            out.push('\n');
-        }
-    }
-    out
+    decision::offline_audit(engine_config(), day().iter().take(events))
+        .unwrap_or_else(|e| panic!("engine config: {e}"))
 }
 
 /// Where the engine's audit log and checkpoints go: `dir`'s name under

@@ -36,3 +36,27 @@ pub use epoch::EpochChange;
 pub use market::Market;
 pub use risk::{Code, FeedHealth, OrderLog, TradingState, Verdict, Violation};
 pub use strategy::{Order, Reason, Side, Strategy};
+
+/// The audit log (JSON lines) of a fresh engine given `payloads` as
+/// events 1, 2, ... on a live feed: the offline run that every run
+/// over a wire, whatever carried it, must write again.
+pub fn offline_audit<'a>(
+    config: Config,
+    payloads: impl IntoIterator<Item = &'a wire::Payload>,
+) -> Result<String, ConfigError> {
+    let mut engine = Engine::new(config)?;
+    let mut out = String::new();
+    for (id, payload) in (1..).zip(payloads) {
+        let event = wire::Event {
+            id,
+            pub_us: None,
+            prev: None,
+            payload: payload.clone(),
+        };
+        for r in engine.on_event(&event, FeedHealth::Live) {
+            out += &r.to_json_line();
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use decision::{Config, Engine, FeedHealth};
+use decision::{Config, Engine};
 use desk::{Ended, Live, RunOptions};
 use stub::{Log, Pace, Stub};
 use transport::{ClientConfig, TokioConnect, Transport};
@@ -26,21 +26,7 @@ fn traded() -> Config {
 
 /// The audit log of `config`'s engine given every event of the day.
 fn full_day_audit(config: Config) -> String {
-    let mut engine = Engine::new(config).unwrap();
-    let mut out = String::new();
-    for (id, payload) in (1..).zip(fixture()) {
-        let event = wire::Event {
-            id,
-            pub_us: None,
-            prev: None,
-            payload,
-        };
-        for r in engine.on_event(&event, FeedHealth::Live) {
-            out += &r.to_json_line();
-            out.push('\n');
-        }
-    }
-    out
+    decision::offline_audit(config, &fixture()).unwrap()
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use decision::{Config, Engine, FeedHealth};
+use decision::{Config, Engine};
 use desk::{Ended, Live, RunOptions};
 use stub::{Log, Pace, Stub};
 use transport::{ClientConfig, TokioConnect, Transport};
@@ -26,21 +26,7 @@ fn temp(name: &str) -> PathBuf {
 
 /// The audit log of the engine run straight over the fixture, no network.
 fn offline_audit() -> String {
-    let mut engine = Engine::new(Config::default()).unwrap();
-    let mut out = String::new();
-    for (i, payload) in fixture().into_iter().enumerate() {
-        let event = wire::Event {
-            id: i as u64 + 1,
-            pub_us: None,
-            prev: None,
-            payload,
-        };
-        for r in engine.on_event(&event, FeedHealth::Live) {
-            out += &r.to_json_line();
-            out.push('\n');
-        }
-    }
-    out
+    decision::offline_audit(Config::default(), &fixture()).unwrap()
 }
 
 async fn start_stub(streaming: bool) -> (Stub, String) {
